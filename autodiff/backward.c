@@ -1,0 +1,74 @@
+// backward.c: the reverse walk over the tape.
+//
+// Every node's backward accumulates into its inputs' gradients, so walking the tape from
+// the last node to the first visits each node after all the nodes that used its output:
+// by the time we reach it, its output's gradient is complete. Fan-out needs nothing more.
+#include <string.h>
+
+#include "tg_internal.h"
+
+tg_tensor *(tg_detach)(tg_graph *g, tg_tensor *x) {
+    if (!x) return tg_fail(g, "detach", "input is NULL (did an earlier op fail?)");
+    tg_tensor *t = tg_graph_alloc(g, sizeof *t);
+    *t = *x; // shares x's data
+    t->grad = NULL;
+    t->requires_grad = false;
+    t->node = NULL;
+    t->name = NULL;
+    return t;
+}
+
+bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed) {
+    if (!out) {
+        tg_fail(g, "backward", "output is NULL (did an earlier op fail?)");
+        return false;
+    }
+    if (out->dtype == TG_I32) {
+        tg_fail(g, "backward", "output is int32; only float outputs have gradients");
+        return false;
+    }
+    if (!out->requires_grad) {
+        tg_fail(g, "backward", "output does not require a gradient: no parameter or tensor made with "
+                               "requires_grad was used to compute it (or recording was off)");
+        return false;
+    }
+    size_t bytes = (size_t)out->numel * tg_dtype_size(out->dtype);
+    if (!out->node) { // a leaf: its gradient is the seed itself
+        TG_DISPATCH(out->dtype, {
+            T *gr = out->grad;
+            const T *s = seed;
+            for (int64_t i = 0; i < out->numel; i++) gr[i] += s[i];
+        });
+        return true;
+    }
+
+    // Intermediate gradients start from zero on every walk; leaves keep accumulating.
+    size_t n_nodes = tg_graph_node_count(g);
+    for (size_t i = 0; i < n_nodes; i++) tg_graph_node(g, i)->out->grad = NULL;
+    out->grad = tg_arena_alloc(g, bytes);
+    memcpy(out->grad, seed, bytes);
+
+    for (size_t i = n_nodes; i-- > 0;) {
+        tg_node *n = tg_graph_node(g, i);
+        if (!n->out->grad) continue; // no gradient reached this node: nothing to pass on
+        for (int k = 0; k < n->n_in; k++) {
+            tg_tensor *x = n->in[k];
+            if (x && x->requires_grad && !x->grad)
+                x->grad = tg_graph_alloc(g, (size_t)x->numel * tg_dtype_size(x->dtype));
+        }
+        if (n->op->backward) n->op->backward(g, n);
+    }
+    return true;
+}
+
+bool tg_backward(tg_graph *g, tg_tensor *loss) {
+    if (loss && loss->numel != 1) {
+        char s[64];
+        tg_fail(g, "backward", "loss has shape %s; backward from a non-scalar needs tg_backward_seed",
+                tg_shape_str(loss->shape, s, sizeof s));
+        return false;
+    }
+    double one64 = 1.0;
+    float one32 = 1.0f;
+    return tg_backward_seed(g, loss, loss && loss->dtype == TG_F32 ? (const void *)&one32 : (const void *)&one64);
+}

@@ -1,0 +1,323 @@
+// graph.c: the graph, an arena plus a tape.
+//
+// The arena is a list of blocks. Allocation bumps a pointer in the current block and moves
+// on to the next one when it is full; reset rewinds to the first block and keeps them all.
+// The same sequence of allocations after a reset therefore lands in the same blocks, and
+// a training loop with fixed shapes stops calling malloc after its first iteration.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg_internal.h"
+
+#define ARENA_ALIGN 64
+#define ARENA_MIN_BLOCK (1u << 20) // 1 MiB: small graphs fit in one block
+#define ERROR_LEN 512
+
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t size; // usable bytes after the header
+    size_t used;
+    _Alignas(ARENA_ALIGN) unsigned char data[];
+} arena_block;
+
+struct tg_graph {
+    arena_block *first, *cur; // blocks in use order; cur is the one being filled
+    size_t arena_used;        // bytes handed out since reset
+    size_t heap_allocs;       // blocks and tape growth, for tg_graph_get_stats
+    tg_node **tape;           // nodes in the order they were recorded
+    size_t n_nodes, cap_nodes;
+    bool grad_enabled, training;
+    const char *call_file; // set by tg_here before each op
+    int call_line;
+    char last_error[ERROR_LEN];
+    bool has_error;
+};
+
+// --- Arena ---
+
+static arena_block *block_new(tg_graph *g, size_t size) {
+    arena_block *b = aligned_alloc(ARENA_ALIGN, (sizeof(arena_block) + size + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
+    if (!b) return NULL;
+    g->heap_allocs++;
+    b->next = NULL;
+    b->size = size;
+    b->used = 0;
+    return b;
+}
+
+void *tg_arena_alloc(tg_graph *g, size_t bytes) {
+    bytes = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (bytes == 0) bytes = ARENA_ALIGN;
+    // Blocks after cur are empty. Move on until one has room (skipping any too small for
+    // this request); past the last block, add one twice as large as the last.
+    while (g->cur->used + bytes > g->cur->size) {
+        if (!g->cur->next) {
+            size_t size = g->cur->size < (256u << 20) ? g->cur->size * 2 : g->cur->size;
+            if (size < bytes) size = bytes;
+            arena_block *b = block_new(g, size);
+            if (!b) {
+                fprintf(stderr, "tapegrad: out of memory growing a graph's arena by %zu bytes\n", size);
+                abort();
+            }
+            g->cur->next = b;
+        }
+        g->cur = g->cur->next;
+    }
+    void *p = g->cur->data + g->cur->used;
+    g->cur->used += bytes;
+    g->arena_used += bytes;
+    return p;
+}
+
+void *tg_graph_alloc(tg_graph *g, size_t bytes) {
+    void *p = tg_arena_alloc(g, bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+
+// --- Lifecycle ---
+
+tg_graph *tg_graph_new(void) {
+    tg_graph *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->first = g->cur = block_new(g, ARENA_MIN_BLOCK);
+    if (!g->first) {
+        free(g);
+        return NULL;
+    }
+    g->heap_allocs++; // the graph itself
+    g->grad_enabled = true;
+    g->training = true;
+    return g;
+}
+
+void tg_graph_free(tg_graph *g) {
+    if (!g) return;
+    for (arena_block *b = g->first, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    free(g->tape);
+    free(g);
+}
+
+void tg_graph_reset(tg_graph *g) {
+    // O(1) in the number of tensors: a handful of blocks are rewound, nothing is freed.
+    for (arena_block *b = g->first; b; b = b->next) b->used = 0;
+    g->cur = g->first;
+    g->arena_used = 0;
+    g->n_nodes = 0;
+    g->has_error = false;
+}
+
+void tg_graph_set_grad_enabled(tg_graph *g, bool enabled) { g->grad_enabled = enabled; }
+bool tg_graph_grad_enabled(const tg_graph *g) { return g->grad_enabled; }
+void tg_graph_set_training(tg_graph *g, bool training) { g->training = training; }
+bool tg_graph_training(const tg_graph *g) { return g->training; }
+size_t tg_graph_node_count(const tg_graph *g) { return g->n_nodes; }
+tg_node *tg_graph_node(const tg_graph *g, size_t i) { return g->tape[i]; }
+
+tg_graph_stats tg_graph_get_stats(const tg_graph *g) {
+    tg_graph_stats s = {0, g->arena_used, g->heap_allocs};
+    for (const arena_block *b = g->first; b; b = b->next) s.arena_reserved += b->size;
+    return s;
+}
+
+// --- Tensors in the arena ---
+
+tg_tensor *tg_new_tensor(tg_graph *g, tg_dtype dtype, tg_shape shape) {
+    tg_tensor *t = tg_arena_alloc(g, sizeof *t);
+    memset(t, 0, sizeof *t);
+    t->dtype = dtype;
+    t->shape = shape;
+    t->numel = tg_shape_numel(shape);
+    t->data = tg_arena_alloc(g, (size_t)t->numel * tg_dtype_size(dtype));
+    return t;
+}
+
+static bool check_new(tg_graph *g, const char *op, tg_shape shape) {
+    if (shape.n < 0 || shape.n > TG_MAX_DIMS) {
+        tg_fail(g, op, "%d dimensions; tensors have 0 to %d", shape.n, TG_MAX_DIMS);
+        return false;
+    }
+    for (int i = 0; i < shape.n; i++)
+        if (shape.d[i] < 0) {
+            char s[64];
+            tg_fail(g, op, "negative size in shape %s", tg_shape_str(shape, s, sizeof s));
+            return false;
+        }
+    return true;
+}
+
+tg_tensor *tg_full(tg_graph *g, tg_dtype dtype, tg_shape shape, double value) {
+    if (!check_new(g, "full", shape)) return NULL;
+    tg_tensor *t = tg_new_tensor(g, dtype, shape);
+    tg_tensor_fill(t, value);
+    return t;
+}
+
+tg_tensor *tg_zeros(tg_graph *g, tg_dtype dtype, tg_shape shape) { return tg_full(g, dtype, shape, 0.0); }
+tg_tensor *tg_ones(tg_graph *g, tg_dtype dtype, tg_shape shape) { return tg_full(g, dtype, shape, 1.0); }
+
+tg_tensor *tg_from_data(tg_graph *g, tg_dtype dtype, tg_shape shape, const void *data) {
+    if (!check_new(g, "from_data", shape)) return NULL;
+    tg_tensor *t = tg_new_tensor(g, dtype, shape);
+    tg_tensor_copy_from(t, data);
+    return t;
+}
+
+tg_tensor *tg_rand_uniform(tg_graph *g, tg_dtype dtype, tg_shape shape, tg_rng *rng, double lo, double hi) {
+    if (!check_new(g, "rand_uniform", shape)) return NULL;
+    if (dtype == TG_I32) return tg_fail(g, "rand_uniform", "dtype int32; random tensors are float");
+    tg_tensor *t = tg_new_tensor(g, dtype, shape);
+    tg_tensor_fill_uniform(t, rng, lo, hi);
+    return t;
+}
+
+tg_tensor *tg_rand_normal(tg_graph *g, tg_dtype dtype, tg_shape shape, tg_rng *rng, double mean, double std) {
+    if (!check_new(g, "rand_normal", shape)) return NULL;
+    if (dtype == TG_I32) return tg_fail(g, "rand_normal", "dtype int32; random tensors are float");
+    tg_tensor *t = tg_new_tensor(g, dtype, shape);
+    tg_tensor_fill_normal(t, rng, mean, std);
+    return t;
+}
+
+// --- The tape ---
+
+tg_node *tg_record_array(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, tg_tensor *const *in) {
+    if (!g->grad_enabled) return NULL;
+    bool wanted = false;
+    for (int i = 0; i < n_in; i++) wanted |= in[i] && in[i]->requires_grad;
+    if (!wanted) return NULL; // nothing upstream needs a gradient: no node, no backward
+
+    if (g->n_nodes == g->cap_nodes) {
+        size_t cap = g->cap_nodes ? g->cap_nodes * 2 : 256;
+        tg_node **tape = realloc(g->tape, cap * sizeof *tape);
+        if (!tape) {
+            fprintf(stderr, "tapegrad: out of memory growing the tape to %zu nodes\n", cap);
+            abort();
+        }
+        g->tape = tape;
+        g->cap_nodes = cap;
+        g->heap_allocs++;
+    }
+    tg_node *n = tg_graph_alloc(g, sizeof *n);
+    n->op = op;
+    n->out = out;
+    n->n_in = n_in;
+    n->in = tg_arena_alloc(g, (size_t)n_in * sizeof *n->in);
+    memcpy(n->in, in, (size_t)n_in * sizeof *n->in);
+    n->file = g->call_file;
+    n->line = g->call_line;
+    out->requires_grad = true;
+    out->node = n;
+    g->tape[g->n_nodes++] = n;
+    return n;
+}
+
+tg_node *tg_record(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, ...) {
+    tg_tensor *in[8];
+    va_list ap;
+    va_start(ap, n_in);
+    for (int i = 0; i < n_in && i < 8; i++) in[i] = va_arg(ap, tg_tensor *);
+    va_end(ap);
+    return tg_record_array(g, op, out, n_in, in);
+}
+
+// --- Errors ---
+
+static void default_error_handler(const char *message, void *user) {
+    (void)user;
+    fprintf(stderr, "tapegrad error: %s\n", message);
+    abort();
+}
+
+static tg_error_handler error_handler = default_error_handler;
+static void *error_user;
+
+void tg_set_error_handler(tg_error_handler handler, void *user) {
+    error_handler = handler ? handler : default_error_handler;
+    error_user = handler ? user : NULL;
+}
+
+tg_graph *tg_here(tg_graph *g, const char *file, int line) {
+    if (g) {
+        g->call_file = file;
+        g->call_line = line;
+    }
+    return g;
+}
+
+void tg_graph_call_site(const tg_graph *g, const char **file, int *line) {
+    *file = g->call_file;
+    *line = g->call_line;
+}
+
+const char *tg_graph_last_error(const tg_graph *g) { return g->has_error ? g->last_error : NULL; }
+
+void *tg_fail(tg_graph *g, const char *op, const char *fmt, ...) {
+    char msg[ERROR_LEN];
+    int n = snprintf(msg, sizeof msg, "tg_%s: ", op);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < sizeof msg) n += vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (g && g->call_file && n > 0 && (size_t)n < sizeof msg)
+        snprintf(msg + n, sizeof msg - (size_t)n, " (called at %s:%d)", g->call_file, g->call_line);
+    if (g) {
+        memcpy(g->last_error, msg, sizeof msg);
+        g->has_error = true;
+    }
+    error_handler(msg, error_user);
+    return NULL;
+}
+
+// --- Checks ---
+
+bool tg_check_float(tg_graph *g, const char *op, int n, ...) {
+    va_list ap;
+    va_start(ap, n);
+    const tg_tensor *first = NULL;
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        const tg_tensor *t = va_arg(ap, const tg_tensor *);
+        if (!t) {
+            tg_fail(g, op, "input %d is NULL (did an earlier op fail?)", i);
+            ok = false;
+        } else if (t->dtype == TG_I32) {
+            tg_fail(g, op, "input %d is int32; this op takes float32 or float64", i);
+            ok = false;
+        } else if (first && t->dtype != first->dtype) {
+            tg_fail(g, op, "inputs mix %s and %s; convert one of them", tg_dtype_name(first->dtype),
+                    tg_dtype_name(t->dtype));
+            ok = false;
+        } else if (!first) {
+            first = t;
+        }
+    }
+    va_end(ap);
+    return ok;
+}
+
+bool tg_check_i32(tg_graph *g, const char *op, const tg_tensor *t, const char *role) {
+    if (!t) {
+        tg_fail(g, op, "%s is NULL (did an earlier op fail?)", role);
+        return false;
+    }
+    if (t->dtype != TG_I32) {
+        tg_fail(g, op, "%s must be int32, got %s", role, tg_dtype_name(t->dtype));
+        return false;
+    }
+    return true;
+}
+
+bool tg_check_axis(tg_graph *g, const char *op, int ndim, int *axis) {
+    int a = *axis < 0 ? *axis + ndim : *axis;
+    if (a < 0 || a >= ndim) {
+        tg_fail(g, op, "axis %d is out of range for a tensor of %d dimensions", *axis, ndim);
+        return false;
+    }
+    *axis = a;
+    return true;
+}

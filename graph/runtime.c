@@ -1,0 +1,73 @@
+// runtime.c: BLIS, chosen and checked in code.
+//
+// Debian's BLIS 0.9 does not recognise recent AMD CPUs (Zen 4, Zen 5) and falls back to its
+// generic kernels, about 6x slower than its AVX-512 "skx" kernels on the same machine. BLIS
+// reads BLIS_ARCH_TYPE once, when it initialises, so we set it (unless the user has) before
+// our first BLIS call, then ask BLIS which kernels it took and warn if they are generic.
+#include <blis.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tg_internal.h"
+
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static const char *blas_arch = "unknown";
+static int num_threads = 1;
+
+static bool cpu_has_avx512(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+#else
+    return false;
+#endif
+}
+
+static void blas_init(void) {
+    if (!getenv("BLIS_ARCH_TYPE") && cpu_has_avx512()) setenv("BLIS_ARCH_TYPE", "skx", 0);
+    bli_init();
+    arch_t id = bli_arch_query_id();
+    blas_arch = bli_arch_string(id);
+    if (id == BLIS_ARCH_GENERIC && !getenv("TG_QUIET"))
+        fprintf(stderr, "tapegrad: BLIS is using its slow generic kernels on this CPU "
+                        "(was BLIS initialised before tapegrad, or BLIS_ARCH_TYPE set?)\n");
+    bli_thread_set_num_threads(num_threads);
+}
+
+static void ensure_init(void) { pthread_once(&blas_once, blas_init); }
+
+void tg_set_num_threads(int n) {
+    ensure_init();
+    num_threads = n < 1 ? 1 : n;
+    bli_thread_set_num_threads(num_threads);
+}
+
+int tg_num_threads(void) { return num_threads; }
+
+const char *tg_blas_arch(void) {
+    ensure_init();
+    return blas_arch;
+}
+
+const char *tg_blas_version(void) {
+    ensure_init();
+    return bli_info_get_version_str();
+}
+
+void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+             const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
+    ensure_init();
+    if (m == 0 || n == 0) return;
+    trans_t ta = trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE;
+    trans_t tb = trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE;
+    // Row-major storage: row stride = leading dimension, column stride = 1.
+    if (dtype == TG_F32) {
+        float al = (float)alpha, be = (float)beta;
+        bli_sgemm(ta, tb, m, n, k, &al, (float *)a, lda, 1, (float *)b, ldb, 1, &be, c, ldc, 1);
+    } else {
+        bli_dgemm(ta, tb, m, n, k, &alpha, (double *)a, lda, 1, (double *)b, ldb, 1, &beta, c, ldc, 1);
+    }
+}

@@ -1,0 +1,14 @@
+// tapegrad.h: everything. Reverse-mode automatic differentiation on a tape, in C.
+#ifndef TAPEGRAD_H
+#define TAPEGRAD_H
+
+#include "tg_autodiff.h"
+#include "tg_graph.h"
+#include "tg_ops.h"
+#include "tg_params.h"
+#include "tg_runtime.h"
+#include "tg_tensor.h"
+
+#define TAPEGRAD_VERSION "0.1.0"
+
+#endif

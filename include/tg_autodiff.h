@@ -1,0 +1,50 @@
+// tg_autodiff.h: the backward walk, the gradient checker and Graphviz export.
+#ifndef TG_AUTODIFF_H
+#define TG_AUTODIFF_H
+
+#include <stdio.h>
+
+#include "tg_graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Back-propagates from a scalar loss: d loss/d loss = 1. Gradients accumulate (+=) into
+// every tensor that requires one; call it twice and parameters get twice the gradient, as
+// in PyTorch. Returns false (through the error path) when loss is not a scalar.
+bool tg_backward(tg_graph *g, tg_tensor *loss);
+// Back-propagates from any output, given the gradient of the output (out->numel values of
+// its dtype) as the seed.
+bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed);
+
+// Builds the function to check in g from the tensors being differentiated (kept in ctx)
+// and returns its output, of any shape.
+typedef tg_tensor *(*tg_graph_fn)(tg_graph *g, void *ctx);
+
+typedef struct {
+    double eps;    // central-difference step (default 1e-6)
+    double atol;   // pass when |analytic - numeric| <= atol + rtol*|numeric| (default 1e-5)
+    double rtol;   // (default 1e-3)
+    uint64_t seed; // seeds the random weights that scalarise a non-scalar output
+} tg_gradcheck_opts;
+
+// PyTorch's gradcheck defaults: eps 1e-6, atol 1e-5, rtol 1e-3.
+tg_gradcheck_opts tg_gradcheck_defaults(void);
+
+// Checks the analytic gradient of sum(w * fn(...)) with respect to each of the n float64
+// tensors wrt[i] (made with tg_tensor_create(..., true)) against central differences,
+// w being fixed random weights. Returns true when every element passes; otherwise writes
+// which input, which element and both values into report (len bytes; may be NULL).
+// opts may be NULL for the defaults. The tensors' data is restored afterwards.
+bool tg_gradcheck(tg_graph_fn fn, void *ctx, tg_tensor *const *wrt, int n, const tg_gradcheck_opts *opts,
+                  char *report, size_t len);
+
+// Writes the tape as a Graphviz DOT digraph: one box per op with its output's shape,
+// parameters (named leaves) as filled ellipses, other leaves as plain ellipses.
+void tg_graph_write_dot(const tg_graph *g, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

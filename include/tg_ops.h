@@ -1,0 +1,156 @@
+// tg_ops.h: the ops. Each computes its output at once and, when a gradient is wanted,
+// records a node so that tg_backward can differentiate it.
+//
+// Conventions, shared by every op:
+// - Float inputs of one op share a dtype (f32 or f64); ids and targets are i32.
+// - Outputs are fresh, contiguous tensors in the graph's arena (reshape and detach share
+//   their input's data, as documented there).
+// - A wrong shape or dtype is reported through tg_graph.h's error path, naming the op, the
+//   shapes and the call site, and the op returns NULL.
+// - Binary elementwise ops broadcast as NumPy does: shapes are aligned on the right and a
+//   size-1 (or missing) dimension stretches to the other's size.
+// Every op is also a macro of the same name that records its call site for error messages.
+#ifndef TG_OPS_H
+#define TG_OPS_H
+
+#include "tg_graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// --- Matrix products (ops/matmul.c) ---------------------------------------------------
+// a [M, K] @ b [K, N] -> [M, N]; or batched: a [B, M, K] @ b [B, K, N] -> [B, M, N].
+tg_tensor *tg_matmul(tg_graph *g, tg_tensor *a, tg_tensor *b);
+// As tg_matmul, with a and/or b read transposed (their last two axes swapped), no copy.
+tg_tensor *tg_matmul_t(tg_graph *g, tg_tensor *a, tg_tensor *b, bool trans_a, bool trans_b);
+// x [..., in] W^T + b: weight [out, in] as PyTorch lays it out, bias [out] or NULL.
+tg_tensor *tg_linear(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *bias);
+
+// --- Elementwise arithmetic, broadcasting (ops/arith.c) -------------------------------
+tg_tensor *tg_add(tg_graph *g, tg_tensor *a, tg_tensor *b); // a + b
+tg_tensor *tg_sub(tg_graph *g, tg_tensor *a, tg_tensor *b); // a - b
+tg_tensor *tg_mul(tg_graph *g, tg_tensor *a, tg_tensor *b); // a * b
+tg_tensor *tg_div(tg_graph *g, tg_tensor *a, tg_tensor *b); // a / b
+tg_tensor *tg_neg(tg_graph *g, tg_tensor *x);               // -x
+tg_tensor *tg_add_scalar(tg_graph *g, tg_tensor *x, double c); // x + c
+tg_tensor *tg_mul_scalar(tg_graph *g, tg_tensor *x, double c); // x * c
+
+// --- Activations (ops/activation.c) ---------------------------------------------------
+tg_tensor *tg_tanh(tg_graph *g, tg_tensor *x);
+tg_tensor *tg_sigmoid(tg_graph *g, tg_tensor *x);
+tg_tensor *tg_relu(tg_graph *g, tg_tensor *x);
+// x for x > 0, slope*x otherwise (PyTorch's default slope is 0.01).
+tg_tensor *tg_leaky_relu(tg_graph *g, tg_tensor *x, double slope);
+// x for x > 0, alpha*(exp(x)-1) otherwise (PyTorch's default alpha is 1).
+tg_tensor *tg_elu(tg_graph *g, tg_tensor *x, double alpha);
+tg_tensor *tg_exp(tg_graph *g, tg_tensor *x);
+// Natural log; log of a negative number is NaN and of zero -inf, as in C.
+tg_tensor *tg_log(tg_graph *g, tg_tensor *x);
+
+// --- Reductions (ops/reduce.c) --------------------------------------------------------
+// Sum of all elements: a scalar (shape []).
+tg_tensor *tg_sum(tg_graph *g, tg_tensor *x);
+// Mean of all elements: a scalar.
+tg_tensor *tg_mean(tg_graph *g, tg_tensor *x);
+// Sum over one axis (negative counts from the end); keepdim keeps it with size 1.
+tg_tensor *tg_sum_axis(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
+// Mean over one axis.
+tg_tensor *tg_mean_axis(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
+
+// --- Softmax and losses (ops/softmax.c, ops/loss.c) -----------------------------------
+// Softmax along an axis (negative counts from the end), numerically stable.
+tg_tensor *tg_softmax(tg_graph *g, tg_tensor *x, int axis);
+// log(softmax(x)) along an axis, computed without forming softmax.
+tg_tensor *tg_log_softmax(tg_graph *g, tg_tensor *x, int axis);
+
+typedef enum {
+    TG_REDUCE_MEAN, // mean over the elements that count (PyTorch's default)
+    TG_REDUCE_SUM,  // sum over the elements that count
+    TG_REDUCE_NONE, // one loss per element; ignored elements get 0
+} tg_reduction;
+
+// Cross-entropy of logits [N, C] against i32 class ids [N]; targets equal to ignore_index
+// count for nothing (pass -100 as PyTorch does, or any id that is never a class).
+tg_tensor *tg_cross_entropy(tg_graph *g, tg_tensor *logits, tg_tensor *targets, tg_reduction reduction,
+                            int ignore_index);
+// Negative log-likelihood of log-probabilities [N, C] against i32 class ids [N].
+tg_tensor *tg_nll_loss(tg_graph *g, tg_tensor *log_probs, tg_tensor *targets, tg_reduction reduction,
+                       int ignore_index);
+// Mean (or sum, or elementwise) squared error between two tensors of the same shape.
+tg_tensor *tg_mse_loss(tg_graph *g, tg_tensor *input, tg_tensor *target, tg_reduction reduction);
+
+// --- Shape ops (ops/shape.c) ----------------------------------------------------------
+// Same data, new shape with the same number of elements; one size may be -1 (inferred).
+// The output shares x's data.
+tg_tensor *tg_reshape(tg_graph *g, tg_tensor *x, tg_shape shape);
+// Swaps two axes (negative counts from the end); the output is a contiguous copy.
+tg_tensor *tg_transpose(tg_graph *g, tg_tensor *x, int axis0, int axis1);
+// Joins n tensors along an existing axis; all other sizes must match.
+tg_tensor *tg_concat(tg_graph *g, int n, tg_tensor *const *xs, int axis);
+// Elements start .. start+length-1 along an axis.
+tg_tensor *tg_slice(tg_graph *g, tg_tensor *x, int axis, int64_t start, int64_t length);
+// Joins n tensors of one shape along a new axis (0 .. ndim).
+tg_tensor *tg_stack(tg_graph *g, int n, tg_tensor *const *xs, int axis);
+// Splits x into n equal pieces along an axis, written to out[0..n-1]; false on error.
+bool tg_chunk(tg_graph *g, tg_tensor *x, int n, int axis, tg_tensor **out);
+
+// --- Indexing, selection, dropout (ops/index.c, ops/select.c) -------------------------
+// Rows of weight [V, E] picked by i32 ids of any shape S: output S + [E]. Backward
+// scatter-adds into the weight's gradient, repeated ids included.
+tg_tensor *tg_embedding(tg_graph *g, tg_tensor *weight, tg_tensor *ids);
+// cond ? a : b elementwise, broadcasting all three; cond is i32 (nonzero = true).
+tg_tensor *tg_where(tg_graph *g, tg_tensor *cond, tg_tensor *a, tg_tensor *b);
+// x with value wherever mask (i32, broadcast to x) is nonzero.
+tg_tensor *tg_masked_fill(tg_graph *g, tg_tensor *x, tg_tensor *mask, double value);
+// In training mode zeroes each element with probability p and scales the rest by 1/(1-p),
+// drawing from rng; outside training mode (or p = 0) returns x itself.
+tg_tensor *tg_dropout(tg_graph *g, tg_tensor *x, double p, tg_rng *rng);
+
+// --- Gradient flow (autodiff/backward.c) ----------------------------------------------
+// Same data as x, cut from the tape: no gradient flows back through it.
+tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
+
+// Call-site recording: each op's macro passes the graph through tg_here first.
+#define tg_matmul(g, ...) tg_matmul(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_matmul_t(g, ...) tg_matmul_t(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_linear(g, ...) tg_linear(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_add(g, ...) tg_add(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_sub(g, ...) tg_sub(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_mul(g, ...) tg_mul(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_div(g, ...) tg_div(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_neg(g, ...) tg_neg(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_add_scalar(g, ...) tg_add_scalar(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_mul_scalar(g, ...) tg_mul_scalar(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_tanh(g, ...) tg_tanh(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_sigmoid(g, ...) tg_sigmoid(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_relu(g, ...) tg_relu(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_leaky_relu(g, ...) tg_leaky_relu(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_elu(g, ...) tg_elu(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_exp(g, ...) tg_exp(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_log(g, ...) tg_log(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_sum(g, ...) tg_sum(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_mean(g, ...) tg_mean(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_sum_axis(g, ...) tg_sum_axis(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_mean_axis(g, ...) tg_mean_axis(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_softmax(g, ...) tg_softmax(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_log_softmax(g, ...) tg_log_softmax(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_cross_entropy(g, ...) tg_cross_entropy(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_nll_loss(g, ...) tg_nll_loss(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_mse_loss(g, ...) tg_mse_loss(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_reshape(g, ...) tg_reshape(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_transpose(g, ...) tg_transpose(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_concat(g, ...) tg_concat(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_slice(g, ...) tg_slice(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_stack(g, ...) tg_stack(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_chunk(g, ...) tg_chunk(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_embedding(g, ...) tg_embedding(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_where(g, ...) tg_where(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_masked_fill(g, ...) tg_masked_fill(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_dropout(g, ...) tg_dropout(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_detach(g, ...) tg_detach(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,25 @@
+// tg_runtime.h: threads and the matrix-multiply backend (BLIS).
+//
+// On first use tapegrad configures BLIS itself: on a CPU with AVX-512 that BLIS does not
+// recognise (its generic kernels are about 6x slower there) it selects the AVX-512 "skx"
+// kernels, unless the user has set BLIS_ARCH_TYPE. Nothing needs to be set by hand.
+#ifndef TG_RUNTIME_H
+#define TG_RUNTIME_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Sets the number of threads matrix products may use (default 1).
+void tg_set_num_threads(int n);
+// The number of threads set by tg_set_num_threads.
+int tg_num_threads(void);
+// The BLIS kernel set in use, e.g. "skx" or "zen3"; "generic" means the slow fallback.
+const char *tg_blas_arch(void);
+// BLIS's version string.
+const char *tg_blas_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,2 @@
+// index.c: (in progress)
+#include "tg_internal.h"

@@ -1,0 +1,2 @@
+// loss.c: (in progress)
+#include "tg_internal.h"

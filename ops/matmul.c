@@ -1,0 +1,138 @@
+// matmul.c: matrix products through BLIS, and linear (x W^T + b).
+//
+// With C = op(A) op(B), where op is the identity or a transpose:
+//   dA = dC op(B)^T   (stored transposed when A is read transposed)
+//   dB = op(A)^T dC   (likewise)
+// BLIS's transpose flags express every case without copying, and beta = 1 makes the
+// products accumulate straight into the gradients.
+#include <string.h>
+
+#include "tg_internal.h"
+
+// The sizes of one product, from the stored shapes and the transpose flags.
+typedef struct {
+    int64_t batch, m, n, k;
+    int64_t lda, ldb;      // row strides of A and B as stored
+    int64_t stride_a, stride_b; // elements between batch entries (0: shared across the batch)
+    bool ta, tb;
+} mm_dims;
+
+static void matmul_backward(tg_graph *g, tg_node *n) {
+    (void)g;
+    const mm_dims *d = n->saved;
+    tg_tensor *a = n->in[0], *b = n->in[1], *c = n->out;
+    size_t es = tg_dtype_size(c->dtype);
+    for (int64_t i = 0; i < d->batch; i++) {
+        const char *A = (const char *)a->data + (size_t)(i * d->stride_a) * es;
+        const char *B = (const char *)b->data + (size_t)(i * d->stride_b) * es;
+        const char *dC = (const char *)c->grad + (size_t)(i * d->m * d->n) * es;
+        if (a->grad) {
+            char *dA = (char *)a->grad + (size_t)(i * d->stride_a) * es;
+            if (!d->ta) // dA [m, k] += dC [m, n] op(B)^T
+                tg_gemm(c->dtype, false, !d->tb, d->m, d->k, d->n, 1.0, dC, d->n, B, d->ldb, 1.0, dA, d->lda);
+            else // dA [k, m] += op(B) [k, n] dC^T
+                tg_gemm(c->dtype, d->tb, true, d->k, d->m, d->n, 1.0, B, d->ldb, dC, d->n, 1.0, dA, d->lda);
+        }
+        if (b->grad) {
+            char *dB = (char *)b->grad + (size_t)(i * d->stride_b) * es;
+            if (!d->tb) // dB [k, n] += op(A)^T [k, m] dC
+                tg_gemm(c->dtype, !d->ta, false, d->k, d->n, d->m, 1.0, A, d->lda, dC, d->n, 1.0, dB, d->ldb);
+            else // dB [n, k] += dC^T [n, m] op(A)
+                tg_gemm(c->dtype, true, d->ta, d->n, d->k, d->m, 1.0, dC, d->n, A, d->lda, 1.0, dB, d->ldb);
+        }
+    }
+}
+
+static const tg_op MATMUL_OP = {"matmul", matmul_backward};
+
+tg_tensor *(tg_matmul_t)(tg_graph *g, tg_tensor *a, tg_tensor *b, bool trans_a, bool trans_b) {
+    if (!tg_check_float(g, "matmul", 2, a, b)) return NULL;
+    char sa[64], sb[64];
+    tg_shape_str(a->shape, sa, sizeof sa);
+    tg_shape_str(b->shape, sb, sizeof sb);
+    bool ok_rank = (a->shape.n == 2 && b->shape.n == 2) || (a->shape.n == 3 && (b->shape.n == 3 || b->shape.n == 2));
+    if (!ok_rank)
+        return tg_fail(g, "matmul", "shapes %s and %s: takes 2-D @ 2-D, 3-D @ 3-D (batched) or 3-D @ 2-D", sa, sb);
+    int ra = a->shape.n - 2, rb = b->shape.n - 2; // index of each one's row axis
+    mm_dims *d = tg_arena_alloc(g, sizeof *d);
+    d->ta = trans_a;
+    d->tb = trans_b;
+    d->batch = a->shape.n == 3 ? a->shape.d[0] : 1;
+    d->lda = a->shape.d[ra + 1];
+    d->ldb = b->shape.d[rb + 1];
+    d->m = trans_a ? a->shape.d[ra + 1] : a->shape.d[ra];
+    d->k = trans_a ? a->shape.d[ra] : a->shape.d[ra + 1];
+    int64_t kb = trans_b ? b->shape.d[rb + 1] : b->shape.d[rb];
+    d->n = trans_b ? b->shape.d[rb] : b->shape.d[rb + 1];
+    d->stride_a = a->shape.d[ra] * a->shape.d[ra + 1];
+    d->stride_b = b->shape.n == 3 ? b->shape.d[rb] * b->shape.d[rb + 1] : 0;
+    if (d->k != kb)
+        return tg_fail(g, "matmul", "shapes %s%s and %s%s: inner sizes %lld and %lld differ", sa,
+                       trans_a ? " (transposed)" : "", sb, trans_b ? " (transposed)" : "", (long long)d->k,
+                       (long long)kb);
+    if (b->shape.n == 3 && b->shape.d[0] != d->batch)
+        return tg_fail(g, "matmul", "shapes %s and %s: batch sizes differ", sa, sb);
+
+    tg_shape shape = a->shape.n == 3 ? tg_shape3(d->batch, d->m, d->n) : tg_shape2(d->m, d->n);
+    tg_tensor *c = tg_new_tensor(g, a->dtype, shape);
+    size_t es = tg_dtype_size(a->dtype);
+    for (int64_t i = 0; i < d->batch; i++)
+        tg_gemm(a->dtype, trans_a, trans_b, d->m, d->n, d->k, 1.0, (const char *)a->data + (size_t)(i * d->stride_a) * es,
+                d->lda, (const char *)b->data + (size_t)(i * d->stride_b) * es, d->ldb, 0.0,
+                (char *)c->data + (size_t)(i * d->m * d->n) * es, d->n);
+    tg_node *n = tg_record(g, &MATMUL_OP, c, 2, a, b);
+    if (n) n->saved = d;
+    return c;
+}
+
+tg_tensor *(tg_matmul)(tg_graph *g, tg_tensor *a, tg_tensor *b) { return (tg_matmul_t)(g, a, b, false, false); }
+
+// --- linear: y [rows, out] = x [rows, in] W^T + b, rows being all leading dims of x ---
+
+static void linear_backward(tg_graph *g, tg_node *n) {
+    (void)g;
+    tg_tensor *x = n->in[0], *w = n->in[1], *bias = n->n_in > 2 ? n->in[2] : NULL, *y = n->out;
+    int64_t out = w->shape.d[0], in = w->shape.d[1], rows = x->numel / (in ? in : 1);
+    if (x->grad) // dx [rows, in] += dy [rows, out] W [out, in]
+        tg_gemm(y->dtype, false, false, rows, in, out, 1.0, y->grad, out, w->data, in, 1.0, x->grad, in);
+    if (w->grad) // dW [out, in] += dy^T [out, rows] x [rows, in]
+        tg_gemm(y->dtype, true, false, out, in, rows, 1.0, y->grad, out, x->data, in, 1.0, w->grad, in);
+    if (bias && bias->grad)
+        TG_DISPATCH(y->dtype, {
+            const T *gy = y->grad;
+            T *gb = bias->grad;
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t j = 0; j < out; j++) gb[j] += gy[r * out + j];
+        });
+}
+
+static const tg_op LINEAR_OP = {"linear", linear_backward};
+
+tg_tensor *(tg_linear)(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *bias) {
+    if (!tg_check_float(g, "linear", 2, x, weight)) return NULL;
+    if (bias && !tg_check_float(g, "linear", 2, x, bias)) return NULL;
+    char sx[64], sw[64], sb[64];
+    tg_shape_str(x->shape, sx, sizeof sx);
+    tg_shape_str(weight->shape, sw, sizeof sw);
+    if (weight->shape.n != 2 || x->shape.n < 1 || x->shape.d[x->shape.n - 1] != weight->shape.d[1])
+        return tg_fail(g, "linear", "input %s and weight %s: the weight must be [out, in] with in = the "
+                                    "input's last size", sx, sw);
+    int64_t out = weight->shape.d[0], in = weight->shape.d[1];
+    if (bias && (bias->shape.n != 1 || bias->shape.d[0] != out))
+        return tg_fail(g, "linear", "weight %s and bias %s: the bias must be [%lld]", sw,
+                       tg_shape_str(bias->shape, sb, sizeof sb), (long long)out);
+    tg_shape shape = x->shape;
+    shape.d[shape.n - 1] = out;
+    tg_tensor *y = tg_new_tensor(g, x->dtype, shape);
+    int64_t rows = x->numel / (in ? in : 1);
+    if (bias) // start from the bias in every row, then add the product onto it
+        for (int64_t r = 0; r < rows; r++)
+            memcpy((char *)y->data + (size_t)(r * out) * tg_dtype_size(y->dtype), bias->data,
+                   (size_t)out * tg_dtype_size(y->dtype));
+    tg_gemm(x->dtype, false, true, rows, out, in, 1.0, x->data, in, weight->data, in, bias ? 1.0 : 0.0, y->data, out);
+    if (bias)
+        tg_record(g, &LINEAR_OP, y, 3, x, weight, bias);
+    else
+        tg_record(g, &LINEAR_OP, y, 2, x, weight);
+    return y;
+}

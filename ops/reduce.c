@@ -1,0 +1,2 @@
+// reduce.c: (in progress)
+#include "tg_internal.h"

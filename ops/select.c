@@ -1,0 +1,2 @@
+// select.c: (in progress)
+#include "tg_internal.h"

@@ -1,0 +1,2 @@
+// shape.c: (in progress)
+#include "tg_internal.h"

@@ -1,0 +1,2 @@
+// softmax.c: (in progress)
+#include "tg_internal.h"

@@ -1,0 +1,105 @@
+// Gradient checks and values for matmul (2-D, batched, transposed) and linear.
+#include <math.h>
+
+#include "tg_test.h"
+
+typedef struct {
+    tg_tensor *a, *b, *bias;
+    bool ta, tb, linear;
+} mm_case;
+
+static tg_tensor *run_mm(tg_graph *g, void *ctx) {
+    mm_case *c = ctx;
+    if (c->linear) return tg_linear(g, c->a, c->b, c->bias);
+    return tg_matmul_t(g, c->a, c->b, c->ta, c->tb);
+}
+
+// Stored shape of an operand: rows x cols, swapped when it is read transposed.
+static tg_shape stored(int batch, int64_t rows, int64_t cols, bool t) {
+    int64_t r = t ? cols : rows, c = t ? rows : cols;
+    return batch ? tg_shape3(batch, r, c) : tg_shape2(r, c);
+}
+
+Test(matmul, gradcheck_every_transpose_2d_and_batched) {
+    for (int batch = 0; batch <= 3; batch += 3)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                mm_case c = {test_input(stored(batch, 4, 3, ta), 1, -1, 1), test_input(stored(batch, 3, 5, tb), 2, -1, 1),
+                             NULL, ta, tb, false};
+                tg_tensor *wrt[] = {c.a, c.b};
+                ASSERT_GRADCHECK(run_mm, &c, wrt, 2);
+                tg_tensor_free(c.a);
+                tg_tensor_free(c.b);
+            }
+}
+
+Test(matmul, gradcheck_batched_times_shared_matrix) {
+    for (int tb = 0; tb < 2; tb++) {
+        mm_case c = {test_input(tg_shape3(2, 3, 4), 5, -1, 1), test_input(stored(0, 4, 2, tb), 6, -1, 1), NULL, false, tb, false};
+        tg_tensor *wrt[] = {c.a, c.b};
+        ASSERT_GRADCHECK(run_mm, &c, wrt, 2);
+        tg_tensor_free(c.a);
+        tg_tensor_free(c.b);
+    }
+}
+
+Test(matmul, gradcheck_size_one_dims) {
+    mm_case c = {test_input(tg_shape2(1, 3), 8, -1, 1), test_input(tg_shape2(3, 1), 9, -1, 1), NULL, false, false, false};
+    tg_tensor *wrt[] = {c.a, c.b};
+    ASSERT_GRADCHECK(run_mm, &c, wrt, 2);
+    tg_tensor_free(c.a);
+    tg_tensor_free(c.b);
+}
+
+Test(matmul, values_against_naive_product) {
+    tg_graph *g = tg_graph_new();
+    tg_rng rng;
+    tg_rng_seed(&rng, 3);
+    tg_tensor *a = tg_rand_uniform(g, TG_F32, tg_shape2(7, 5), &rng, -1, 1);
+    tg_tensor *b = tg_rand_uniform(g, TG_F32, tg_shape2(6, 5), &rng, -1, 1);
+    tg_tensor *c = tg_matmul_t(g, a, b, false, true); // a b^T: [7, 6]
+    cr_assert(tg_shape_equal(c->shape, tg_shape2(7, 6)));
+    for (int i = 0; i < 7; i++)
+        for (int j = 0; j < 6; j++) {
+            double s = 0;
+            for (int k = 0; k < 5; k++) s += tg_tensor_get(a, i * 5 + k) * tg_tensor_get(b, j * 5 + k);
+            ASSERT_CLOSE(tg_tensor_get(c, i * 6 + j), s, 1e-6, 1e-5);
+        }
+    tg_graph_free(g);
+}
+
+Test(linear, gradcheck_with_and_without_bias) {
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        mm_case c = {test_input(tg_shape3(2, 3, 4), 1, -1, 1), test_input(tg_shape2(5, 4), 2, -1, 1),
+                     with_bias ? test_input(tg_shape1(5), 3, -1, 1) : NULL, false, false, true};
+        tg_tensor *wrt[] = {c.a, c.b, c.bias};
+        ASSERT_GRADCHECK(run_mm, &c, wrt, with_bias ? 3 : 2);
+        tg_tensor_free(c.a);
+        tg_tensor_free(c.b);
+        tg_tensor_free(c.bias);
+    }
+}
+
+Test(linear, values_match_pytorch_layout) {
+    tg_graph *g = tg_graph_new();
+    double x[] = {1, 2};                // [1, 2]
+    double w[] = {1, 0, 0, 1, 1, 1};    // [3, 2]: out = 3, in = 2
+    double b[] = {0.5, -0.5, 0};
+    tg_tensor *y = tg_linear(g, tg_from_data(g, TG_F64, tg_shape2(1, 2), x), tg_from_data(g, TG_F64, tg_shape2(3, 2), w),
+                             tg_from_data(g, TG_F64, tg_shape1(3), b));
+    double want[] = {1.5, 1.5, 3};
+    for (int i = 0; i < 3; i++) cr_assert_eq(tg_tensor_get(y, i), want[i]);
+    tg_graph_free(g);
+}
+
+Test(matmul, inner_size_mismatch_is_reported) {
+    test_capture_errors();
+    tg_graph *g = tg_graph_new();
+    cr_assert_null(tg_matmul(g, tg_zeros(g, TG_F32, tg_shape2(2, 3)), tg_zeros(g, TG_F32, tg_shape2(4, 5))));
+    cr_assert(strstr(test_error_message, "tg_matmul") && strstr(test_error_message, "[2, 3]") &&
+                  strstr(test_error_message, "[4, 5]"),
+              "%s", test_error_message);
+    cr_assert_null(tg_linear(g, tg_zeros(g, TG_F32, tg_shape2(2, 3)), tg_zeros(g, TG_F32, tg_shape2(4, 5)), NULL));
+    cr_assert(strstr(test_error_message, "tg_linear"), "%s", test_error_message);
+    tg_graph_free(g);
+}
