@@ -1,2 +1,230 @@
-// loss.c: (in progress)
+// loss.c: cross_entropy, nll_loss and mse_loss, each reduced by MEAN, SUM or NONE.
+//
+// Each loss is made of terms, one per row for cross_entropy and nll_loss (rows of [N, C]
+// against class ids [N]) and one per element for mse_loss. The reduction turns the terms
+// into the output: NONE keeps them, SUM adds them, MEAN divides their sum by the number of
+// terms that count. A row whose target is ignore_index gives a term of 0 and does not
+// count, so MEAN averages over the other rows as PyTorch does; with every row ignored it
+// is 0/0 = NaN, as in PyTorch, and the gradient is 0.
+//
+// cross_entropy is one fused op rather than nll_loss(log_softmax(x)): it saves per row
+// the max and log(sum exp(x - max)), from which log_softmax(x) = (x - max) - log_sum is
+// exact, so the forward writes no [N, C] buffer. Its backward is
+//   gx[r, c] += w_r * (softmax(x)[r, c] - [c == target_r]),
+// w_r being d output / d term r (gy[r] for NONE, gy for SUM, gy/count for MEAN).
+#include <math.h>
+
 #include "tg_internal.h"
+
+
+// --- Shared by the three losses ---
+
+static bool check_reduction(tg_graph *g, const char *op, tg_reduction reduction) {
+    if (reduction == TG_REDUCE_MEAN || reduction == TG_REDUCE_SUM || reduction == TG_REDUCE_NONE) return true;
+    tg_fail(g, op, "reduction %d is not TG_REDUCE_MEAN, TG_REDUCE_SUM or TG_REDUCE_NONE", (int)reduction);
+    return false;
+}
+
+// Checks x [N, C] (role: "logits", "log_probs") against int32 targets [N] whose values are
+// classes 0 .. C-1 or ignore_index.
+static bool check_class_targets(tg_graph *g, const char *op, const char *role, const tg_tensor *x,
+                                const tg_tensor *targets, int ignore_index) {
+    if (!tg_check_float(g, op, 1, x) || !tg_check_i32(g, op, targets, "targets")) return false;
+    if (x->shape.n != 2 || targets->shape.n != 1 || targets->shape.d[0] != x->shape.d[0]) {
+        char sx[64], st[64];
+        tg_fail(g, op, "%s %s and targets %s: takes %s [N, C] and targets [N]", role,
+                tg_shape_str(x->shape, sx, sizeof sx), tg_shape_str(targets->shape, st, sizeof st), role);
+        return false;
+    }
+    int64_t rows = x->shape.d[0], classes = x->shape.d[1];
+    const int32_t *t = targets->data; // [N]
+    for (int64_t r = 0; r < rows; r++)
+        if (t[r] != ignore_index && (t[r] < 0 || t[r] >= classes)) {
+            tg_fail(g, op, "target %d in row %lld is out of range for C = %lld classes (a target is 0 to C-1, "
+                           "or ignore_index %d)", (int)t[r], (long long)r, (long long)classes, ignore_index);
+            return false;
+        }
+    return true;
+}
+
+// The loss output from its terms [m]: NONE gives the terms, shaped none_shape; SUM their
+// sum; MEAN their sum over count, the number of terms that count (NaN when none does).
+static tg_tensor *reduce_terms(tg_graph *g, tg_dtype dtype, const double *terms, int64_t m, tg_shape none_shape,
+                               tg_reduction reduction, int64_t count) {
+    tg_tensor *y = tg_new_tensor(g, dtype, reduction == TG_REDUCE_NONE ? none_shape : tg_shape0());
+    TG_DISPATCH(dtype, {
+        T *yv = y->data;
+        if (reduction == TG_REDUCE_NONE) {
+            for (int64_t k = 0; k < m; k++) yv[k] = (T)terms[k];
+        } else {
+            double s = 0;
+            for (int64_t k = 0; k < m; k++) s += terms[k];
+            yv[0] = (T)(reduction == TG_REDUCE_SUM ? s : count ? s / (double)count : NAN);
+        }
+    });
+    return y;
+}
+
+// Every loss node keeps iarg[0] = reduction and arg[0] = count. d output / d term is
+// gy[k] for NONE, and this value, the same for every term, for SUM and MEAN.
+static double shared_term_grad(const tg_node *n) {
+    const tg_tensor *y = n->out;
+    if (n->iarg[0] == TG_REDUCE_NONE) return 0;
+    double gy = y->dtype == TG_F32 ? ((const float *)y->grad)[0] : ((const double *)y->grad)[0];
+    if (n->iarg[0] == TG_REDUCE_SUM) return gy;
+    return n->arg[0] > 0 ? gy / n->arg[0] : 0;
+}
+
+static tg_node *record_loss(tg_graph *g, const tg_op *op, tg_tensor *y, tg_tensor *a, tg_tensor *b,
+                            tg_reduction reduction, int64_t count) {
+    tg_node *n = tg_record(g, op, y, 2, a, b);
+    if (n) {
+        n->iarg[0] = reduction;
+        n->arg[0] = (double)count;
+    }
+    return n;
+}
+
+// --- cross_entropy: logits [N, C], targets [N] ---
+
+static void cross_entropy_backward(tg_graph *g, tg_node *n) {
+    (void)g;
+    tg_tensor *x = n->in[0], *targets = n->in[1], *y = n->out;
+    if (!x->grad) return;
+    int64_t rows = x->shape.d[0], classes = x->shape.d[1];
+    const double *stats = n->saved; // [N, 2]: max and log_sum of each row
+    const int32_t *t = targets->data;
+    int ignore_index = n->iarg[1];
+    bool each = n->iarg[0] == TG_REDUCE_NONE;
+    TG_DISPATCH(x->dtype, {
+        const T *xv = x->data, *gy = y->grad; // [N, C]; [N] or []
+        T *gx = x->grad;                      // [N, C]
+        T w_all = (T)shared_term_grad(n);
+        for (int64_t r = 0; r < rows; r++) {
+            if (t[r] == ignore_index) continue;
+            T w = each ? gy[r] : w_all, max = (T)stats[2 * r], log_sum = (T)stats[2 * r + 1];
+            const T *row = xv + r * classes;
+            T *grow = gx + r * classes;
+            for (int64_t c = 0; c < classes; c++) grow[c] += w * (T)TG_EXP((row[c] - max) - log_sum);
+            grow[t[r]] -= w;
+        }
+    });
+}
+
+static const tg_op CROSS_ENTROPY_OP = {"cross_entropy", cross_entropy_backward};
+
+tg_tensor *(tg_cross_entropy)(tg_graph *g, tg_tensor *logits, tg_tensor *targets, tg_reduction reduction,
+                              int ignore_index) {
+    if (!check_class_targets(g, "cross_entropy", "logits", logits, targets, ignore_index) ||
+        !check_reduction(g, "cross_entropy", reduction))
+        return NULL;
+    int64_t rows = logits->shape.d[0], classes = logits->shape.d[1], count = 0;
+    const int32_t *t = targets->data;
+    double *stats = tg_arena_alloc(g, (size_t)(2 * rows) * sizeof *stats); // [N, 2]: max, log_sum
+    double *terms = tg_arena_alloc(g, (size_t)rows * sizeof *terms);       // [N]
+    TG_DISPATCH(logits->dtype, {
+        const T *xv = logits->data; // [N, C]
+        for (int64_t r = 0; r < rows; r++) {
+            stats[2 * r] = stats[2 * r + 1] = terms[r] = 0;
+            if (t[r] == ignore_index) continue; // padding rows cost nothing
+            const T *row = xv + r * classes;
+            T max = row[0];
+            for (int64_t c = 1; c < classes; c++) max = row[c] > max ? row[c] : max;
+            double s = 0;
+            for (int64_t c = 0; c < classes; c++) s += TG_EXP(row[c] - max);
+            stats[2 * r] = max;
+            stats[2 * r + 1] = log(s);
+            terms[r] = ((double)max - (double)row[t[r]]) + log(s); // -log_softmax(x)[r, t]
+            count++;
+        }
+    });
+    tg_tensor *y = reduce_terms(g, logits->dtype, terms, rows, tg_shape1(rows), reduction, count);
+    tg_node *n = record_loss(g, &CROSS_ENTROPY_OP, y, logits, targets, reduction, count);
+    if (n) {
+        n->iarg[1] = ignore_index;
+        n->saved = stats;
+    }
+    return y;
+}
+
+// --- nll_loss: log_probs [N, C], targets [N] ---
+
+static void nll_loss_backward(tg_graph *g, tg_node *n) {
+    (void)g;
+    tg_tensor *x = n->in[0], *targets = n->in[1], *y = n->out;
+    if (!x->grad) return;
+    int64_t rows = x->shape.d[0], classes = x->shape.d[1];
+    const int32_t *t = targets->data;
+    int ignore_index = n->iarg[1];
+    bool each = n->iarg[0] == TG_REDUCE_NONE;
+    TG_DISPATCH(x->dtype, {
+        const T *gy = y->grad; // [N] or []
+        T *gx = x->grad;       // [N, C]
+        T w_all = (T)shared_term_grad(n);
+        for (int64_t r = 0; r < rows; r++)
+            if (t[r] != ignore_index) gx[r * classes + t[r]] -= each ? gy[r] : w_all;
+    });
+}
+
+static const tg_op NLL_LOSS_OP = {"nll_loss", nll_loss_backward};
+
+tg_tensor *(tg_nll_loss)(tg_graph *g, tg_tensor *log_probs, tg_tensor *targets, tg_reduction reduction,
+                         int ignore_index) {
+    if (!check_class_targets(g, "nll_loss", "log_probs", log_probs, targets, ignore_index) ||
+        !check_reduction(g, "nll_loss", reduction))
+        return NULL;
+    int64_t rows = log_probs->shape.d[0], classes = log_probs->shape.d[1], count = 0;
+    const int32_t *t = targets->data;
+    double *terms = tg_arena_alloc(g, (size_t)rows * sizeof *terms); // [N]
+    TG_DISPATCH(log_probs->dtype, {
+        const T *xv = log_probs->data; // [N, C]
+        for (int64_t r = 0; r < rows; r++) {
+            terms[r] = t[r] == ignore_index ? 0 : -(double)xv[r * classes + t[r]];
+            count += t[r] != ignore_index;
+        }
+    });
+    tg_tensor *y = reduce_terms(g, log_probs->dtype, terms, rows, tg_shape1(rows), reduction, count);
+    tg_node *n = record_loss(g, &NLL_LOSS_OP, y, log_probs, targets, reduction, count);
+    if (n) n->iarg[1] = ignore_index;
+    return y;
+}
+
+// --- mse_loss: (input - target)^2, both of one shape ---
+
+static void mse_loss_backward(tg_graph *g, tg_node *n) {
+    (void)g;
+    tg_tensor *x = n->in[0], *target = n->in[1], *y = n->out;
+    bool each = n->iarg[0] == TG_REDUCE_NONE;
+    TG_DISPATCH(x->dtype, {
+        const T *xv = x->data, *tv = target->data, *gy = y->grad; // gy: x's shape, or []
+        T *gx = x->grad, *gt = target->grad;
+        T w_all = (T)shared_term_grad(n);
+        for (int64_t k = 0; k < x->numel; k++) {
+            T d = 2 * (each ? gy[k] : w_all) * (xv[k] - tv[k]);
+            if (gx) gx[k] += d;
+            if (gt) gt[k] -= d;
+        }
+    });
+}
+
+static const tg_op MSE_LOSS_OP = {"mse_loss", mse_loss_backward};
+
+tg_tensor *(tg_mse_loss)(tg_graph *g, tg_tensor *input, tg_tensor *target, tg_reduction reduction) {
+    if (!tg_check_float(g, "mse_loss", 2, input, target) || !check_reduction(g, "mse_loss", reduction)) return NULL;
+    if (!tg_shape_equal(input->shape, target->shape)) {
+        char si[64], st[64];
+        return tg_fail(g, "mse_loss", "input %s and target %s: the shapes must be equal",
+                       tg_shape_str(input->shape, si, sizeof si), tg_shape_str(target->shape, st, sizeof st));
+    }
+    double *terms = tg_arena_alloc(g, (size_t)input->numel * sizeof *terms); // input's shape
+    TG_DISPATCH(input->dtype, {
+        const T *xv = input->data, *tv = target->data;
+        for (int64_t k = 0; k < input->numel; k++) {
+            double d = (double)xv[k] - (double)tv[k];
+            terms[k] = d * d;
+        }
+    });
+    tg_tensor *y = reduce_terms(g, input->dtype, terms, input->numel, input->shape, reduction, input->numel);
+    record_loss(g, &MSE_LOSS_OP, y, input, target, reduction, input->numel);
+    return y;
+}

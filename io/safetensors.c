@@ -1,0 +1,2 @@
+// safetensors.c: (in progress)
+#include "tg_internal.h"
