@@ -37,16 +37,6 @@ static bool weighted_output(tg_graph *g, tg_graph_fn fn, void *ctx, const double
     return true;
 }
 
-// Writes the multi-index of flat element i of shape into buf, e.g. "[1, 0, 2]".
-static const char *index_str(tg_shape shape, int64_t i, char *buf, size_t len) {
-    tg_shape idx = shape;
-    for (int d = shape.n - 1; d >= 0; d--) {
-        idx.d[d] = shape.d[d] ? i % shape.d[d] : 0;
-        i = shape.d[d] ? i / shape.d[d] : 0;
-    }
-    return tg_shape_str(idx, buf, len);
-}
-
 bool tg_gradcheck(tg_graph_fn fn, void *ctx, tg_tensor *const *wrt, int n, const tg_gradcheck_opts *opts,
                   char *report, size_t len) {
     tg_gradcheck_opts o = opts ? *opts : tg_gradcheck_defaults();
@@ -108,7 +98,7 @@ bool tg_gradcheck(tg_graph_fn fn, void *ctx, tg_tensor *const *wrt, int n, const
                     say(report, len, "gradcheck: input %d%s%s%s element %s: analytic %.10g, numeric %.10g, "
                                      "|difference| %.3g > tolerance %.3g",
                         i, x->name ? " (" : "", x->name ? x->name : "", x->name ? ")" : "",
-                        index_str(x->shape, k, idx, sizeof idx), analytic[k], numeric, diff, tol);
+                        tg_index_str(x->shape, k, idx, sizeof idx), analytic[k], numeric, diff, tol);
                 }
             }
         }

@@ -34,6 +34,17 @@ add_library(tg::xxhash INTERFACE IMPORTED)
 set_target_properties(tg::xxhash PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES "${XXHASH_INCLUDE_DIR}" INTERFACE_LINK_LIBRARIES "${XXHASH_LIBRARY}")
 
+# jansson parses safetensors headers: a strict parser (it can reject duplicate keys) with
+# line/column error messages, maintained, in Debian as libjansson-dev.
+find_path(JANSSON_INCLUDE_DIR jansson.h)
+find_library(JANSSON_LIBRARY NAMES jansson)
+if(NOT JANSSON_INCLUDE_DIR OR NOT JANSSON_LIBRARY)
+  message(FATAL_ERROR "tapegrad needs jansson: install Debian's libjansson-dev (apt-get install libjansson-dev).")
+endif()
+add_library(tg::jansson INTERFACE IMPORTED)
+set_target_properties(tg::jansson PROPERTIES
+  INTERFACE_INCLUDE_DIRECTORIES "${JANSSON_INCLUDE_DIR}" INTERFACE_LINK_LIBRARIES "${JANSSON_LIBRARY}")
+
 if(TG_BUILD_TESTS)
   find_package(PkgConfig)
   if(PkgConfig_FOUND)

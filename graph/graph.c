@@ -218,9 +218,10 @@ tg_node *tg_record_array(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in,
 
 tg_node *tg_record(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, ...) {
     tg_tensor *in[8];
+    if (n_in > 8) return tg_fail(g, op->name, "tg_record takes at most 8 inputs; use tg_record_array");
     va_list ap;
     va_start(ap, n_in);
-    for (int i = 0; i < n_in && i < 8; i++) in[i] = va_arg(ap, tg_tensor *);
+    for (int i = 0; i < n_in; i++) in[i] = va_arg(ap, tg_tensor *);
     va_end(ap);
     return tg_record_array(g, op, out, n_in, in);
 }
@@ -312,10 +313,12 @@ bool tg_check_i32(tg_graph *g, const char *op, const tg_tensor *t, const char *r
     return true;
 }
 
-bool tg_check_axis(tg_graph *g, const char *op, int ndim, int *axis) {
-    int a = *axis < 0 ? *axis + ndim : *axis;
+bool tg_check_axis(tg_graph *g, const char *op, tg_shape shape, int extra, int *axis) {
+    int ndim = shape.n + extra, a = *axis < 0 ? *axis + ndim : *axis;
     if (a < 0 || a >= ndim) {
-        tg_fail(g, op, "axis %d is out of range for a tensor of %d dimensions", *axis, ndim);
+        char s[64];
+        tg_fail(g, op, "axis %d is out of range for shape %s (axes %d to %d)", *axis,
+                tg_shape_str(shape, s, sizeof s), -ndim, ndim - 1);
         return false;
     }
     *axis = a;

@@ -42,6 +42,22 @@ char *tg_shape_str(tg_shape shape, char *buf, size_t len) {
     return buf;
 }
 
+char *tg_index_str(tg_shape shape, int64_t i, char *buf, size_t len) {
+    tg_shape idx = shape;
+    for (int d = shape.n - 1; d >= 0; d--) {
+        idx.d[d] = shape.d[d] ? i % shape.d[d] : 0;
+        i = shape.d[d] ? i / shape.d[d] : 0;
+    }
+    return tg_shape_str(idx, buf, len);
+}
+
+tg_axis_split tg_split_at(tg_shape shape, int axis) {
+    tg_axis_split p = {1, shape.n ? shape.d[axis] : 1, 1};
+    for (int d = 0; d < axis; d++) p.outer *= shape.d[d];
+    for (int d = axis + 1; d < shape.n; d++) p.inner *= shape.d[d];
+    return p;
+}
+
 // --- Heap tensors ---
 
 tg_tensor *tg_tensor_create(tg_dtype dtype, tg_shape shape, bool requires_grad) {

@@ -9,6 +9,7 @@
 #ifndef TG_INTERNAL_H
 #define TG_INTERNAL_H
 
+#include <math.h>
 #include <stdarg.h>
 
 #include "tapegrad.h"
@@ -44,12 +45,10 @@ tg_tensor *tg_new_tensor(tg_graph *g, tg_dtype dtype, tg_shape shape);
 // on; marks out as requiring a gradient. Returns the node (to save values on) or NULL.
 tg_node *tg_record(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, ...);
 tg_node *tg_record_array(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, tg_tensor *const *in);
+// Writes the multi-index of flat element i of shape into buf, e.g. "[1, 0, 2]".
+char *tg_index_str(tg_shape shape, int64_t i, char *buf, size_t len);
 // The tape: node i of tg_graph_node_count(g).
 tg_node *tg_graph_node(const tg_graph *g, size_t i);
-// Reports a programming error on g for op: the message gets the op's name in front and the
-// call site after it, and goes to the error handler. Always returns NULL, so ops can
-// `return tg_fail(...)`.
-void *tg_fail(tg_graph *g, const char *op, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 // The call site recorded by the last tg_here.
 void tg_graph_call_site(const tg_graph *g, const char **file, int *line);
 
@@ -58,8 +57,22 @@ void tg_graph_call_site(const tg_graph *g, const char **file, int *line);
 bool tg_check_float(tg_graph *g, const char *op, int n, ...);
 // t is non-NULL and of dtype i32; role names it in the message ("targets", "ids").
 bool tg_check_i32(tg_graph *g, const char *op, const tg_tensor *t, const char *role);
-// Normalises a possibly negative axis for ndim dims; false (reported) when out of range.
-bool tg_check_axis(tg_graph *g, const char *op, int ndim, int *axis);
+// Normalises a possibly negative axis of a tensor of this shape, which has shape.n + extra
+// axes (extra = 1 where the op inserts one, as stack does); false (reported, naming the
+// shape) when out of range.
+bool tg_check_axis(tg_graph *g, const char *op, tg_shape shape, int extra, int *axis);
+
+// The sizes around one axis of a contiguous tensor: element (o, a, i) is at (o*n + a)*inner + i.
+typedef struct {
+    int64_t outer, n, inner;
+} tg_axis_split;
+// The split of shape at axis (a scalar is one element: {1, 1, 1}).
+tg_axis_split tg_split_at(tg_shape shape, int axis);
+
+// T-generic math for TG_DISPATCH bodies: expf/tanhf/logf for float, exp/tanh/log for double.
+#define TG_EXP(x) (sizeof(x) == sizeof(float) ? expf((float)(x)) : exp((double)(x)))
+#define TG_TANH(x) (sizeof(x) == sizeof(float) ? tanhf((float)(x)) : tanh((double)(x)))
+#define TG_LOG(x) (sizeof(x) == sizeof(float) ? logf((float)(x)) : log((double)(x)))
 
 // Runs BODY once with T as the float type of dtype (float or double).
 #define TG_DISPATCH(dtype, ...)                                                                              \
@@ -81,7 +94,30 @@ typedef struct {
     int64_t stride[3][4]; // element strides of each input, 0 where it is broadcast
 } tg_bcast;
 // Output shape of broadcasting n (2 or 3) shapes; false (reported) when they don't fit.
+// Strides of inputs n..2 are zero.
 bool tg_broadcast(tg_graph *g, const char *op, int n, const tg_shape *shapes, tg_shape *out, tg_bcast *plan);
+
+// Visits every output element o of plan p with X0, X1, X2 (names the caller picks): the
+// elements of inputs 0, 1 and 2 it reads. BODY runs once per output element, in order.
+#define TG_BCAST_LOOP(p, X0, X1, X2, BODY)                                                                  \
+    do {                                                                                                    \
+        const int64_t(*st_)[4] = (p)->stride;                                                               \
+        int64_t o = 0;                                                                                      \
+        for (int64_t i0 = 0; i0 < (p)->out[0]; i0++)                                                        \
+            for (int64_t i1 = 0; i1 < (p)->out[1]; i1++)                                                    \
+                for (int64_t i2 = 0; i2 < (p)->out[2]; i2++) {                                              \
+                    int64_t X0 = i0 * st_[0][0] + i1 * st_[0][1] + i2 * st_[0][2];                          \
+                    int64_t X1 = i0 * st_[1][0] + i1 * st_[1][1] + i2 * st_[1][2];                          \
+                    int64_t X2 = i0 * st_[2][0] + i1 * st_[2][1] + i2 * st_[2][2];                          \
+                    for (int64_t i3 = 0; i3 < (p)->out[3];                                                  \
+                         i3++, o++, X0 += st_[0][3], X1 += st_[1][3], X2 += st_[2][3]) {                    \
+                        (void)X0;                                                                           \
+                        (void)X1;                                                                           \
+                        (void)X2;                                                                           \
+                        BODY                                                                                \
+                    }                                                                                       \
+                }                                                                                           \
+    } while (0)
 
 // --- Matrix product through BLIS (graph/runtime.c) ---
 // C = alpha * op(A) op(B) + beta * C for row-major A, B, C with leading dims lda, ldb,

@@ -65,6 +65,10 @@ void *tg_graph_alloc(tg_graph *g, size_t bytes);
 typedef void (*tg_error_handler)(const char *message, void *user);
 // Replaces the error handler for the whole process; NULL restores the default.
 void tg_set_error_handler(tg_error_handler handler, void *user);
+// Reports a programming error through the handler as "tg_<op>: <message> (called at
+// file:line)"; g may be NULL. Returns NULL, so code can `return tg_fail(...)`. For modules
+// and cells that check their own inputs.
+void *tg_fail(tg_graph *g, const char *op, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 // The last error message reported on this graph, or NULL when there was none.
 const char *tg_graph_last_error(const tg_graph *g);
 

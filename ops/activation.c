@@ -40,11 +40,6 @@
         return out;                                                                                         \
     }
 
-// T-generic math: the float versions for float, the double ones for double.
-#define TG_TANH(x) (sizeof(x) == sizeof(float) ? tanhf((float)(x)) : tanh((double)(x)))
-#define TG_EXP(x) (sizeof(x) == sizeof(float) ? expf((float)(x)) : exp((double)(x)))
-#define TG_LOG(x) (sizeof(x) == sizeof(float) ? logf((float)(x)) : log((double)(x)))
-
 UNARY_OP(tanh, (T)TG_TANH(x), 1 - y * y)
 // 1/(1+e^-x) for x >= 0, e^x/(1+e^x) otherwise: neither form overflows.
 UNARY_OP(sigmoid, x >= 0 ? (T)(1 / (1 + TG_EXP(-x))) : (T)(TG_EXP(x) / (1 + TG_EXP(x))), y * (1 - y))

@@ -1,22 +1,7 @@
 // arith.c: add, sub, mul, div with broadcasting; neg and scalar add/mul.
 #include "tg_internal.h"
 
-// Visits every output element o of a broadcast plan p with ia, ib: the elements of the two
-// inputs it reads. BODY runs once per output element.
-#define BCAST_LOOP(p, BODY)                                                                                 \
-    do {                                                                                                    \
-        int64_t o = 0;                                                                                      \
-        for (int64_t i0 = 0; i0 < (p)->out[0]; i0++)                                                        \
-            for (int64_t i1 = 0; i1 < (p)->out[1]; i1++)                                                    \
-                for (int64_t i2 = 0; i2 < (p)->out[2]; i2++) {                                              \
-                    int64_t ia = i0 * (p)->stride[0][0] + i1 * (p)->stride[0][1] + i2 * (p)->stride[0][2]; \
-                    int64_t ib = i0 * (p)->stride[1][0] + i1 * (p)->stride[1][1] + i2 * (p)->stride[1][2]; \
-                    for (int64_t i3 = 0; i3 < (p)->out[3];                                                  \
-                         i3++, o++, ia += (p)->stride[0][3], ib += (p)->stride[1][3]) {                    \
-                        BODY                                                                                \
-                    }                                                                                       \
-                }                                                                                           \
-    } while (0)
+#define BCAST_LOOP(p, BODY) TG_BCAST_LOOP(p, ia, ib, unused_, BODY)
 
 typedef enum { ADD, SUB, MUL, DIV } binary_kind;
 

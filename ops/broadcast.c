@@ -7,10 +7,10 @@
 #include "tg_internal.h"
 
 bool tg_broadcast(tg_graph *g, const char *op, int n, const tg_shape *shapes, tg_shape *out, tg_bcast *plan) {
+    *plan = (tg_bcast){{1, 1, 1, 1}, {{0}}};
     int nd = 0;
     for (int k = 0; k < n; k++) nd = shapes[k].n > nd ? shapes[k].n : nd;
     out->n = nd;
-    for (int d = 0; d < 4; d++) plan->out[d] = 1;
     for (int d = 0; d < nd; d++) { // d counts from the right
         int64_t size = 1;
         for (int k = 0; k < n; k++) {

@@ -3,6 +3,7 @@
 #define TG_TEST_H
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 
 #include "tapegrad.h"
