@@ -6,6 +6,7 @@
 #include "tg_graph.h"
 #include "tg_ops.h"
 #include "tg_params.h"
+#include "tg_rnn.h"
 #include "tg_runtime.h"
 #include "tg_tensor.h"
 

@@ -1,0 +1,158 @@
+// rnn.c: unrolling any cell over time, stacking layers, both directions, masking.
+//
+// Variable lengths without sorting: at step t, a sequence whose length is <= t keeps its
+// state (where(mask, new, old)) and outputs zeros. Run forwards, each sequence's final state
+// is then the one at its own last step. Run backwards from t = T-1, a sequence's state stays
+// at its initial value until t reaches its last real element: the reverse direction starts
+// where PyTorch's packed sequences start it.
+#include <stdio.h>
+#include <string.h>
+
+#include "tapegrad.h"
+#include "tg_rnn.h"
+
+bool tg_rnn_init(tg_rnn *rnn, const tg_rnn_config *cfg, tg_params *p, const char *prefix, tg_rng *rng) {
+    memset(rnn, 0, sizeof *rnn);
+    if (!cfg->cell || cfg->num_layers < 1 || cfg->num_layers > TG_RNN_MAX_LAYERS) {
+        tg_fail(NULL, "rnn", "%d layers%s; an RNN has a cell type and 1 to %d layers", cfg->num_layers,
+                cfg->cell ? "" : " and no cell type", TG_RNN_MAX_LAYERS);
+        return false;
+    }
+    if (cfg->dropout < 0 || cfg->dropout >= 1) {
+        tg_fail(NULL, "rnn", "dropout %g; it must be in [0, 1)", cfg->dropout);
+        return false;
+    }
+    rnn->cfg = *cfg;
+    rnn->n_dirs = cfg->bidirectional ? 2 : 1;
+    for (int l = 0; l < cfg->num_layers; l++)
+        for (int d = 0; d < rnn->n_dirs; d++) {
+            char suffix[32];
+            snprintf(suffix, sizeof suffix, "_l%d%s", l, d ? "_reverse" : "");
+            int in = l == 0 ? cfg->input_size : rnn->n_dirs * cfg->hidden_size; // layer k>0 reads D*H
+            if (!tg_cell_init(&rnn->cells[l][d], cfg->cell, in, cfg->hidden_size, cfg->dtype, p, prefix, suffix, rng))
+                return false;
+        }
+    return true;
+}
+
+// The i32 mask [B, 1] of the sequences still running at step t; NULL when all are.
+static tg_tensor *step_mask(tg_graph *g, const int32_t *len, int64_t B, int64_t t) {
+    if (!len) return NULL;
+    tg_tensor *mask = tg_zeros(g, TG_I32, tg_shape2(B, 1));
+    int32_t *m = mask->data;
+    bool all = true;
+    for (int64_t b = 0; b < B; b++) {
+        m[b] = t < len[b];
+        all &= m[b] != 0;
+    }
+    return all ? NULL : mask;
+}
+
+static bool check_lengths(tg_graph *g, tg_tensor *lengths, int64_t T, int64_t B) {
+    if (!lengths) return true;
+    char s[64];
+    if (lengths->dtype != TG_I32 || lengths->shape.n != 1 || lengths->shape.d[0] != B) {
+        tg_fail(g, "rnn", "lengths are %s %s; they must be int32 [%lld], one per sequence of the batch",
+                tg_dtype_name(lengths->dtype), tg_shape_str(lengths->shape, s, sizeof s), (long long)B);
+        return false;
+    }
+    const int32_t *len = lengths->data;
+    for (int64_t b = 0; b < B; b++)
+        if (len[b] < 1 || len[b] > T) {
+            tg_fail(g, "rnn", "sequence %lld has length %d; lengths must be in [1, %lld]", (long long)b, len[b],
+                    (long long)T);
+            return false;
+        }
+    return true;
+}
+
+bool (tg_rnn_unroll)(tg_graph *g, const tg_cell *cell, tg_tensor *x, tg_tensor *lengths, tg_tensor *const *init,
+                   bool reverse, tg_tensor **outputs, tg_tensor **final) {
+    char s[64];
+    if (!x) return tg_fail(g, "rnn", "input is NULL (did an earlier op fail?)"), false;
+    if (x->shape.n != 3 || x->shape.d[2] != cell->input_size || x->shape.d[0] < 1 || x->dtype != cell->dtype) {
+        tg_fail(g, "rnn", "input %s %s; the %s cell takes [T >= 1, B, %d] %s", tg_shape_str(x->shape, s, sizeof s),
+                tg_dtype_name(x->dtype), cell->type->name, cell->input_size, tg_dtype_name(cell->dtype));
+        return false;
+    }
+    int64_t T = x->shape.d[0], B = x->shape.d[1], H = cell->hidden_size;
+    if (!check_lengths(g, lengths, T, B)) return false;
+    int n_states = cell->type->n_states;
+    tg_tensor *state[TG_CELL_MAX_STATES], *next[TG_CELL_MAX_STATES];
+    for (int i = 0; i < n_states; i++) {
+        state[i] = init && init[i] ? init[i] : tg_zeros(g, cell->dtype, tg_shape2(B, H));
+        if (!tg_shape_equal(state[i]->shape, tg_shape2(B, H))) {
+            tg_fail(g, "rnn", "initial state %d has shape %s; it must be [%lld, %lld]", i,
+                    tg_shape_str(state[i]->shape, s, sizeof s), (long long)B, (long long)H);
+            return false;
+        }
+    }
+    // All steps' input projections in one product: [T*B, P].
+    tg_tensor *proj = NULL;
+    if (cell->type->project_input) {
+        proj = cell->type->project_input(g, cell, tg_reshape(g, x, tg_shape2(T * B, cell->input_size)));
+        if (!proj) return false;
+    }
+    const int32_t *len = lengths ? lengths->data : NULL;
+    tg_tensor **out = tg_graph_alloc(g, (size_t)T * sizeof *out);
+    tg_tensor *zero = len ? tg_zeros(g, cell->dtype, tg_shape0()) : NULL;
+    for (int64_t k = 0; k < T; k++) {
+        int64_t t = reverse ? T - 1 - k : k;
+        tg_tensor *xt = proj ? tg_slice(g, proj, 0, t * B, B) // [B, P]
+                             : tg_reshape(g, tg_slice(g, x, 0, t, 1), tg_shape2(B, cell->input_size));
+        for (int i = 0; i < n_states; i++) next[i] = NULL;
+        cell->type->step(g, cell, xt, state, next);
+        for (int i = 0; i < n_states; i++)
+            if (!next[i]) return tg_fail(g, "rnn", "the %s cell's step made no state %d", cell->type->name, i), false;
+        tg_tensor *mask = step_mask(g, len, B, t);
+        out[t] = mask ? tg_where(g, mask, next[0], zero) : next[0];
+        for (int i = 0; i < n_states; i++) state[i] = mask ? tg_where(g, mask, next[i], state[i]) : next[i];
+    }
+    *outputs = tg_stack(g, (int)T, out, 0); // [T, B, H]
+    for (int i = 0; i < n_states; i++) final[i] = state[i];
+    return *outputs != NULL;
+}
+
+bool (tg_rnn_forward)(tg_graph *g, const tg_rnn *rnn, tg_tensor *x, tg_tensor *lengths, tg_tensor *const *init,
+                    tg_rng *rng, tg_rnn_result *out) {
+    memset(out, 0, sizeof *out);
+    const tg_rnn_config *cfg = &rnn->cfg;
+    int L = cfg->num_layers, D = rnn->n_dirs, n_states = cfg->cell->n_states;
+    char s[64];
+    if (!x) return tg_fail(g, "rnn", "input is NULL (did an earlier op fail?)"), false;
+    if (x->shape.n != 3) {
+        tg_fail(g, "rnn", "input %s; an RNN takes time-major input [T, B, %d]", tg_shape_str(x->shape, s, sizeof s),
+                cfg->input_size);
+        return false;
+    }
+    int64_t B = x->shape.d[1], H = cfg->hidden_size;
+    for (int i = 0; init && i < n_states; i++)
+        if (!init[i] || !tg_shape_equal(init[i]->shape, tg_shape3(L * D, B, H))) {
+            tg_fail(g, "rnn", "initial state %d has shape %s; it must be [%d, %lld, %lld] (layers x directions, "
+                              "batch, hidden)",
+                    i, init[i] ? tg_shape_str(init[i]->shape, s, sizeof s) : "NULL", L * D, (long long)B, (long long)H);
+            return false;
+        }
+
+    tg_tensor *layer_in = x;
+    tg_tensor **finals = tg_graph_alloc(g, (size_t)(n_states * L * D) * sizeof *finals); // [state][l*D + d]
+    for (int l = 0; l < L; l++) {
+        tg_tensor *dir_out[2];
+        for (int d = 0; d < D; d++) {
+            tg_tensor *h0[TG_CELL_MAX_STATES] = {0}, *fin[TG_CELL_MAX_STATES];
+            for (int i = 0; init && i < n_states; i++) // this layer and direction's [B, H]
+                h0[i] = tg_reshape(g, tg_slice(g, init[i], 0, l * D + d, 1), tg_shape2(B, H));
+            if (!(tg_rnn_unroll)(g, &rnn->cells[l][d], layer_in, lengths, init ? h0 : NULL, d == 1, &dir_out[d], fin))
+                return false;
+            for (int i = 0; i < n_states; i++) finals[i * L * D + l * D + d] = fin[i];
+        }
+        layer_in = D == 2 ? tg_concat(g, 2, dir_out, 2) : dir_out[0]; // [T, B, D*H]
+        if (l < L - 1 && cfg->dropout > 0 && tg_graph_training(g)) {
+            if (!rng) return tg_fail(g, "rnn", "dropout %g in training mode needs a generator", cfg->dropout), false;
+            layer_in = tg_dropout(g, layer_in, cfg->dropout, rng);
+        }
+    }
+    out->output = layer_in;
+    for (int i = 0; i < n_states; i++) out->state[i] = tg_stack(g, L * D, finals + i * L * D, 0); // [L*D, B, H]
+    return out->output != NULL;
+}

@@ -1,0 +1,249 @@
+// Recurrent modules: gradchecks of every cell, stacked and bidirectional layers and masked
+// batches; packed-sequence semantics; truncated BPTT; PyTorch's parameter names.
+#include <math.h>
+
+#include "tg_test.h"
+
+typedef struct {
+    tg_params *p;
+    tg_rnn rnn;
+    tg_tensor *x, *lengths, *init[2]; // x [T, B, I]; init [L*D, B, H] or NULL
+    tg_rng rng;                       // re-seeded on every call, so dropout masks repeat
+    uint64_t dropout_seed;
+} rnn_case;
+
+// Everything the module returns, flattened into one vector: output, then each final state.
+static tg_tensor *rnn_all_outputs(tg_graph *g, void *ctx) {
+    rnn_case *c = ctx;
+    tg_rng_seed(&c->rng, c->dropout_seed);
+    tg_rnn_result r;
+    if (!tg_rnn_forward(g, &c->rnn, c->x, c->lengths, c->init[0] ? c->init : NULL, &c->rng, &r)) return NULL;
+    tg_tensor *parts[3] = {tg_reshape(g, r.output, tg_shape1(-1))};
+    int n = 1;
+    for (int i = 0; i < c->rnn.cfg.cell->n_states; i++) parts[n++] = tg_reshape(g, r.state[i], tg_shape1(-1));
+    return tg_concat(g, n, parts, 0);
+}
+
+// A float64 RNN with random inputs (and initial states when with_init).
+static rnn_case make_case(const tg_cell_type *cell, int L, bool bi, int T, int B, bool with_init) {
+    rnn_case c = {0};
+    c.p = tg_params_new();
+    tg_rng rng;
+    tg_rng_seed(&rng, 11);
+    tg_rnn_config cfg = {cell, 3, 4, L, bi, 0.0, TG_F64};
+    cr_assert(tg_rnn_init(&c.rnn, &cfg, c.p, "", &rng));
+    c.x = test_input(tg_shape3(T, B, 3), 5, -1, 1);
+    for (int i = 0; with_init && i < cell->n_states; i++)
+        c.init[i] = test_input(tg_shape3(L * (bi ? 2 : 1), B, 4), 6 + i, -0.8, 0.8);
+    return c;
+}
+
+static void free_case(rnn_case *c) {
+    tg_params_free(c->p);
+    tg_tensor_free(c->x);
+    tg_tensor_free(c->lengths);
+    tg_tensor_free(c->init[0]);
+    tg_tensor_free(c->init[1]);
+}
+
+// Gradchecks all parameters, the input and the initial states.
+static void gradcheck_case(rnn_case *c) {
+    tg_tensor *wrt[64];
+    int n = 0;
+    for (int i = 0; i < tg_params_count(c->p); i++) wrt[n++] = tg_params_at(c->p, i);
+    wrt[n++] = c->x;
+    for (int i = 0; i < 2; i++)
+        if (c->init[i]) wrt[n++] = c->init[i];
+    ASSERT_GRADCHECK(rnn_all_outputs, c, wrt, n);
+}
+
+static const tg_cell_type *const CELLS[] = {&tg_cell_rnn_tanh, &tg_cell_rnn_relu, &tg_cell_gru, &tg_cell_lstm};
+
+Test(rnn, gradcheck_every_cell_one_layer) {
+    for (int k = 0; k < 4; k++) {
+        rnn_case c = make_case(CELLS[k], 1, false, 4, 2, true);
+        gradcheck_case(&c);
+        free_case(&c);
+    }
+}
+
+Test(rnn, gradcheck_stacked_bidirectional) {
+    for (int k = 0; k < 4; k++) {
+        rnn_case c = make_case(CELLS[k], 2, true, 3, 2, k % 2 == 0); // with and without initial states
+        gradcheck_case(&c);
+        free_case(&c);
+    }
+}
+
+Test(rnn, gradcheck_masked_variable_length_batch) {
+    for (int k = 0; k < 4; k++) {
+        rnn_case c = make_case(CELLS[k], 2, true, 4, 3, true);
+        int32_t len[] = {2, 4, 1};
+        c.lengths = tg_tensor_create(TG_I32, tg_shape1(3), false);
+        tg_tensor_copy_from(c.lengths, len);
+        gradcheck_case(&c);
+        free_case(&c);
+    }
+}
+
+Test(rnn, gradcheck_with_dropout_between_layers) {
+    rnn_case c = make_case(&tg_cell_lstm, 3, false, 3, 2, false);
+    c.rnn.cfg.dropout = 0.4;
+    c.dropout_seed = 99;
+    gradcheck_case(&c);
+    free_case(&c);
+}
+
+// Runs c and returns a copy of output [T, B, D*H] and state 0 [L*D, B, H] into heap arrays.
+static void run(rnn_case *c, tg_graph *g, tg_rnn_result *r) {
+    tg_graph_reset(g);
+    cr_assert(tg_rnn_forward(g, &c->rnn, c->x, c->lengths, c->init[0] ? c->init : NULL, &c->rng, r));
+}
+
+Test(rnn, packed_sequence_semantics_match_running_each_sequence_alone) {
+    // A masked batch gives, for each sequence, what that sequence alone (cut to its length) gives.
+    for (int k = 0; k < 4; k++) {
+        enum { T = 5, B = 3 };
+        int32_t len[B] = {3, 5, 1};
+        rnn_case c = make_case(CELLS[k], 2, true, T, B, true);
+        c.lengths = tg_tensor_create(TG_I32, tg_shape1(B), false);
+        tg_tensor_copy_from(c.lengths, len);
+        tg_graph *g = tg_graph_new(), *g1 = tg_graph_new();
+        tg_rnn_result all;
+        run(&c, g, &all);
+        int S = CELLS[k]->n_states, LD = 4, H = 4;
+        for (int b = 0; b < B; b++) {
+            rnn_case one = c; // same parameters; one sequence, no mask
+            tg_graph_reset(g1);
+            one.x = tg_slice(g1, tg_slice(g1, c.x, 1, b, 1), 0, 0, len[b]); // [len, 1, I]
+            tg_tensor *init[2] = {0};
+            for (int i = 0; i < S; i++) init[i] = tg_slice(g1, c.init[i], 1, b, 1);
+            tg_rnn_result alone;
+            cr_assert(tg_rnn_forward(g1, &c.rnn, one.x, NULL, init, NULL, &alone));
+            for (int t = 0; t < T; t++)
+                for (int j = 0; j < 2 * H; j++) {
+                    double got = tg_tensor_get(all.output, (t * B + b) * 2 * H + j);
+                    double want = t < len[b] ? tg_tensor_get(alone.output, t * 2 * H + j) : 0.0;
+                    ASSERT_CLOSE(got, want, 1e-14, 1e-12);
+                }
+            for (int i = 0; i < S; i++)
+                for (int l = 0; l < LD; l++)
+                    for (int j = 0; j < H; j++)
+                        ASSERT_CLOSE(tg_tensor_get(all.state[i], (l * B + b) * H + j),
+                                     tg_tensor_get(alone.state[i], l * H + j), 1e-14, 1e-12);
+        }
+        tg_graph_free(g);
+        tg_graph_free(g1);
+        free_case(&c);
+    }
+}
+
+Test(rnn, truncated_bptt_values_continue_and_gradient_stops) {
+    enum { T = 8, B = 2, H = 4 };
+    rnn_case c = make_case(&tg_cell_lstm, 1, false, T, B, false);
+    tg_graph *g = tg_graph_new();
+    tg_rnn_result whole, first, second;
+    cr_assert(tg_rnn_forward(g, &c.rnn, c.x, NULL, NULL, NULL, &whole));
+    tg_tensor *x1 = tg_slice(g, c.x, 0, 0, T / 2), *x2 = tg_slice(g, c.x, 0, T / 2, T / 2);
+    cr_assert(tg_rnn_forward(g, &c.rnn, x1, NULL, NULL, NULL, &first));
+    tg_tensor *carried[2] = {tg_detach(g, first.state[0]), tg_detach(g, first.state[1])};
+    cr_assert(tg_rnn_forward(g, &c.rnn, x2, NULL, carried, NULL, &second));
+    // Values: the second chunk continues exactly where the whole sequence is.
+    for (int i = 0; i < T / 2 * B * H; i++)
+        cr_assert_eq(tg_tensor_get(second.output, i), tg_tensor_get(whole.output, T / 2 * B * H + i), "element %d", i);
+    // Gradient: a loss on the second chunk reaches x2's steps but not x1's.
+    tg_tensor *loss = tg_sum(g, second.output);
+    cr_assert(tg_backward(g, loss));
+    double first_half = 0, second_half = 0;
+    for (int i = 0; i < T * B * 3; i++) {
+        double v = fabs(((double *)c.x->grad)[i]);
+        if (i < T / 2 * B * 3) first_half += v;
+        else second_half += v;
+    }
+    cr_assert_eq(first_half, 0.0, "the gradient crossed the detached chunk boundary");
+    cr_assert_gt(second_half, 0.0);
+    // Without the detach, it does cross.
+    tg_tensor_zero_grad(c.x);
+    tg_tensor *through[2] = {first.state[0], first.state[1]};
+    cr_assert(tg_rnn_forward(g, &c.rnn, x2, NULL, through, NULL, &second));
+    cr_assert(tg_backward(g, tg_sum(g, second.output)));
+    first_half = 0;
+    for (int i = 0; i < T / 2 * B * 3; i++) first_half += fabs(((double *)c.x->grad)[i]);
+    cr_assert_gt(first_half, 0.0);
+    tg_graph_free(g);
+    free_case(&c);
+}
+
+Test(rnn, dropout_only_in_training) {
+    rnn_case c = make_case(&tg_cell_gru, 2, false, 3, 2, false);
+    tg_graph *g = tg_graph_new();
+    tg_rnn_result plain, dropped, eval;
+    run(&c, g, &plain);
+    double *want = malloc((size_t)plain.output->numel * sizeof *want);
+    for (int64_t i = 0; i < plain.output->numel; i++) want[i] = tg_tensor_get(plain.output, i);
+    c.rnn.cfg.dropout = 0.5;
+    tg_rng_seed(&c.rng, 3);
+    run(&c, g, &dropped);
+    int differ = 0;
+    for (int64_t i = 0; i < dropped.output->numel; i++) differ += tg_tensor_get(dropped.output, i) != want[i];
+    cr_assert_gt(differ, 0, "dropout between layers changed nothing in training mode");
+    tg_graph_set_training(g, false);
+    run(&c, g, &eval);
+    for (int64_t i = 0; i < eval.output->numel; i++) cr_assert_eq(tg_tensor_get(eval.output, i), want[i]);
+    free(want);
+    tg_graph_free(g);
+    free_case(&c);
+}
+
+Test(rnn, parameters_have_pytorch_names_and_shapes) {
+    tg_params *p = tg_params_new();
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_rnn rnn;
+    tg_rnn_config cfg = {&tg_cell_lstm, 10, 20, 2, true, 0.0, TG_F32};
+    cr_assert(tg_rnn_init(&rnn, &cfg, p, "encoder.", &rng));
+    const char *names[] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+                           "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse",
+                           "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1",
+                           "weight_ih_l1_reverse", "weight_hh_l1_reverse", "bias_ih_l1_reverse", "bias_hh_l1_reverse"};
+    cr_assert_eq(tg_params_count(p), 16);
+    for (int i = 0; i < 16; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "encoder.%s", names[i]);
+        cr_assert_str_eq(tg_params_at(p, i)->name, want); // PyTorch's state_dict order too
+    }
+    cr_assert(tg_shape_equal(tg_params_find(p, "encoder.weight_ih_l0")->shape, tg_shape2(80, 10)));
+    cr_assert(tg_shape_equal(tg_params_find(p, "encoder.weight_ih_l1_reverse")->shape, tg_shape2(80, 40)));
+    cr_assert(tg_shape_equal(tg_params_find(p, "encoder.weight_hh_l1")->shape, tg_shape2(80, 20)));
+    cr_assert(tg_shape_equal(tg_params_find(p, "encoder.bias_hh_l0")->shape, tg_shape1(80)));
+    // PyTorch's initialisation: U(-1/sqrt(H), 1/sqrt(H)), and it is not all zeros.
+    tg_tensor *w = tg_params_find(p, "encoder.weight_hh_l0");
+    double k = 1 / sqrt(20.0), lo = 1, hi = -1;
+    for (int64_t i = 0; i < w->numel; i++) {
+        lo = fmin(lo, tg_tensor_get(w, i));
+        hi = fmax(hi, tg_tensor_get(w, i));
+    }
+    cr_assert(lo >= -k && hi <= k && lo < -0.9 * k && hi > 0.9 * k, "range [%g, %g] for k = %g", lo, hi, k);
+    tg_params_free(p);
+}
+
+Test(rnn, bad_inputs_are_reported) {
+    test_capture_errors();
+    rnn_case c = make_case(&tg_cell_gru, 1, true, 3, 2, false);
+    tg_graph *g = tg_graph_new();
+    tg_rnn_result r;
+    cr_assert(!tg_rnn_forward(g, &c.rnn, tg_zeros(g, TG_F64, tg_shape3(3, 2, 5)), NULL, NULL, NULL, &r));
+    cr_assert(strstr(test_error_message, "tg_rnn") && strstr(test_error_message, "[3, 2, 5]") &&
+                  strstr(test_error_message, "test_rnn.c"),
+              "%s", test_error_message);
+    int32_t bad[] = {3, 4};
+    tg_tensor *len = tg_from_data(g, TG_I32, tg_shape1(2), bad);
+    cr_assert(!tg_rnn_forward(g, &c.rnn, c.x, len, NULL, NULL, &r));
+    cr_assert(strstr(test_error_message, "length 4"), "%s", test_error_message);
+    tg_tensor *h0 = tg_zeros(g, TG_F64, tg_shape3(1, 2, 4)); // a bidirectional layer needs [2, 2, 4]
+    cr_assert(!tg_rnn_forward(g, &c.rnn, c.x, NULL, &h0, NULL, &r));
+    cr_assert(strstr(test_error_message, "[1, 2, 4]") && strstr(test_error_message, "[2, 2, 4]"), "%s",
+              test_error_message);
+    tg_graph_free(g);
+    free_case(&c);
+}
