@@ -57,6 +57,7 @@ bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed) {
                 x->grad = tg_graph_alloc(g, (size_t)x->numel * tg_dtype_size(x->dtype));
         }
         if (n->op->backward) n->op->backward(g, n);
+        if (!tg_check_node_gradients(g, n)) return false;
     }
     return true;
 }

@@ -28,6 +28,8 @@ struct tg_graph {
     tg_node **tape;           // nodes in the order they were recorded
     size_t n_nodes, cap_nodes;
     bool grad_enabled, training;
+    bool check_numerics;   // stop at the first op whose output or gradient is not finite
+    bool numerics_tripped; // one was reported: the NaN's downstream ops are not reported again
     const char *call_file; // set by tg_here before each op
     int call_line;
     char last_error[ERROR_LEN];
@@ -89,6 +91,8 @@ tg_graph *tg_graph_new(void) {
     g->heap_allocs++; // the graph itself
     g->grad_enabled = true;
     g->training = true;
+    const char *check = getenv("TG_CHECK_NUMERICS");
+    g->check_numerics = check && *check && strcmp(check, "0") != 0;
     return g;
 }
 
@@ -109,12 +113,15 @@ void tg_graph_reset(tg_graph *g) {
     g->arena_used = 0;
     g->n_nodes = 0;
     g->has_error = false;
+    g->numerics_tripped = false;
 }
 
 void tg_graph_set_grad_enabled(tg_graph *g, bool enabled) { g->grad_enabled = enabled; }
 bool tg_graph_grad_enabled(const tg_graph *g) { return g->grad_enabled; }
 void tg_graph_set_training(tg_graph *g, bool training) { g->training = training; }
 bool tg_graph_training(const tg_graph *g) { return g->training; }
+void tg_graph_set_check_numerics(tg_graph *g, bool on) { g->check_numerics = on; }
+bool tg_graph_check_numerics(const tg_graph *g) { return g->check_numerics; }
 size_t tg_graph_node_count(const tg_graph *g) { return g->n_nodes; }
 tg_node *tg_graph_node(const tg_graph *g, size_t i) { return g->tape[i]; }
 
@@ -185,7 +192,62 @@ tg_tensor *tg_rand_normal(tg_graph *g, tg_dtype dtype, tg_shape shape, tg_rng *r
 
 // --- The tape ---
 
+// The first element of values (numel of dtype) that is NaN or infinite, or -1.
+static int64_t first_non_finite(tg_dtype dtype, const void *values, int64_t numel) {
+    if (dtype == TG_I32 || !values) return -1;
+    int64_t bad = -1;
+    TG_DISPATCH(dtype, {
+        const T *v = values;
+        for (int64_t i = 0; i < numel && bad < 0; i++)
+            if (!isfinite(v[i])) bad = i;
+    });
+    return bad;
+}
+
+// Names the op, the bad element, the inputs' shapes and the call site.
+static void report_non_finite(tg_graph *g, const char *op, const char *file, int line, const char *what,
+                              const tg_tensor *t, const void *values, int64_t bad, int n_in, tg_tensor *const *in) {
+    char shapes[256] = "", idx[64], s[64];
+    size_t at = 0;
+    for (int i = 0; i < n_in && at < sizeof shapes; i++) {
+        int w = snprintf(shapes + at, sizeof shapes - at, "%s%s", i ? ", " : "",
+                         in[i] ? tg_shape_str(in[i]->shape, s, sizeof s) : "NULL");
+        at += w > 0 ? (size_t)w : 0;
+    }
+    double v = t->dtype == TG_F32 ? ((const float *)values)[bad] : ((const double *)values)[bad];
+    const char *saved_file = g->call_file;
+    int saved_line = g->call_line;
+    g->call_file = file; // the message names where the node was made, not the latest call
+    g->call_line = line;
+    g->numerics_tripped = true;
+    tg_fail(g, op, "numerics check: %s holds %g at element %s of %s; inputs %s", what, v,
+            tg_index_str(t->shape, bad, idx, sizeof idx), tg_shape_str(t->shape, s, sizeof s), shapes);
+    g->call_file = saved_file;
+    g->call_line = saved_line;
+}
+
+bool tg_check_node_gradients(tg_graph *g, const tg_node *n) {
+    if (!g->check_numerics || g->numerics_tripped) return true;
+    for (int k = 0; k < n->n_in; k++) {
+        const tg_tensor *x = n->in[k];
+        if (!x || !x->grad) continue;
+        int64_t bad = first_non_finite(x->dtype, x->grad, x->numel);
+        if (bad >= 0) {
+            char what[64];
+            snprintf(what, sizeof what, "backward: the gradient of input %d", k);
+            report_non_finite(g, n->op->name, n->file, n->line, what, x, x->grad, bad, n->n_in, n->in);
+            return false;
+        }
+    }
+    return true;
+}
+
 tg_node *tg_record_array(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, tg_tensor *const *in) {
+    if (g->check_numerics && !g->numerics_tripped) { // every op ends here, recorded or not
+        int64_t bad = first_non_finite(out->dtype, out->data, out->numel);
+        if (bad >= 0) report_non_finite(g, op->name, g->call_file, g->call_line, "forward: the output", out, out->data,
+                                        bad, n_in, in);
+    }
     if (!g->grad_enabled) return NULL;
     bool wanted = false;
     for (int i = 0; i < n_in; i++) wanted |= in[i] && in[i]->requires_grad;

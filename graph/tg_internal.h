@@ -47,6 +47,9 @@ tg_node *tg_record(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, ...);
 tg_node *tg_record_array(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, tg_tensor *const *in);
 // Writes the multi-index of flat element i of shape into buf, e.g. "[1, 0, 2]".
 char *tg_index_str(tg_shape shape, int64_t i, char *buf, size_t len);
+// With the numerics check on, reports the first non-finite gradient n's backward left in
+// its inputs and returns false.
+bool tg_check_node_gradients(tg_graph *g, const tg_node *n);
 // The tape: node i of tg_graph_node_count(g).
 tg_node *tg_graph_node(const tg_graph *g, size_t i);
 // The call site recorded by the last tg_here.

@@ -31,6 +31,12 @@ bool tg_graph_grad_enabled(const tg_graph *g);
 void tg_graph_set_training(tg_graph *g, bool training);
 bool tg_graph_training(const tg_graph *g);
 
+// Numerics check (default off; on when the environment has TG_CHECK_NUMERICS=1 at
+// tg_graph_new): the first op whose output, or whose backward's gradient, holds NaN or Inf
+// is reported through the error path with its name, its inputs' shapes and its call site.
+void tg_graph_set_check_numerics(tg_graph *g, bool on);
+bool tg_graph_check_numerics(const tg_graph *g);
+
 // Number of nodes on the tape.
 size_t tg_graph_node_count(const tg_graph *g);
 

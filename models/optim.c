@@ -1,0 +1,2 @@
+// optim.c: (in progress)
+#include "tapegrad.h"
