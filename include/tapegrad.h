@@ -8,6 +8,7 @@
 #include "tg_params.h"
 #include "tg_rnn.h"
 #include "tg_runtime.h"
+#include "tg_safetensors.h"
 #include "tg_tensor.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
