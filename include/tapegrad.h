@@ -5,6 +5,7 @@
 #include "tg_autodiff.h"
 #include "tg_graph.h"
 #include "tg_ops.h"
+#include "tg_optim.h"
 #include "tg_params.h"
 #include "tg_rnn.h"
 #include "tg_runtime.h"
