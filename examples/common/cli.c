@@ -1,0 +1,2 @@
+// cli.c: (in progress)
+#include "tapegrad.h"

@@ -1,0 +1,2 @@
+// data.c: (in progress)
+#include "tapegrad.h"

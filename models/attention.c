@@ -1,0 +1,2 @@
+// attention.c: (in progress)
+#include "tapegrad.h"

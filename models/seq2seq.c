@@ -1,0 +1,2 @@
+// seq2seq.c: (in progress)
+#include "tapegrad.h"
