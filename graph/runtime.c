@@ -14,6 +14,7 @@
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static const char *blas_arch = "unknown";
 static int num_threads = 1;
+static uint64_t flop_count; // 2*m*n*k summed over every product, for the benchmark's roofline
 
 static bool cpu_has_avx512(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -52,6 +53,8 @@ const char *tg_blas_arch(void) {
     return blas_arch;
 }
 
+uint64_t tg_blas_flop_count(void) { return flop_count; }
+
 const char *tg_blas_version(void) {
     ensure_init();
     return bli_info_get_version_str();
@@ -61,6 +64,7 @@ void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, i
              const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
     ensure_init();
     if (m == 0 || n == 0) return;
+    flop_count += (uint64_t)(2 * m * n * k);
     trans_t ta = trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE;
     trans_t tb = trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE;
     // Row-major storage: row stride = leading dimension, column stride = 1.

@@ -6,6 +6,8 @@
 #ifndef TG_RUNTIME_H
 #define TG_RUNTIME_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -18,6 +20,9 @@ int tg_num_threads(void);
 const char *tg_blas_arch(void);
 // BLIS's version string.
 const char *tg_blas_version(void);
+// Floating-point operations (2*m*n*k each) of all matrix products so far, from any thread
+// that called them; for measuring how close a training step gets to the GEMM rate.
+uint64_t tg_blas_flop_count(void);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,274 @@
+// tg-bench: training steps (forward, backward, Adam) of the models in
+// ../shared/anchors/torch_bench.py, at the same sizes, printing the same line format, so
+// that ours and PyTorch's can be compared side by side (bench/compare.sh runs both).
+//
+//   tg-bench CONFIG... [--threads N] [--roofline]
+//   tg-bench --cell lstm|gru|rnn --layers L --hidden H --embed E --vocab V --seq T --batch B
+//            [--bidirectional] [--threads N] [--roofline]
+//
+// --roofline adds the step's matrix-product FLOPs (counted as BLIS runs them, backward
+// included), the sgemm rate BLIS reaches on a 1024^3 product in this process, and the
+// fraction of that rate the whole step achieves; also the peak resident memory.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "tapegrad.h"
+
+typedef enum { LM, BI_CLS, S2S } model_kind;
+
+typedef struct {
+    const char *name;
+    model_kind kind;
+    const tg_cell_type *cell;
+    int vocab, embed, hidden, layers, seq, batch;
+    bool bidirectional;
+    int src_seq; // s2s only: source length
+} config;
+
+static const config CONFIGS[] = {
+    {"lm-lstm-small", LM, &tg_cell_lstm, 96, 64, 256, 1, 64, 32, false, 0},
+    // PyTorch's composite LSTMCell loop; ours is always composite, so it is the same model.
+    {"lm-lstm-cells", LM, &tg_cell_lstm, 96, 64, 256, 1, 64, 32, false, 0},
+    {"lm-gru-small", LM, &tg_cell_gru, 96, 64, 256, 1, 64, 32, false, 0},
+    {"lm-rnn-small", LM, &tg_cell_rnn_tanh, 96, 64, 256, 1, 64, 32, false, 0},
+    {"lm-lstm-2x512", LM, &tg_cell_lstm, 96, 128, 512, 2, 100, 64, false, 0},
+    {"lm-lstm-tiny-b1", LM, &tg_cell_lstm, 96, 32, 64, 1, 50, 1, false, 0},
+    {"bilstm-cls", BI_CLS, &tg_cell_lstm, 5000, 64, 128, 1, 128, 32, true, 0},
+    {"s2s-gru-attn", S2S, &tg_cell_gru, 64, 64, 256, 1, 20, 32, false, 20},
+};
+
+typedef struct {
+    const config *cfg;
+    tg_params *p;
+    tg_rnn rnn;                       // the LM's or classifier's RNN, or the s2s encoder
+    tg_tensor *emb, *out_w, *out_b;   // [V, E]; [V or C, H or 2H]; [V or C]
+    tg_cell dec;                      // s2s: decoder GRU cell over [E + H]
+    tg_tensor *temb, *wa, *ua, *ua_b, *va; // s2s: target embedding, attention W, U (+bias), v
+    int32_t *src, *in, *out;          // token ids: [S or T, B], [T, B], [T, B] (or [B] targets)
+    tg_optim *opt;
+} model;
+
+static tg_tensor *param(model *m, const char *name, tg_shape shape, tg_rng *rng, double k) {
+    tg_tensor *t = tg_params_add(m->p, name, TG_F32, shape);
+    tg_tensor_fill_uniform(t, rng, -k, k);
+    return t;
+}
+
+static void fill_ids(int32_t *ids, int n, int vocab, tg_rng *rng) {
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)tg_rng_below(rng, (uint64_t)vocab);
+}
+
+static void model_init(model *m, const config *c) {
+    memset(m, 0, sizeof *m);
+    m->cfg = c;
+    m->p = tg_params_new();
+    tg_rng rng;
+    tg_rng_seed(&rng, 0);
+    int V = c->vocab, E = c->embed, H = c->hidden, T = c->seq, B = c->batch, D = c->bidirectional ? 2 : 1;
+    m->emb = param(m, "emb.weight", tg_shape2(V, E), &rng, 1.0);
+    tg_rnn_config rc = {c->cell, E, H, c->layers, c->bidirectional, 0.0, TG_F32};
+    tg_rnn_init(&m->rnn, &rc, m->p, "rnn.", &rng);
+    int classes = c->kind == BI_CLS ? 2 : V, out_in = c->kind == S2S ? 2 * H : D * H;
+    m->out_w = param(m, "out.weight", tg_shape2(classes, out_in), &rng, 1 / sqrt(out_in));
+    m->out_b = param(m, "out.bias", tg_shape1(classes), &rng, 1 / sqrt(out_in));
+    if (c->kind == S2S) {
+        m->temb = param(m, "temb.weight", tg_shape2(V, E), &rng, 1.0);
+        tg_cell_init(&m->dec, &tg_cell_gru, E + H, H, TG_F32, m->p, "dec.", "", &rng);
+        m->wa = param(m, "Wa.weight", tg_shape2(H, H), &rng, 1 / sqrt(H));
+        m->ua = param(m, "Ua.weight", tg_shape2(H, H), &rng, 1 / sqrt(H));
+        m->ua_b = param(m, "Ua.bias", tg_shape1(H), &rng, 1 / sqrt(H));
+        m->va = param(m, "va.weight", tg_shape2(1, H), &rng, 1 / sqrt(H));
+    }
+    int S = c->kind == S2S ? c->src_seq : T;
+    m->src = malloc(sizeof(int32_t) * (size_t)(S * B));
+    m->in = malloc(sizeof(int32_t) * (size_t)(T * B));
+    m->out = malloc(sizeof(int32_t) * (size_t)(T * B));
+    fill_ids(m->src, S * B, V, &rng);
+    fill_ids(m->in, T * B, V, &rng);
+    fill_ids(m->out, T * B, c->kind == BI_CLS ? 2 : V, &rng);
+    m->opt = tg_optim_adam(m->p, (tg_adam_opts){.lr = 1e-3});
+}
+
+static void model_free(model *m) {
+    tg_optim_free(m->opt);
+    tg_params_free(m->p);
+    free(m->src);
+    free(m->in);
+    free(m->out);
+}
+
+// The loss of one batch, as torch_bench.py's models compute it.
+static tg_tensor *model_loss(tg_graph *g, model *m) {
+    const config *c = m->cfg;
+    int T = c->seq, B = c->batch, H = c->hidden;
+    tg_rnn_result r;
+    if (c->kind == LM) {
+        tg_tensor *x = tg_embedding(g, m->emb, tg_from_data(g, TG_I32, tg_shape2(T, B), m->in)); // [T, B, E]
+        tg_rnn_forward(g, &m->rnn, x, NULL, NULL, NULL, &r);
+        tg_tensor *logits = tg_linear(g, tg_reshape(g, r.output, tg_shape2(T * B, -1)), m->out_w, m->out_b);
+        return tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(T * B), m->out), TG_REDUCE_MEAN, -100);
+    }
+    if (c->kind == BI_CLS) {
+        tg_tensor *x = tg_embedding(g, m->emb, tg_from_data(g, TG_I32, tg_shape2(T, B), m->src)); // [T, B, E]
+        tg_rnn_forward(g, &m->rnn, x, NULL, NULL, NULL, &r);
+        tg_tensor *logits = tg_linear(g, tg_mean_axis(g, r.output, 0, false), m->out_w, m->out_b); // [B, 2]
+        return tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(B), m->out), TG_REDUCE_MEAN, -100);
+    }
+    // s2s: GRU encoder; GRU cell decoder over [embedding; context] with additive attention.
+    int S = c->src_seq;
+    tg_tensor *src = tg_embedding(g, m->emb, tg_from_data(g, TG_I32, tg_shape2(S, B), m->src)); // [S, B, E]
+    tg_rnn_forward(g, &m->rnn, src, NULL, NULL, NULL, &r);
+    tg_tensor *enc = r.output;                                                         // [S, B, H]
+    tg_tensor *h = tg_reshape(g, r.state[0], tg_shape2(B, H));                         // [B, H]
+    tg_tensor *keys = tg_linear(g, enc, m->ua, m->ua_b);                               // [S, B, H]
+    tg_tensor *temb = tg_embedding(g, m->temb, tg_from_data(g, TG_I32, tg_shape2(T, B), m->in)); // [T, B, E]
+    tg_tensor **outs = tg_graph_alloc(g, sizeof(tg_tensor *) * (size_t)T);
+    for (int t = 0; t < T; t++) {
+        tg_tensor *q = tg_reshape(g, tg_linear(g, h, m->wa, NULL), tg_shape3(1, B, H));      // [1, B, H]
+        tg_tensor *score = tg_linear(g, tg_tanh(g, tg_add(g, keys, q)), m->va, NULL);         // [S, B, 1]
+        tg_tensor *a = tg_softmax(g, score, 0);                                              // [S, B, 1]
+        tg_tensor *ctx = tg_sum_axis(g, tg_mul(g, a, enc), 0, false);                        // [B, H]
+        tg_tensor *e = tg_reshape(g, tg_slice(g, temb, 0, t, 1), tg_shape2(B, -1));          // [B, E]
+        tg_tensor *in[2] = {e, ctx}, *next;
+        tg_tensor *xt = tg_linear(g, tg_concat(g, 2, in, 1), m->dec.param[0], m->dec.param[2]); // [B, 3H]
+        m->dec.type->step(g, &m->dec, xt, &h, &next);
+        h = next;
+        tg_tensor *hc[2] = {h, ctx};
+        outs[t] = tg_concat(g, 2, hc, 1);                                                    // [B, 2H]
+    }
+    tg_tensor *logits = tg_linear(g, tg_reshape(g, tg_stack(g, T, outs, 0), tg_shape2(T * B, -1)), m->out_w, m->out_b);
+    return tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(T * B), m->out), TG_REDUCE_MEAN, -100);
+}
+
+static void train_step(tg_graph *g, model *m) {
+    tg_graph_reset(g);
+    tg_tensor *loss = model_loss(g, m);
+    tg_optim_zero_grad(m->opt);
+    if (!loss || !tg_backward(g, loss)) {
+        fprintf(stderr, "tg-bench: %s failed: %s\n", m->cfg->name, tg_graph_last_error(g));
+        exit(1);
+    }
+    tg_optim_step(m->opt);
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+// BLIS's single-call sgemm rate on 1024^3, in FLOP/s, at the current thread count.
+static double gemm_rate(void) {
+    enum { N = 1024 };
+    float *a = calloc(N * N, sizeof(float)), *b = calloc(N * N, sizeof(float)), *c = calloc(N * N, sizeof(float));
+    tg_graph *g = tg_graph_new();
+    tg_tensor *ta = tg_from_data(g, TG_F32, tg_shape2(N, N), a), *tb = tg_from_data(g, TG_F32, tg_shape2(N, N), b);
+    tg_matmul(g, ta, tb); // warm-up
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now();
+        tg_matmul(g, ta, tb);
+        double rate = 2.0 * N * N * N / (now() - t0);
+        best = rate > best ? rate : best;
+    }
+    tg_graph_free(g);
+    free(a), free(b), free(c);
+    return best;
+}
+
+// Times steps like torch_bench.py's bench(): 2 warm-up steps, then at least 3 steps and 2 s.
+static void run(const config *c, int threads, bool roofline, double rate) {
+    model m;
+    model_init(&m, c);
+    tg_graph *g = tg_graph_new();
+    for (int i = 0; i < 2; i++) train_step(g, &m);
+    uint64_t flops0 = tg_blas_flop_count();
+    train_step(g, &m);
+    uint64_t flops = tg_blas_flop_count() - flops0;
+    double t0 = now(), t;
+    int n = 0;
+    do {
+        train_step(g, &m);
+        n++;
+        t = now() - t0;
+    } while (n < 3 || t < 2.0);
+    double s = t / n;
+    int toks = c->seq * c->batch;
+    printf("%-16s threads=%d %9.2f ms/step %10.0f tokens/s", c->name, threads, s * 1e3, toks / s);
+    if (roofline) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("  gemm_gflop=%.2f gemm_rate=%.1f roofline=%.2f peak_rss_mb=%.0f", flops * 1e-9, rate * 1e-9,
+               flops / s / rate, ru.ru_maxrss / 1024.0);
+    }
+    printf("\n");
+    fflush(stdout);
+    tg_graph_free(g);
+    model_free(&m);
+}
+
+static void usage(void) {
+    printf("usage: tg-bench CONFIG... [--threads N] [--roofline]\n"
+           "       tg-bench --cell lstm|gru|rnn --layers L --hidden H --embed E --vocab V --seq T --batch B\n"
+           "                [--bidirectional] [--threads N] [--roofline]\nconfigs:");
+    for (size_t i = 0; i < sizeof CONFIGS / sizeof *CONFIGS; i++) printf(" %s", CONFIGS[i].name);
+    printf("\n");
+}
+
+int main(int argc, char **argv) {
+    int threads = 1;
+    bool roofline = false, custom = false;
+    config user = {"lm-custom", LM, &tg_cell_lstm, 96, 64, 256, 1, 64, 32, false, 0};
+    const config *chosen[16];
+    int n_chosen = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int *size = !strcmp(a, "--layers") ? &user.layers : !strcmp(a, "--hidden") ? &user.hidden
+                  : !strcmp(a, "--embed")  ? &user.embed  : !strcmp(a, "--vocab")  ? &user.vocab
+                  : !strcmp(a, "--seq")    ? &user.seq    : !strcmp(a, "--batch")  ? &user.batch : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage();
+            return 0;
+        } else if (!strcmp(a, "--roofline")) {
+            roofline = true;
+        } else if (!strcmp(a, "--bidirectional")) {
+            user.bidirectional = custom = true;
+        } else if (!strcmp(a, "--threads") && v) {
+            threads = atoi(argv[++i]);
+        } else if (size && v) {
+            *size = atoi(argv[++i]);
+            custom = true;
+        } else if (!strcmp(a, "--cell") && v) {
+            i++;
+            user.cell = !strcmp(v, "lstm") ? &tg_cell_lstm : !strcmp(v, "gru") ? &tg_cell_gru
+                      : !strcmp(v, "rnn")  ? &tg_cell_rnn_tanh : NULL;
+            custom = true;
+            if (!user.cell) return fprintf(stderr, "tg-bench: unknown cell %s\n", v), 2;
+        } else {
+            const config *c = NULL;
+            for (size_t k = 0; k < sizeof CONFIGS / sizeof *CONFIGS; k++)
+                if (!strcmp(a, CONFIGS[k].name)) c = &CONFIGS[k];
+            if (!c || n_chosen == 16) {
+                fprintf(stderr, "tg-bench: unknown argument %s\n", a);
+                usage();
+                return 2;
+            }
+            chosen[n_chosen++] = c;
+        }
+    }
+    if (user.layers < 1 || user.hidden < 1 || user.embed < 1 || user.vocab < 1 || user.seq < 1 || user.batch < 1 ||
+        threads < 1)
+        return fprintf(stderr, "tg-bench: sizes and threads must be positive\n"), 2;
+    if (custom) chosen[n_chosen++] = &user;
+    if (n_chosen == 0)
+        for (size_t k = 0; k < sizeof CONFIGS / sizeof *CONFIGS; k++) chosen[n_chosen++] = &CONFIGS[k];
+    tg_set_num_threads(threads);
+    double rate = roofline ? gemm_rate() : 0;
+    if (roofline) printf("# BLIS %s, kernels %s, sgemm 1024^3: %.1f GFLOP/s\n", tg_blas_version(), tg_blas_arch(), rate * 1e-9);
+    for (int i = 0; i < n_chosen; i++) run(chosen[i], threads, roofline, rate);
+    return 0;
+}
