@@ -65,6 +65,12 @@ void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, i
     ensure_init();
     if (m == 0 || n == 0) return;
     flop_count += (uint64_t)(2 * m * n * k);
+    // Measured (tg-microbench --gemm): below these sizes BLIS's packing and call overhead cost
+    // more than the product; a transposed B also makes BLIS gather strided columns.
+    if (!(trans_a && trans_b) && (m <= 4 || (trans_b && m <= 16) || (k == 1 && !trans_b))) {
+        tg_gemm_small(dtype, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     trans_t ta = trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE;
     trans_t tb = trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE;
     // Row-major storage: row stride = leading dimension, column stride = 1.

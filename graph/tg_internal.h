@@ -13,6 +13,7 @@
 #include <stdarg.h>
 
 #include "tapegrad.h"
+#include "tg_fastmath.h"
 
 typedef struct tg_node tg_node;
 
@@ -45,6 +46,9 @@ tg_tensor *tg_new_tensor(tg_graph *g, tg_dtype dtype, tg_shape shape);
 // on; marks out as requiring a gradient. Returns the node (to save values on) or NULL.
 tg_node *tg_record(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, ...);
 tg_node *tg_record_array(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, tg_tensor *const *in);
+// A shape as a string in a temporary buffer, for error messages only: formatting on the
+// hot path would cost more than a small op.
+#define TG_SHAPE_STR(s) tg_shape_str((s), (char[80]){0}, 80)
 // Writes the multi-index of flat element i of shape into buf, e.g. "[1, 0, 2]".
 char *tg_index_str(tg_shape shape, int64_t i, char *buf, size_t len);
 // With the numerics check on, reports the first non-finite gradient n's backward left in
@@ -72,10 +76,14 @@ typedef struct {
 // The split of shape at axis (a scalar is one element: {1, 1, 1}).
 tg_axis_split tg_split_at(tg_shape shape, int axis);
 
-// T-generic math for TG_DISPATCH bodies: expf/tanhf/logf for float, exp/tanh/log for double.
-#define TG_EXP(x) (sizeof(x) == sizeof(float) ? expf((float)(x)) : exp((double)(x)))
-#define TG_TANH(x) (sizeof(x) == sizeof(float) ? tanhf((float)(x)) : tanh((double)(x)))
+// T-generic math for TG_DISPATCH bodies: the vectorisable float versions of tg_fastmath.h
+// for float, libm's for double. Sigmoid in double takes the form that cannot overflow.
+#define TG_EXP(x) (sizeof(x) == sizeof(float) ? tg_expf((float)(x)) : exp((double)(x)))
+#define TG_TANH(x) (sizeof(x) == sizeof(float) ? tg_tanhf((float)(x)) : tanh((double)(x)))
 #define TG_LOG(x) (sizeof(x) == sizeof(float) ? logf((float)(x)) : log((double)(x)))
+#define TG_SIGMOID(x)                                                                                       \
+    (sizeof(x) == sizeof(float) ? tg_sigmoidf((float)(x))                                                   \
+                                : ((x) >= 0 ? 1 / (1 + exp(-(double)(x))) : exp((double)(x)) / (1 + exp((double)(x)))))
 
 // Runs BODY once with T as the float type of dtype (float or double).
 #define TG_DISPATCH(dtype, ...)                                                                              \
@@ -127,5 +135,9 @@ bool tg_broadcast(tg_graph *g, const char *op, int n, const tg_shape *shapes, tg
 // ldc; op(X) is X or X^T. One call handles float or double by dtype.
 void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
              const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
+// The same product by plain loops, for sizes where BLIS's fixed cost per call dominates
+// (graph/gemm_small.c); tg_gemm chooses between the two.
+void tg_gemm_small(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                   const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
 
 #endif

@@ -7,7 +7,7 @@
 // Declares a unary op NAME: y[i] = FWD with x = xv[i] (and the op's argument a = n->arg[0]);
 // backward adds gy[i] * (DERIV), where DERIV may use x, y and a.
 #define UNARY_OP(NAME, FWD, DERIV)                                                                          \
-    static void NAME##_backward(tg_graph *g, tg_node *n) {                                                  \
+    TG_VECTORIZE static void NAME##_backward(tg_graph *g, tg_node *n) {                                                  \
         (void)g;                                                                                            \
         tg_tensor *in = n->in[0], *out = n->out;                                                            \
         TG_DISPATCH(out->dtype, {                                                                           \
@@ -23,7 +23,7 @@
         });                                                                                                 \
     }                                                                                                       \
     static const tg_op NAME##_OP = {#NAME, NAME##_backward};                                                \
-    static tg_tensor *NAME##_forward(tg_graph *g, tg_tensor *in, double arg) {                              \
+    TG_VECTORIZE static tg_tensor *NAME##_forward(tg_graph *g, tg_tensor *in, double arg) {                              \
         if (!tg_check_float(g, #NAME, 1, in)) return NULL;                                                  \
         tg_tensor *out = tg_new_tensor(g, in->dtype, in->shape);                                            \
         TG_DISPATCH(out->dtype, {                                                                           \
@@ -41,8 +41,7 @@
     }
 
 UNARY_OP(tanh, (T)TG_TANH(x), 1 - y * y)
-// 1/(1+e^-x) for x >= 0, e^x/(1+e^x) otherwise: neither form overflows.
-UNARY_OP(sigmoid, x >= 0 ? (T)(1 / (1 + TG_EXP(-x))) : (T)(TG_EXP(x) / (1 + TG_EXP(x))), y * (1 - y))
+UNARY_OP(sigmoid, (T)TG_SIGMOID(x), y * (1 - y))
 UNARY_OP(relu, x > 0 ? x : 0, x > 0 ? 1 : 0)
 UNARY_OP(leaky_relu, x > 0 ? x : a * x, x > 0 ? 1 : a)
 UNARY_OP(elu, x > 0 ? x : a * ((T)TG_EXP(x) - 1), x > 0 ? 1 : y + a)

@@ -5,7 +5,7 @@
 
 typedef enum { ADD, SUB, MUL, DIV } binary_kind;
 
-static void binary_backward(tg_graph *g, tg_node *n) {
+TG_VECTORIZE static void binary_backward(tg_graph *g, tg_node *n) {
     (void)g;
     const tg_bcast *p = n->saved;
     tg_tensor *a = n->in[0], *b = n->in[1], *y = n->out;
@@ -39,7 +39,7 @@ static const tg_op SUB_OP = {"sub", binary_backward};
 static const tg_op MUL_OP = {"mul", binary_backward};
 static const tg_op DIV_OP = {"div", binary_backward};
 
-static tg_tensor *binary(tg_graph *g, const tg_op *op, binary_kind kind, tg_tensor *a, tg_tensor *b) {
+TG_VECTORIZE static tg_tensor *binary(tg_graph *g, const tg_op *op, binary_kind kind, tg_tensor *a, tg_tensor *b) {
     if (!tg_check_float(g, op->name, 2, a, b)) return NULL;
     tg_shape shapes[2] = {a->shape, b->shape}, shape;
     tg_bcast *p = tg_arena_alloc(g, sizeof *p);
@@ -70,7 +70,7 @@ tg_tensor *(tg_div)(tg_graph *g, tg_tensor *a, tg_tensor *b) { return binary(g, 
 
 // --- y = scale * x + shift: neg, add_scalar and mul_scalar ---
 
-static void affine_backward(tg_graph *g, tg_node *n) {
+TG_VECTORIZE static void affine_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *y = n->out;
     TG_DISPATCH(y->dtype, {
@@ -84,7 +84,7 @@ static const tg_op NEG_OP = {"neg", affine_backward};
 static const tg_op ADD_SCALAR_OP = {"add_scalar", affine_backward};
 static const tg_op MUL_SCALAR_OP = {"mul_scalar", affine_backward};
 
-static tg_tensor *affine(tg_graph *g, const tg_op *op, tg_tensor *x, double scale, double shift) {
+TG_VECTORIZE static tg_tensor *affine(tg_graph *g, const tg_op *op, tg_tensor *x, double scale, double shift) {
     if (!tg_check_float(g, op->name, 1, x)) return NULL;
     tg_tensor *y = tg_new_tensor(g, x->dtype, x->shape);
     TG_DISPATCH(y->dtype, {

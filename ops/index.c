@@ -7,7 +7,7 @@
 
 #include "tg_internal.h"
 
-static void embedding_backward(tg_graph *g, tg_node *n) {
+TG_VECTORIZE static void embedding_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *w = n->in[0], *ids = n->in[1], *y = n->out;
     if (!w->grad) return;
@@ -28,13 +28,10 @@ static const tg_op EMBEDDING_OP = {"embedding", embedding_backward};
 
 tg_tensor *(tg_embedding)(tg_graph *g, tg_tensor *weight, tg_tensor *ids) {
     if (!tg_check_float(g, "embedding", 1, weight) || !tg_check_i32(g, "embedding", ids, "ids")) return NULL;
-    char sw[64], si[64];
-    tg_shape_str(weight->shape, sw, sizeof sw);
-    tg_shape_str(ids->shape, si, sizeof si);
     if (weight->shape.n != 2)
-        return tg_fail(g, "embedding", "weight %s must be [num_embeddings, embedding_dim]", sw);
+        return tg_fail(g, "embedding", "weight %s must be [num_embeddings, embedding_dim]", TG_SHAPE_STR(weight->shape));
     if (ids->shape.n > TG_MAX_DIMS - 1)
-        return tg_fail(g, "embedding", "ids %s have %d dimensions; at most %d, as the output adds one", si,
+        return tg_fail(g, "embedding", "ids %s have %d dimensions; at most %d, as the output adds one", TG_SHAPE_STR(ids->shape),
                        ids->shape.n, TG_MAX_DIMS - 1);
     int64_t V = weight->shape.d[0], E = weight->shape.d[1];
     const int32_t *id = ids->data; // [S]
@@ -42,7 +39,7 @@ tg_tensor *(tg_embedding)(tg_graph *g, tg_tensor *weight, tg_tensor *ids) {
         if (id[i] < 0 || id[i] >= V) {
             char at[96];
             return tg_fail(g, "embedding", "id %d at position %s of ids %s is out of range [0, %lld) for weight %s",
-                           (int)id[i], tg_index_str(ids->shape, i, at, sizeof at), si, (long long)V, sw);
+                           (int)id[i], tg_index_str(ids->shape, i, at, sizeof at), TG_SHAPE_STR(ids->shape), (long long)V, TG_SHAPE_STR(weight->shape));
         }
     tg_shape ys = ids->shape; // [S, E]
     ys.d[ys.n++] = E;

@@ -87,7 +87,7 @@ static tg_node *record_loss(tg_graph *g, const tg_op *op, tg_tensor *y, tg_tenso
 
 // --- cross_entropy: logits [N, C], targets [N] ---
 
-static void cross_entropy_backward(tg_graph *g, tg_node *n) {
+TG_VECTORIZE static void cross_entropy_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *targets = n->in[1], *y = n->out;
     if (!x->grad) return;
@@ -113,7 +113,7 @@ static void cross_entropy_backward(tg_graph *g, tg_node *n) {
 
 static const tg_op CROSS_ENTROPY_OP = {"cross_entropy", cross_entropy_backward};
 
-tg_tensor *(tg_cross_entropy)(tg_graph *g, tg_tensor *logits, tg_tensor *targets, tg_reduction reduction,
+TG_VECTORIZE tg_tensor *(tg_cross_entropy)(tg_graph *g, tg_tensor *logits, tg_tensor *targets, tg_reduction reduction,
                               int ignore_index) {
     if (!check_class_targets(g, "cross_entropy", "logits", logits, targets, ignore_index) ||
         !check_reduction(g, "cross_entropy", reduction))
@@ -130,8 +130,12 @@ tg_tensor *(tg_cross_entropy)(tg_graph *g, tg_tensor *logits, tg_tensor *targets
             const T *row = xv + r * classes;
             T max = row[0];
             for (int64_t c = 1; c < classes; c++) max = row[c] > max ? row[c] : max;
-            double s = 0;
-            for (int64_t c = 0; c < classes; c++) s += TG_EXP(row[c] - max);
+            double lane[8] = {0}, s = 0; // 8 partial sums, so the loop vectorises
+            int64_t c = 0;
+            for (; c + 8 <= classes; c += 8)
+                for (int l = 0; l < 8; l++) lane[l] += TG_EXP((T)(row[c + l] - max));
+            for (; c < classes; c++) s += TG_EXP((T)(row[c] - max));
+            for (int l = 0; l < 8; l++) s += lane[l];
             stats[2 * r] = max;
             stats[2 * r + 1] = log(s);
             terms[r] = ((double)max - (double)row[t[r]]) + log(s); // -log_softmax(x)[r, t]
@@ -191,7 +195,7 @@ tg_tensor *(tg_nll_loss)(tg_graph *g, tg_tensor *log_probs, tg_tensor *targets, 
 
 // --- mse_loss: (input - target)^2, both of one shape ---
 
-static void mse_loss_backward(tg_graph *g, tg_node *n) {
+TG_VECTORIZE static void mse_loss_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *target = n->in[1], *y = n->out;
     bool each = n->iarg[0] == TG_REDUCE_NONE;

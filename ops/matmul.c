@@ -47,12 +47,9 @@ static const tg_op MATMUL_OP = {"matmul", matmul_backward};
 
 tg_tensor *(tg_matmul_t)(tg_graph *g, tg_tensor *a, tg_tensor *b, bool trans_a, bool trans_b) {
     if (!tg_check_float(g, "matmul", 2, a, b)) return NULL;
-    char sa[64], sb[64];
-    tg_shape_str(a->shape, sa, sizeof sa);
-    tg_shape_str(b->shape, sb, sizeof sb);
     bool ok_rank = (a->shape.n == 2 && b->shape.n == 2) || (a->shape.n == 3 && (b->shape.n == 3 || b->shape.n == 2));
     if (!ok_rank)
-        return tg_fail(g, "matmul", "shapes %s and %s: takes 2-D @ 2-D, 3-D @ 3-D (batched) or 3-D @ 2-D", sa, sb);
+        return tg_fail(g, "matmul", "shapes %s and %s: takes 2-D @ 2-D, 3-D @ 3-D (batched) or 3-D @ 2-D", TG_SHAPE_STR(a->shape), TG_SHAPE_STR(b->shape));
     int ra = a->shape.n - 2, rb = b->shape.n - 2; // index of each one's row axis
     mm_dims *d = tg_arena_alloc(g, sizeof *d);
     d->ta = trans_a;
@@ -67,11 +64,11 @@ tg_tensor *(tg_matmul_t)(tg_graph *g, tg_tensor *a, tg_tensor *b, bool trans_a, 
     d->stride_a = a->shape.d[ra] * a->shape.d[ra + 1];
     d->stride_b = b->shape.n == 3 ? b->shape.d[rb] * b->shape.d[rb + 1] : 0;
     if (d->k != kb)
-        return tg_fail(g, "matmul", "shapes %s%s and %s%s: inner sizes %lld and %lld differ", sa,
-                       trans_a ? " (transposed)" : "", sb, trans_b ? " (transposed)" : "", (long long)d->k,
+        return tg_fail(g, "matmul", "shapes %s%s and %s%s: inner sizes %lld and %lld differ", TG_SHAPE_STR(a->shape),
+                       trans_a ? " (transposed)" : "", TG_SHAPE_STR(b->shape), trans_b ? " (transposed)" : "", (long long)d->k,
                        (long long)kb);
     if (b->shape.n == 3 && b->shape.d[0] != d->batch)
-        return tg_fail(g, "matmul", "shapes %s and %s: batch sizes differ", sa, sb);
+        return tg_fail(g, "matmul", "shapes %s and %s: batch sizes differ", TG_SHAPE_STR(a->shape), TG_SHAPE_STR(b->shape));
 
     tg_shape shape = a->shape.n == 3 ? tg_shape3(d->batch, d->m, d->n) : tg_shape2(d->m, d->n);
     tg_tensor *c = tg_new_tensor(g, a->dtype, shape);
@@ -108,19 +105,23 @@ static void linear_backward(tg_graph *g, tg_node *n) {
 
 static const tg_op LINEAR_OP = {"linear", linear_backward};
 
-tg_tensor *(tg_linear)(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *bias) {
+// y = x W^T + b, the product taken as x @ weight_t when a transposed copy of W is given:
+// BLIS runs a row-major product with a transposed right operand at half speed (it packs
+// it by strided gathers), so a weight used at every time step is worth transposing once.
+static tg_tensor *linear(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *weight_t, tg_tensor *bias) {
     if (!tg_check_float(g, "linear", 2, x, weight)) return NULL;
     if (bias && !tg_check_float(g, "linear", 2, x, bias)) return NULL;
-    char sx[64], sw[64], sb[64];
-    tg_shape_str(x->shape, sx, sizeof sx);
-    tg_shape_str(weight->shape, sw, sizeof sw);
     if (weight->shape.n != 2 || x->shape.n < 1 || x->shape.d[x->shape.n - 1] != weight->shape.d[1])
         return tg_fail(g, "linear", "input %s and weight %s: the weight must be [out, in] with in = the "
-                                    "input's last size", sx, sw);
+                                    "input's last size", TG_SHAPE_STR(x->shape), TG_SHAPE_STR(weight->shape));
     int64_t out = weight->shape.d[0], in = weight->shape.d[1];
     if (bias && (bias->shape.n != 1 || bias->shape.d[0] != out))
-        return tg_fail(g, "linear", "weight %s and bias %s: the bias must be [%lld]", sw,
-                       tg_shape_str(bias->shape, sb, sizeof sb), (long long)out);
+        return tg_fail(g, "linear", "weight %s and bias %s: the bias must be [%lld]", TG_SHAPE_STR(weight->shape),
+                       TG_SHAPE_STR(bias->shape), (long long)out);
+    if (weight_t && (!tg_check_float(g, "linear", 2, x, weight_t) ||
+                     !tg_shape_equal(weight_t->shape, tg_shape2(in, out))))
+        return tg_fail(g, "linear", "weight %s and transposed weight %s: the transposed weight must be [%lld, %lld]",
+                       TG_SHAPE_STR(weight->shape), TG_SHAPE_STR(weight_t->shape), (long long)in, (long long)out);
     tg_shape shape = x->shape;
     shape.d[shape.n - 1] = out;
     tg_tensor *y = tg_new_tensor(g, x->dtype, shape);
@@ -129,10 +130,25 @@ tg_tensor *(tg_linear)(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *
         for (int64_t r = 0; r < rows; r++)
             memcpy((char *)y->data + (size_t)(r * out) * tg_dtype_size(y->dtype), bias->data,
                    (size_t)out * tg_dtype_size(y->dtype));
-    tg_gemm(x->dtype, false, true, rows, out, in, 1.0, x->data, in, weight->data, in, bias ? 1.0 : 0.0, y->data, out);
+    if (weight_t) // y [rows, out] (+)= x [rows, in] W^T [in, out]
+        tg_gemm(x->dtype, false, false, rows, out, in, 1.0, x->data, in, weight_t->data, out, bias ? 1.0 : 0.0,
+                y->data, out);
+    else
+        tg_gemm(x->dtype, false, true, rows, out, in, 1.0, x->data, in, weight->data, in, bias ? 1.0 : 0.0, y->data,
+                out);
+    // The transposed copy is a constant: gradients go to W itself (linear_backward).
     if (bias)
         tg_record(g, &LINEAR_OP, y, 3, x, weight, bias);
     else
         tg_record(g, &LINEAR_OP, y, 2, x, weight);
     return y;
+}
+
+tg_tensor *(tg_linear)(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *bias) {
+    return linear(g, x, weight, NULL, bias);
+}
+
+tg_tensor *(tg_linear_wt)(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *weight_t, tg_tensor *bias) {
+    if (!weight_t) return tg_fail(g, "linear", "the transposed weight is NULL (did an earlier op fail?)");
+    return linear(g, x, weight, weight_t, bias);
 }

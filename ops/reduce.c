@@ -19,7 +19,7 @@ static tg_axis_split reduce_split(const tg_tensor *x, bool all, int axis) {
     return tg_split_at(x->shape, axis);
 }
 
-static void reduce_backward(tg_graph *g, tg_node *n) {
+TG_VECTORIZE static void reduce_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *y = n->out;
     if (!x->grad) return;
@@ -54,7 +54,7 @@ static bool check_reduce_axis(tg_graph *g, const char *op, const tg_tensor *x, i
 }
 
 // Sum (mean = false) or mean of x: of all of it (all) or along axis.
-static tg_tensor *reduce(tg_graph *g, const tg_op *op, tg_tensor *x, bool all, int axis, bool keepdim, bool mean) {
+TG_VECTORIZE static tg_tensor *reduce(tg_graph *g, const tg_op *op, tg_tensor *x, bool all, int axis, bool keepdim, bool mean) {
     if (!tg_check_float(g, op->name, 1, x)) return NULL;
     if (!all && !check_reduce_axis(g, op->name, x, &axis)) return NULL;
 

@@ -13,7 +13,7 @@
 
 // --- where: y = cond ? a : b, all three broadcast ---
 
-static void where_backward(tg_graph *g, tg_node *n) {
+TG_VECTORIZE static void where_backward(tg_graph *g, tg_node *n) {
     (void)g;
     const tg_bcast *p = n->saved;
     tg_tensor *cond = n->in[0], *a = n->in[1], *b = n->in[2], *y = n->out;
@@ -28,7 +28,7 @@ static void where_backward(tg_graph *g, tg_node *n) {
 
 static const tg_op WHERE_OP = {"where", where_backward};
 
-tg_tensor *(tg_where)(tg_graph *g, tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
+TG_VECTORIZE tg_tensor *(tg_where)(tg_graph *g, tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
     if (!tg_check_i32(g, "where", cond, "cond") || !tg_check_float(g, "where", 2, a, b)) return NULL;
     tg_shape shapes[3] = {cond->shape, a->shape, b->shape}, shape;
     tg_bcast *p = tg_arena_alloc(g, sizeof *p);
@@ -48,7 +48,7 @@ tg_tensor *(tg_where)(tg_graph *g, tg_tensor *cond, tg_tensor *a, tg_tensor *b) 
 // --- masked_fill: y = mask ? value : x, mask broadcast to x's shape ---
 // The plan has the mask as input 0; x has the output's shape, so x's element is o itself.
 
-static void masked_fill_backward(tg_graph *g, tg_node *n) {
+TG_VECTORIZE static void masked_fill_backward(tg_graph *g, tg_node *n) {
     (void)g;
     const tg_bcast *p = n->saved;
     tg_tensor *x = n->in[0], *mask = n->in[1], *y = n->out;
@@ -63,7 +63,7 @@ static void masked_fill_backward(tg_graph *g, tg_node *n) {
 
 static const tg_op MASKED_FILL_OP = {"masked_fill", masked_fill_backward};
 
-tg_tensor *(tg_masked_fill)(tg_graph *g, tg_tensor *x, tg_tensor *mask, double value) {
+TG_VECTORIZE tg_tensor *(tg_masked_fill)(tg_graph *g, tg_tensor *x, tg_tensor *mask, double value) {
     if (!tg_check_float(g, "masked_fill", 1, x) || !tg_check_i32(g, "masked_fill", mask, "mask")) return NULL;
     tg_shape shapes[2] = {mask->shape, x->shape}, shape;
     tg_bcast *p = tg_arena_alloc(g, sizeof *p);

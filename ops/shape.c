@@ -19,7 +19,7 @@ static int64_t span(tg_shape s, int from, int to) {
 }
 
 // dst[0..n) = src[0..n), or += when acc (float dtypes only).
-static void put_run(tg_dtype dtype, bool acc, void *dst, const void *src, int64_t n) {
+TG_VECTORIZE static void put_run(tg_dtype dtype, bool acc, void *dst, const void *src, int64_t n) {
     if (n <= 0) return;
     if (!acc) {
         memcpy(dst, src, (size_t)n * tg_dtype_size(dtype));
@@ -60,21 +60,18 @@ static const tg_op RESHAPE_OP = {"reshape", reshape_backward};
 
 tg_tensor *(tg_reshape)(tg_graph *g, tg_tensor *x, tg_shape shape) {
     if (!check_present(g, "reshape", x)) return NULL;
-    char sx[64], ss[64];
-    tg_shape_str(x->shape, sx, sizeof sx);
     if (shape.n < 0 || shape.n > TG_MAX_DIMS)
-        return tg_fail(g, "reshape", "cannot reshape %s into %d dimensions; tensors have 0 to %d", sx, shape.n,
+        return tg_fail(g, "reshape", "cannot reshape %s into %d dimensions; tensors have 0 to %d", TG_SHAPE_STR(x->shape), shape.n,
                        TG_MAX_DIMS);
-    tg_shape_str(shape, ss, sizeof ss);
     int infer = -1;
     int64_t known = 1;
     for (int i = 0; i < shape.n; i++) {
         if (shape.d[i] == -1 && infer < 0) {
             infer = i;
         } else if (shape.d[i] == -1) {
-            return tg_fail(g, "reshape", "cannot reshape %s into %s: only one size may be -1", sx, ss);
+            return tg_fail(g, "reshape", "cannot reshape %s into %s: only one size may be -1", TG_SHAPE_STR(x->shape), TG_SHAPE_STR(shape));
         } else if (shape.d[i] < 0) {
-            return tg_fail(g, "reshape", "cannot reshape %s into %s: negative size %lld", sx, ss,
+            return tg_fail(g, "reshape", "cannot reshape %s into %s: negative size %lld", TG_SHAPE_STR(x->shape), TG_SHAPE_STR(shape),
                            (long long)shape.d[i]);
         } else {
             known *= shape.d[i];
@@ -82,12 +79,12 @@ tg_tensor *(tg_reshape)(tg_graph *g, tg_tensor *x, tg_shape shape) {
     }
     if (infer >= 0) {
         if (known == 0 || x->numel % known != 0)
-            return tg_fail(g, "reshape", "cannot reshape %s (%lld elements) into %s: no size for -1 fits", sx,
-                           (long long)x->numel, ss);
+            return tg_fail(g, "reshape", "cannot reshape %s (%lld elements) into %s: no size for -1 fits", TG_SHAPE_STR(x->shape),
+                           (long long)x->numel, TG_SHAPE_STR(shape));
         shape.d[infer] = x->numel / known;
     } else if (known != x->numel) {
-        return tg_fail(g, "reshape", "cannot reshape %s (%lld elements) into %s (%lld elements)", sx,
-                       (long long)x->numel, ss, (long long)known);
+        return tg_fail(g, "reshape", "cannot reshape %s (%lld elements) into %s (%lld elements)", TG_SHAPE_STR(x->shape),
+                       (long long)x->numel, TG_SHAPE_STR(shape), (long long)known);
     }
     tg_tensor *y = tg_arena_alloc(g, sizeof *y);
     memset(y, 0, sizeof *y);
@@ -102,7 +99,7 @@ tg_tensor *(tg_reshape)(tg_graph *g, tg_tensor *x, tg_shape shape) {
 // --- transpose: x [A, d0, B, d1, C] -> y [A, d1, B, d0, C] for axes a0 < a1 ---
 
 // dst [A, d1, B, d0, C] = (acc: +=) src [A, d0, B, d1, C] with the d0 and d1 axes swapped.
-static void swap_axes(tg_dtype dtype, bool acc, void *dst, const void *src, int64_t A, int64_t d0, int64_t B,
+TG_VECTORIZE static void swap_axes(tg_dtype dtype, bool acc, void *dst, const void *src, int64_t A, int64_t d0, int64_t B,
                       int64_t d1, int64_t C) {
     size_t es = tg_dtype_size(dtype);
     for (int64_t a = 0; a < A; a++)
@@ -190,10 +187,8 @@ static tg_tensor *join(tg_graph *g, const tg_op *op, int n, tg_tensor *const *xs
     for (int k = 0; k < n; k++)
         if (!xs[k]) return tg_fail(g, name, "input %d is NULL (did an earlier op fail?)", k);
     tg_shape s0 = xs[0]->shape;
-    char a[64], b[64];
-    tg_shape_str(s0, a, sizeof a);
     if (new_axis && s0.n >= TG_MAX_DIMS)
-        return tg_fail(g, name, "inputs of shape %s already have %d dimensions; the result would have %d", a, s0.n,
+        return tg_fail(g, name, "inputs of shape %s already have %d dimensions; the result would have %d", TG_SHAPE_STR(s0), s0.n,
                        s0.n + 1);
     if (!tg_check_axis(g, name, s0, new_axis, &axis)) return NULL;
     tg_shape ys = s0;
@@ -204,16 +199,15 @@ static tg_tensor *join(tg_graph *g, const tg_op *op, int n, tg_tensor *const *xs
     }
     for (int k = 1; k < n; k++) {
         tg_shape sk = xs[k]->shape;
-        tg_shape_str(sk, b, sizeof b);
         if (xs[k]->dtype != xs[0]->dtype)
             return tg_fail(g, name, "input %d is %s %s but input 0 is %s %s; convert one of them", k,
-                           tg_dtype_name(xs[k]->dtype), b, tg_dtype_name(xs[0]->dtype), a);
+                           tg_dtype_name(xs[k]->dtype), TG_SHAPE_STR(sk), tg_dtype_name(xs[0]->dtype), TG_SHAPE_STR(s0));
         bool fits = sk.n == s0.n;
         for (int d = 0; fits && d < s0.n; d++) fits = sk.d[d] == s0.d[d] || (!new_axis && d == axis);
         if (!fits) {
-            if (new_axis) return tg_fail(g, name, "input %d has shape %s but input 0 has %s; all must match", k, b, a);
+            if (new_axis) return tg_fail(g, name, "input %d has shape %s but input 0 has %s; all must match", k, TG_SHAPE_STR(sk), TG_SHAPE_STR(s0));
             return tg_fail(g, name, "input %d has shape %s but input 0 has %s; sizes must match except along axis %d",
-                           k, b, a, axis);
+                           k, TG_SHAPE_STR(sk), TG_SHAPE_STR(s0), axis);
         }
         if (!new_axis) ys.d[axis] += sk.d[axis];
     }

@@ -22,7 +22,7 @@
             BODY                                                                                            \
         }
 
-static void softmax_backward(tg_graph *g, tg_node *n) {
+TG_VECTORIZE static void softmax_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *y = n->out;
     if (!x->grad) return;
@@ -41,7 +41,7 @@ static void softmax_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static void log_softmax_backward(tg_graph *g, tg_node *n) {
+TG_VECTORIZE static void log_softmax_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *y = n->out;
     if (!x->grad) return;
@@ -63,7 +63,7 @@ static void log_softmax_backward(tg_graph *g, tg_node *n) {
 static const tg_op SOFTMAX_OP = {"softmax", softmax_backward};
 static const tg_op LOG_SOFTMAX_OP = {"log_softmax", log_softmax_backward};
 
-static tg_tensor *softmax(tg_graph *g, const tg_op *op, tg_tensor *x, int axis, bool log_space) {
+TG_VECTORIZE static tg_tensor *softmax(tg_graph *g, const tg_op *op, tg_tensor *x, int axis, bool log_space) {
     if (!tg_check_float(g, op->name, 1, x)) return NULL;
     if (x->shape.n == 0) { // a scalar is a row of one
         if (axis != 0 && axis != -1)
