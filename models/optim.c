@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "tapegrad.h"
+#include "tg_fastmath.h" // TG_VECTORIZE: the update loops run for every parameter at every step
 #include "tg_optim.h"
 
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } opt_kind;
@@ -145,7 +146,7 @@ void tg_optim_free(tg_optim *o) {
 }
 
 // torch's _single_tensor_sgd for one parameter; buf is NULL without momentum.
-static void sgd_update(const tg_optim *o, tg_tensor *t, tg_tensor *buf_t) {
+TG_VECTORIZE static void sgd_update(const tg_optim *o, tg_tensor *t, tg_tensor *buf_t) {
     const tg_sgd_opts *s = &o->sgd;
     bool first = o->steps == 0; // torch: the buffer is None until the first step clones d_p
     OPT_DISPATCH(t->dtype, {
@@ -165,9 +166,26 @@ static void sgd_update(const tg_optim *o, tg_tensor *t, tg_tensor *buf_t) {
     });
 }
 
+// adam_update's loop over one parameter's elements, written once for each combination of
+// the flags with the flags constant, so that the compiler drops the branches and vectorises.
+#define ADAM_LOOP(COUPLED, AMSGRAD)                                                                         \
+    for (int64_t i = 0; i < t->numel; i++) {                                                                \
+        T gi = g[i];                                                                                        \
+        if (COUPLED) gi = gi + wd * p[i];                                                                   \
+        m[i] = m[i] * b1 + one_b1 * gi;                                                                     \
+        v[i] = v[i] * b2 + one_b2 * gi * gi;                                                                \
+        T vi = v[i];                                                                                        \
+        if (AMSGRAD) { /* torch.maximum propagates NaN (from either side), so it is not dropped here */    \
+            vmax[i] = vmax[i] > vi || vmax[i] != vmax[i] ? vmax[i] : vi;                                     \
+            vi = vmax[i];                                                                                   \
+        }                                                                                                   \
+        T denom = (T)sqrt((double)vi) / bc2s + eps; /* sqrt in double rounds to the same float as sqrtf */ \
+        p[i] = p[i] + neg_step * m[i] / denom;                                                              \
+    }
+
 // torch's _single_tensor_adam / _single_tensor_adamw (capturable=False) for one parameter
 // at step number `step` (1 on the first step); st holds exp_avg, exp_avg_sq[, max_exp_avg_sq].
-static void adam_update(const tg_optim *o, tg_tensor *t, tg_tensor *const *st, int64_t step) {
+TG_VECTORIZE static void adam_update(const tg_optim *o, tg_tensor *t, tg_tensor *const *st, int64_t step) {
     const tg_adam_opts *a = &o->adam;
     // Scalars in double, as Python computes them; the kernel rounds them to T as torch does.
     const double bc1 = 1 - pow(a->beta1, (double)step), bc2 = 1 - pow(a->beta2, (double)step);
@@ -181,21 +199,12 @@ static void adam_update(const tg_optim *o, tg_tensor *t, tg_tensor *const *st, i
         const T b1 = (T)a->beta1, one_b1 = (T)(1 - a->beta1), b2 = (T)a->beta2, one_b2 = (T)(1 - a->beta2);
         const T wd = (T)a->weight_decay, decay = (T)(1 - o->lr * a->weight_decay);
         const T eps = (T)a->eps, bc2s = (T)bc2_sqrt, neg_step = (T)-step_size;
-        for (int64_t i = 0; i < t->numel; i++) {
-            T gi = g[i];
-            if (coupled_wd) gi = gi + wd * p[i];
-            if (decoupled) p[i] = p[i] * decay;
-            m[i] = m[i] * b1 + one_b1 * gi;
-            v[i] = v[i] * b2 + one_b2 * gi * gi;
-            T vi = v[i];
-            if (vmax) {
-                // torch.maximum propagates NaN (from either side), so it is not dropped here.
-                vmax[i] = vmax[i] > vi || vmax[i] != vmax[i] ? vmax[i] : vi;
-                vi = vmax[i];
-            }
-            T denom = (T)sqrt((double)vi) / bc2s + eps; // sqrt in double rounds to the same float as sqrtf
-            p[i] = p[i] + neg_step * m[i] / denom;
-        }
+        if (decoupled) // AdamW decays before anything else reads p
+            for (int64_t i = 0; i < t->numel; i++) p[i] = p[i] * decay;
+        if (coupled_wd && vmax) ADAM_LOOP(true, true)
+        else if (coupled_wd) ADAM_LOOP(true, false)
+        else if (vmax) ADAM_LOOP(false, true)
+        else ADAM_LOOP(false, false)
     });
 }
 
