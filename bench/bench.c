@@ -5,6 +5,7 @@
 //   tg-bench CONFIG... [--threads N] [--roofline]
 //   tg-bench --cell lstm|gru|rnn --layers L --hidden H --embed E --vocab V --seq T --batch B
 //            [--bidirectional] [--threads N] [--roofline]
+//   --composite: LSTM and GRU steps op by op instead of the fused pointwise ops.
 //
 // --roofline adds the step's matrix-product FLOPs (counted as BLIS runs them, backward
 // included), the sgemm rate BLIS reaches on a 1024^3 product in this process, and the
@@ -62,6 +63,15 @@ static void fill_ids(int32_t *ids, int n, int vocab, tg_rng *rng) {
     for (int i = 0; i < n; i++) ids[i] = (int32_t)tg_rng_below(rng, (uint64_t)vocab);
 }
 
+// --composite: the op-by-op LSTM and GRU steps instead of the fused ones, to measure the
+// fused path against the composite one in one run.
+static bool composite;
+
+static const tg_cell_type *cell_for(const tg_cell_type *cell) {
+    if (!composite) return cell;
+    return cell == &tg_cell_lstm ? &tg_cell_lstm_composite : cell == &tg_cell_gru ? &tg_cell_gru_composite : cell;
+}
+
 static void model_init(model *m, const config *c) {
     memset(m, 0, sizeof *m);
     m->cfg = c;
@@ -70,14 +80,14 @@ static void model_init(model *m, const config *c) {
     tg_rng_seed(&rng, 0);
     int V = c->vocab, E = c->embed, H = c->hidden, T = c->seq, B = c->batch, D = c->bidirectional ? 2 : 1;
     m->emb = param(m, "emb.weight", tg_shape2(V, E), &rng, 1.0);
-    tg_rnn_config rc = {c->cell, E, H, c->layers, c->bidirectional, 0.0, TG_F32};
+    tg_rnn_config rc = {cell_for(c->cell), E, H, c->layers, c->bidirectional, 0.0, TG_F32};
     tg_rnn_init(&m->rnn, &rc, m->p, "rnn.", &rng);
     int classes = c->kind == BI_CLS ? 2 : V, out_in = c->kind == S2S ? 2 * H : D * H;
     m->out_w = param(m, "out.weight", tg_shape2(classes, out_in), &rng, 1 / sqrt(out_in));
     m->out_b = param(m, "out.bias", tg_shape1(classes), &rng, 1 / sqrt(out_in));
     if (c->kind == S2S) {
         m->temb = param(m, "temb.weight", tg_shape2(V, E), &rng, 1.0);
-        tg_cell_init(&m->dec, &tg_cell_gru, E + H, H, TG_F32, m->p, "dec.", "", &rng);
+        tg_cell_init(&m->dec, cell_for(&tg_cell_gru), E + H, H, TG_F32, m->p, "dec.", "", &rng);
         m->wa = param(m, "Wa.weight", tg_shape2(H, H), &rng, 1 / sqrt(H));
         m->ua = param(m, "Ua.weight", tg_shape2(H, H), &rng, 1 / sqrt(H));
         m->ua_b = param(m, "Ua.bias", tg_shape1(H), &rng, 1 / sqrt(H));
@@ -235,6 +245,8 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--roofline")) {
             roofline = true;
+        } else if (!strcmp(a, "--composite")) {
+            composite = true;
         } else if (!strcmp(a, "--bidirectional")) {
             user.bidirectional = custom = true;
         } else if (!strcmp(a, "--threads") && v) {

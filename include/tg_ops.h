@@ -111,6 +111,18 @@ tg_tensor *tg_masked_fill(tg_graph *g, tg_tensor *x, tg_tensor *mask, double val
 // drawing from rng; outside training mode (or p = 0) returns x itself.
 tg_tensor *tg_dropout(tg_graph *g, tg_tensor *x, double p, tg_rng *rng);
 
+// --- Fused recurrent steps (ops/rnn_fused.c) ------------------------------------------
+// The pointwise part of PyTorch's LSTM and GRU steps in one op each, an optional fast path
+// for the built-in cells (the same arithmetic as the op-by-op step, in one pass).
+// LSTM, gates [B, 4H] = x W_ih^T + b_ih + h W_hh^T + b_hh (rows i, f, g, o), c [B, H]:
+// c' = sigmoid(i)*tanh(g) + sigmoid(f)*c.
+tg_tensor *tg_lstm_cell_state(tg_graph *g, tg_tensor *gates, tg_tensor *c);
+// h' = sigmoid(o)*tanh(c'), from the same gates and c' [B, H].
+tg_tensor *tg_lstm_cell_output(tg_graph *g, tg_tensor *gates, tg_tensor *c_next);
+// GRU, xp = x W_ih^T + b_ih and hp = h W_hh^T + b_hh, both [B, 3H] (rows r, z, n), h [B, H]:
+// h' = (1-z)*n + z*h with n = tanh(xn + r*hn).
+tg_tensor *tg_gru_cell(tg_graph *g, tg_tensor *xp, tg_tensor *hp, tg_tensor *h);
+
 // --- Gradient flow (autodiff/backward.c) ----------------------------------------------
 // Same data as x, cut from the tape: no gradient flows back through it.
 tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
@@ -153,6 +165,9 @@ tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
 #define tg_where(g, ...) tg_where(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_masked_fill(g, ...) tg_masked_fill(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_dropout(g, ...) tg_dropout(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_lstm_cell_state(g, ...) tg_lstm_cell_state(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_lstm_cell_output(g, ...) tg_lstm_cell_output(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_gru_cell(g, ...) tg_gru_cell(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_detach(g, ...) tg_detach(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 
 #ifdef __cplusplus

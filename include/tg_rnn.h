@@ -61,6 +61,10 @@ extern const tg_cell_type tg_cell_rnn_tanh;
 extern const tg_cell_type tg_cell_rnn_relu;
 extern const tg_cell_type tg_cell_lstm;
 extern const tg_cell_type tg_cell_gru;
+// The LSTM and GRU steps op by op, without the fused pointwise ops: the same results (to
+// rounding), slower; the reference the fused cells are tested against.
+extern const tg_cell_type tg_cell_lstm_composite;
+extern const tg_cell_type tg_cell_gru_composite;
 
 // Makes a cell of the given type with its parameters in p (dtype f32 or f64); false on error.
 bool tg_cell_init(tg_cell *cell, const tg_cell_type *type, int input_size, int hidden_size, tg_dtype dtype,

@@ -89,8 +89,15 @@ static void rnn_relu_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tenso
     next[0] = tg_relu(g, tg_add(g, xp, project_state(g, c, state[0])));
 }
 
-// state = (h, c); gate rows i, f, g, o.
+// state = (h, c); gate rows i, f, g, o; the pointwise part fused (ops/rnn_fused.c).
 static void lstm_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *const *state, tg_tensor **next) {
+    tg_tensor *gates = tg_add(g, xp, project_state(g, c, state[0])); // [B, 4H]
+    next[1] = tg_lstm_cell_state(g, gates, state[1]);
+    next[0] = tg_lstm_cell_output(g, gates, next[1]);
+}
+
+// The same step op by op: the reference the fused path is tested against.
+static void lstm_composite_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *const *state, tg_tensor **next) {
     tg_tensor *gate[4] = {0}; // each [B, H]
     tg_chunk(g, tg_add(g, xp, project_state(g, c, state[0])), 4, 1, gate);
     tg_tensor *i = tg_sigmoid(g, gate[0]), *f = tg_sigmoid(g, gate[1]);
@@ -99,8 +106,13 @@ static void lstm_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *c
     next[0] = tg_mul(g, o, tg_tanh(g, next[1]));
 }
 
-// Gate rows r, z, n; r multiplies W_hn h + b_hn, as in PyTorch.
+// Gate rows r, z, n; r multiplies W_hn h + b_hn, as in PyTorch; fused (ops/rnn_fused.c).
 static void gru_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *const *state, tg_tensor **next) {
+    next[0] = tg_gru_cell(g, xp, project_state(g, c, state[0]), state[0]);
+}
+
+// The same step op by op: the reference the fused path is tested against.
+static void gru_composite_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *const *state, tg_tensor **next) {
     tg_tensor *xg[3] = {0}, *hg[3] = {0}; // each [B, H]
     tg_chunk(g, xp, 3, 1, xg);
     tg_chunk(g, project_state(g, c, state[0]), 3, 1, hg);
@@ -114,3 +126,5 @@ const tg_cell_type tg_cell_rnn_tanh = {"RNN_TANH", 1, rnn_init, project_input, r
 const tg_cell_type tg_cell_rnn_relu = {"RNN_RELU", 1, rnn_init, project_input, rnn_relu_step, prepare};
 const tg_cell_type tg_cell_lstm = {"LSTM", 2, lstm_init, project_input, lstm_step, prepare};
 const tg_cell_type tg_cell_gru = {"GRU", 1, gru_init, project_input, gru_step, prepare};
+const tg_cell_type tg_cell_lstm_composite = {"LSTM", 2, lstm_init, project_input, lstm_composite_step, prepare};
+const tg_cell_type tg_cell_gru_composite = {"GRU", 1, gru_init, project_input, gru_composite_step, prepare};

@@ -247,3 +247,83 @@ Test(rnn, bad_inputs_are_reported) {
     tg_graph_free(g);
     free_case(&c);
 }
+
+// --- The fused pointwise ops (ops/rnn_fused.c) ---
+
+typedef struct {
+    int which; // 0: lstm_cell_state, 1: lstm_cell_output, 2: gru_cell
+    tg_tensor *a, *b, *c;
+} fused_case;
+
+static tg_tensor *run_fused(tg_graph *g, void *ctx) {
+    fused_case *f = ctx;
+    if (f->which == 0) return tg_lstm_cell_state(g, f->a, f->b);
+    if (f->which == 1) return tg_lstm_cell_output(g, f->a, f->b);
+    return tg_gru_cell(g, f->a, f->b, f->c);
+}
+
+Test(rnn_fused, gradcheck_each_fused_op) {
+    enum { B = 3, H = 4 };
+    for (int which = 0; which < 3; which++) {
+        int G = which == 2 ? 3 : 4;
+        fused_case f = {which, test_input(tg_shape2(B, G * H), 1, -2, 2), NULL, NULL};
+        f.b = which == 2 ? test_input(tg_shape2(B, G * H), 2, -2, 2) : test_input(tg_shape2(B, H), 2, -1.5, 1.5);
+        if (which == 2) f.c = test_input(tg_shape2(B, H), 3, -1, 1);
+        tg_tensor *wrt[] = {f.a, f.b, f.c};
+        ASSERT_GRADCHECK(run_fused, &f, wrt, which == 2 ? 3 : 2);
+        tg_tensor_free(f.a);
+        tg_tensor_free(f.b);
+        tg_tensor_free(f.c);
+    }
+}
+
+// Runs rnn_all_outputs and backward with a fixed seed; returns the output values and all
+// gradients (parameters, input, initial states), concatenated, in a malloc'd array.
+static double *outputs_and_gradients(rnn_case *c, int64_t *count) {
+    tg_graph *g = tg_graph_new();
+    tg_params_zero_grad(c->p);
+    tg_tensor_zero_grad(c->x);
+    for (int i = 0; i < 2; i++)
+        if (c->init[i]) tg_tensor_zero_grad(c->init[i]);
+    tg_tensor *y = rnn_all_outputs(g, c);
+    double *seed = malloc((size_t)y->numel * sizeof *seed);
+    for (int64_t i = 0; i < y->numel; i++) seed[i] = sin(0.7 * (double)i + 0.3);
+    cr_assert(tg_backward_seed(g, y, seed));
+    tg_tensor *grads[64];
+    int n = 0;
+    for (int i = 0; i < tg_params_count(c->p); i++) grads[n++] = tg_params_at(c->p, i);
+    grads[n++] = c->x;
+    for (int i = 0; i < 2; i++)
+        if (c->init[i]) grads[n++] = c->init[i];
+    int64_t total = y->numel;
+    for (int i = 0; i < n; i++) total += grads[i]->numel;
+    double *all = malloc((size_t)total * sizeof *all);
+    int64_t at = 0;
+    for (int64_t i = 0; i < y->numel; i++) all[at++] = tg_tensor_get(y, i);
+    for (int i = 0; i < n; i++)
+        for (int64_t k = 0; k < grads[i]->numel; k++) all[at++] = ((double *)grads[i]->grad)[k];
+    *count = total;
+    free(seed);
+    tg_graph_free(g);
+    return all;
+}
+
+Test(rnn_fused, fused_cells_agree_with_the_composite_steps) {
+    const tg_cell_type *fused[] = {&tg_cell_lstm, &tg_cell_gru}, *composite[] = {&tg_cell_lstm_composite, &tg_cell_gru_composite};
+    for (int k = 0; k < 2; k++) {
+        rnn_case a = make_case(fused[k], 2, true, 5, 3, true), b = make_case(composite[k], 2, true, 5, 3, true);
+        int32_t len[] = {5, 2, 4};
+        a.lengths = tg_tensor_create(TG_I32, tg_shape1(3), false);
+        b.lengths = tg_tensor_create(TG_I32, tg_shape1(3), false);
+        tg_tensor_copy_from(a.lengths, len);
+        tg_tensor_copy_from(b.lengths, len);
+        int64_t na, nb;
+        double *va = outputs_and_gradients(&a, &na), *vb = outputs_and_gradients(&b, &nb);
+        cr_assert_eq(na, nb);
+        for (int64_t i = 0; i < na; i++) ASSERT_CLOSE(va[i], vb[i], 1e-13, 1e-11);
+        free(va);
+        free(vb);
+        free_case(&a);
+        free_case(&b);
+    }
+}
