@@ -1,2 +1,649 @@
+// test_datasets.c: the examples' shared helpers (examples/common): readers on the bundled
+// data, hash splits, the vocabulary, damaged and missing files, options, progress, budget.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "tg_example.h"
 #include "tg_test.h"
-Test(placeholder, todo) { cr_assert(true); }
+
+#ifndef TG_DATA_DIR
+#define TG_DATA_DIR "data"
+#endif
+
+// A fresh file in /tmp holding len bytes of text; returns its path (free it, unlink it).
+static char *temp_file(const char *text, size_t len) {
+    char *path = strdup("/tmp/tg_datasets_XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0, "mkstemp failed");
+    cr_assert_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    return path;
+}
+
+static char *temp_text(const char *text) { return temp_file(text, strlen(text)); }
+
+// The first n bytes of a file of the bundled data.
+static char *head_of(const char *relative, size_t n, size_t *got) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", TG_DATA_DIR, relative);
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot open %s", path);
+    char *buf = malloc(n);
+    *got = fread(buf, 1, n, f);
+    fclose(f);
+    return buf;
+}
+
+// --- CMUdict ---
+
+static const tg_ex_pron *find_word(const tg_ex_cmudict *d, const char *word) {
+    for (int i = 0; i < d->n; i++)
+        if (!strcmp(d->items[i].word, word)) return &d->items[i];
+    return NULL;
+}
+
+static void assert_phones(const tg_ex_pron *p, const char *expected) {
+    char joined[256] = "";
+    for (int i = 0; i < p->n_phones; i++) {
+        if (i) strcat(joined, " ");
+        strcat(joined, p->phones[i]);
+    }
+    cr_assert_str_eq(joined, expected, "%s", p->word);
+}
+
+Test(cmudict, bundled_counts_and_known_entries) {
+    tg_ex_cmudict d;
+    tg_ex_error err;
+    cr_assert(tg_ex_cmudict_load(TG_DATA_DIR, false, &d, &err), "%s", err.msg);
+    cr_assert_eq(d.n, 15612);
+    cr_assert_str_eq(d.items[0].word, "A");
+    assert_phones(&d.items[0], "AH0"); // the first pronunciation; A(1) EY1 is left out
+    assert_phones(find_word(&d, "HELLO"), "HH AH0 L OW1");
+    assert_phones(find_word(&d, "BAROMETERS"), "B ER0 AA1 M IH0 T ER0 Z");
+    cr_assert_str_eq(d.items[d.n - 1].word, "ZYUGANOV'S");
+    for (int i = 0; i < d.n; i++) cr_assert(!strchr(d.items[i].word, '('), "alternate %s", d.items[i].word);
+    tg_ex_cmudict_free(&d);
+    cr_assert_null(d.items);
+}
+
+Test(cmudict, strip_stress) {
+    tg_ex_cmudict d;
+    tg_ex_error err;
+    cr_assert(tg_ex_cmudict_load(TG_DATA_DIR, true, &d, &err), "%s", err.msg);
+    assert_phones(find_word(&d, "HELLO"), "HH AH L OW");
+    for (int i = 0; i < d.n; i++)
+        for (int k = 0; k < d.items[i].n_phones; k++) {
+            const char *p = d.items[i].phones[k];
+            cr_assert(p[strlen(p) - 1] > '9', "%s keeps a digit in %s", d.items[i].word, p);
+        }
+    tg_ex_cmudict_free(&d);
+}
+
+Test(cmudict, crlf_and_blank_lines_are_accepted) {
+    char *path = temp_text("HELLO\tHH AH0 L OW1\r\n\nWORLD\tW ER1 L D\r\n");
+    tg_ex_cmudict d;
+    tg_ex_error err;
+    cr_assert(tg_ex_cmudict_read(path, false, &d, &err), "%s", err.msg);
+    cr_assert_eq(d.n, 2);
+    assert_phones(&d.items[1], "W ER1 L D");
+    tg_ex_cmudict_free(&d);
+    unlink(path);
+    free(path);
+}
+
+// --- Brown ---
+
+static const char *const UNIVERSAL_TAGS[] = {"ADJ", "ADP", "ADV", "CONJ", "DET", "NOUN",
+                                             "NUM", "PRON", "PRT", "VERB", "X", "."};
+
+Test(brown, bundled_counts_tags_and_text) {
+    tg_ex_brown b;
+    tg_ex_error err;
+    cr_assert(tg_ex_brown_load(TG_DATA_DIR, &b, &err), "%s", err.msg);
+    cr_assert_eq(b.n, 7362);
+    cr_assert_eq(b.n_tokens, 146310);
+    const tg_ex_sentence *s = &b.items[0];
+    cr_assert_eq(s->n, 25);
+    cr_assert_str_eq(s->words[1], "Fulton");
+    cr_assert_str_eq(s->tags[1], "NOUN");
+    cr_assert_str_eq(s->words[9], "of");
+    cr_assert_str_eq(s->tags[9], "ADP");
+    cr_assert_str_eq(s->words[10], "Atlanta's");
+    int64_t tokens = 0;
+    for (int i = 0; i < b.n; i++) {
+        tokens += b.items[i].n;
+        for (int k = 0; k < b.items[i].n; k++) {
+            bool known = false;
+            for (int t = 0; t < TG_EX_LEN(UNIVERSAL_TAGS); t++) known |= !strcmp(b.items[i].tags[k], UNIVERSAL_TAGS[t]);
+            cr_assert(known, "sentence %d: tag %s", i, b.items[i].tags[k]);
+        }
+    }
+    cr_assert_eq(tokens, b.n_tokens);
+    char text[1024];
+    size_t len = tg_ex_sentence_text(s, text, sizeof text);
+    cr_assert_str_eq(text, "The Fulton County Grand Jury said Friday an investigation of Atlanta's recent primary "
+                           "election produced \"no evidence\" that any irregularities took place.");
+    cr_assert_eq(len, strlen(text));
+    tg_ex_brown_free(&b);
+}
+
+Test(brown, word_with_slash_and_small_text_buffer) {
+    char *path = temp_text("Add/VERB 1/2/NUM cup/NOUN (/. sugar/NOUN )/. ,/. ``/. now/ADV ''/. !/.\n");
+    tg_ex_brown b;
+    tg_ex_error err;
+    cr_assert(tg_ex_brown_read(path, &b, &err), "%s", err.msg);
+    cr_assert_eq(b.n, 1);
+    cr_assert_str_eq(b.items[0].words[1], "1/2");
+    cr_assert_str_eq(b.items[0].tags[1], "NUM");
+    char text[128];
+    tg_ex_sentence_text(&b.items[0], text, sizeof text);
+    cr_assert_str_eq(text, "Add 1/2 cup (sugar), \"now\"!");
+    char tiny[8];
+    size_t len = tg_ex_sentence_text(&b.items[0], tiny, sizeof tiny);
+    cr_assert_eq(len, strlen(text));
+    cr_assert_str_eq(tiny, "Add 1/2");
+    tg_ex_brown_free(&b);
+    unlink(path);
+    free(path);
+}
+
+// A token without a tag is an error naming its line.
+Test(brown, token_without_tag_is_an_error) {
+    char *path = temp_text("The/DET cat/NOUN\nAdd 1/2/NUM\n");
+    tg_ex_brown b;
+    tg_ex_error err;
+    cr_assert_not(tg_ex_brown_read(path, &b, &err));
+    cr_assert(strstr(err.msg, ":2: 'Add' is not word/TAG"), "%s", err.msg);
+    cr_assert_null(b.items);
+    unlink(path);
+    free(path);
+}
+
+// --- Spam ---
+
+Test(spam, bundled_counts_and_first_message) {
+    tg_ex_spam s;
+    tg_ex_error err;
+    cr_assert(tg_ex_spam_load(TG_DATA_DIR, &s, &err), "%s", err.msg);
+    cr_assert_eq(s.n, 1499);
+    cr_assert_eq(s.n_spam, 464);
+    cr_assert_str_eq(s.items[0].id, "easy-ham-1/00001.7c53336b37003a9286aba55d2945844c");
+    cr_assert_not(s.items[0].spam);
+    cr_assert(!strncmp(s.items[0].text, "Subject: Re: New Sequences Window\n", 34), "%.60s", s.items[0].text);
+    cr_assert(s.items[s.n - 1].spam);
+    int spam = 0;
+    for (int i = 0; i < s.n; i++) {
+        const tg_ex_message *m = &s.items[i];
+        spam += m->spam;
+        cr_assert_eq((size_t)m->len, strlen(m->text));
+        cr_assert(!strncmp(m->text, "Subject: ", 9), "%s", m->id);
+        cr_assert_null(strchr(m->text, '\t'));
+        cr_assert_eq(m->spam, !strncmp(m->id, "spam-", 5), "%s", m->id);
+    }
+    cr_assert_eq(spam, s.n_spam);
+    tg_ex_spam_free(&s);
+}
+
+Test(spam, escapes_are_undone) {
+    char *path = temp_text("spam\tx/1\tSubject: hi\\nline\\ttab \\\\ back\nham\tx/2\tSubject: \\\\n\n");
+    tg_ex_spam s;
+    tg_ex_error err;
+    cr_assert(tg_ex_spam_read(path, &s, &err), "%s", err.msg);
+    cr_assert_eq(s.n, 2);
+    cr_assert_str_eq(s.items[0].text, "Subject: hi\nline\ttab \\ back");
+    cr_assert_eq(s.items[0].len, 27);
+    cr_assert_str_eq(s.items[1].text, "Subject: \\n");
+    cr_assert_eq(s.n_spam, 1);
+    tg_ex_spam_free(&s);
+    unlink(path);
+    free(path);
+}
+
+// --- Splits ---
+
+Test(split, fixed_by_the_key) {
+    // Deterministic, and 80/10/10 over many keys.
+    cr_assert_eq(tg_ex_split_of("HELLO", 5), tg_ex_split_of("HELLO", 5));
+    int counts[3] = {0};
+    char key[16];
+    for (int i = 0; i < 100000; i++) {
+        int len = snprintf(key, sizeof key, "key%d", i);
+        counts[tg_ex_split_of(key, (size_t)len)]++;
+    }
+    ASSERT_CLOSE(counts[TG_EX_TRAIN] / 1e5, 0.8, 0.01, 0);
+    ASSERT_CLOSE(counts[TG_EX_DEV] / 1e5, 0.1, 0.01, 0);
+    ASSERT_CLOSE(counts[TG_EX_TEST] / 1e5, 0.1, 0.01, 0);
+    cr_assert_str_eq(tg_ex_split_name(TG_EX_DEV), "dev");
+}
+
+Test(split, readers_split_by_documented_keys) {
+    tg_ex_cmudict d;
+    tg_ex_error err;
+    cr_assert(tg_ex_cmudict_load(TG_DATA_DIR, false, &d, &err), "%s", err.msg);
+    int counts[3] = {0};
+    for (int i = 0; i < d.n; i++) {
+        counts[d.items[i].split]++;
+        cr_assert_eq(d.items[i].split, tg_ex_split_of(d.items[i].word, strlen(d.items[i].word)));
+    }
+    ASSERT_CLOSE((double)counts[TG_EX_TRAIN] / d.n, 0.8, 0.015, 0);
+    ASSERT_CLOSE((double)counts[TG_EX_DEV] / d.n, 0.1, 0.015, 0);
+    ASSERT_CLOSE((double)counts[TG_EX_TEST] / d.n, 0.1, 0.015, 0);
+    // The exact counts pin the scheme (hash, seed, key, cut points): a change would silently
+    // move examples between train and test, and published figures with them.
+    cr_assert(counts[0] == 12548 && counts[1] == 1551 && counts[2] == 1513, "%d/%d/%d", counts[0], counts[1],
+              counts[2]);
+    // The same file read again (with stress stripped, which is not part of the key) splits the same.
+    tg_ex_cmudict again;
+    cr_assert(tg_ex_cmudict_load(TG_DATA_DIR, true, &again, &err), "%s", err.msg);
+    for (int i = 0; i < d.n; i++) cr_assert_eq(d.items[i].split, again.items[i].split);
+    tg_ex_cmudict_free(&again);
+    tg_ex_cmudict_free(&d);
+
+    tg_ex_brown b;
+    cr_assert(tg_ex_brown_load(TG_DATA_DIR, &b, &err), "%s", err.msg);
+    const char *first = "The Fulton County Grand Jury said Friday an investigation of Atlanta's recent primary "
+                        "election produced `` no evidence '' that any irregularities took place .";
+    cr_assert_eq(b.items[0].split, tg_ex_split_of(first, strlen(first)));
+    int brown_counts[3] = {0};
+    for (int i = 0; i < b.n; i++) brown_counts[b.items[i].split]++;
+    cr_assert(brown_counts[0] == 5865 && brown_counts[1] == 718 && brown_counts[2] == 779, "%d/%d/%d",
+              brown_counts[0], brown_counts[1], brown_counts[2]);
+    tg_ex_brown_free(&b);
+
+    tg_ex_spam s;
+    cr_assert(tg_ex_spam_load(TG_DATA_DIR, &s, &err), "%s", err.msg);
+    int per_class[3][2] = {{0}};
+    for (int i = 0; i < s.n; i++) {
+        per_class[s.items[i].split][s.items[i].spam]++;
+        cr_assert_eq(s.items[i].split, tg_ex_split_of(s.items[i].text, (size_t)s.items[i].len));
+    }
+    for (int k = 0; k < 3; k++) cr_assert(per_class[k][0] > 20 && per_class[k][1] > 20, "split %d lacks a class", k);
+    cr_assert_eq(per_class[0][0] + per_class[0][1], 1184);
+    cr_assert_eq(per_class[2][0] + per_class[2][1], 158);
+    tg_ex_spam_free(&s);
+}
+
+// --- Damaged, missing and truncated files ---
+
+// Expects the reader for `kind` to fail on text with a message holding the path and `needle`.
+static void expect_error(const char *kind, const char *text, size_t len, const char *needle) {
+    char *path = temp_file(text, len);
+    tg_ex_error err = {{0}};
+    bool ok;
+    if (!strcmp(kind, "cmudict")) {
+        tg_ex_cmudict d;
+        ok = tg_ex_cmudict_read(path, false, &d, &err);
+        if (ok) tg_ex_cmudict_free(&d);
+        else cr_assert_null(d.items);
+    } else if (!strcmp(kind, "brown")) {
+        tg_ex_brown b;
+        ok = tg_ex_brown_read(path, &b, &err);
+        if (ok) tg_ex_brown_free(&b);
+    } else {
+        tg_ex_spam s;
+        ok = tg_ex_spam_read(path, &s, &err);
+        if (ok) tg_ex_spam_free(&s);
+    }
+    cr_assert_not(ok, "%s reader accepted %.40s", kind, text);
+    cr_assert(strstr(err.msg, path), "no path in: %s", err.msg);
+    cr_assert(strstr(err.msg, needle), "expected '%s' in: %s", needle, err.msg);
+    cr_assert(strstr(err.msg, "scripts/fetch_data.sh"), "no advice in: %s", err.msg);
+    unlink(path);
+    free(path);
+}
+
+Test(damaged, missing_file_names_it_and_the_fetch_script) {
+    tg_ex_cmudict d;
+    tg_ex_error err;
+    cr_assert_not(tg_ex_cmudict_load("/nonexistent/tapegrad", false, &d, &err));
+    cr_assert(strstr(err.msg, "/nonexistent/tapegrad/cmudict/cmudict.tsv"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "scripts/fetch_data.sh"), "%s", err.msg);
+    tg_ex_brown b;
+    cr_assert_not(tg_ex_brown_load("/nonexistent/tapegrad", &b, &err));
+    cr_assert(strstr(err.msg, "brown/brown.txt"), "%s", err.msg);
+    tg_ex_spam s;
+    cr_assert_not(tg_ex_spam_load("/nonexistent/tapegrad", &s, &err));
+    cr_assert(strstr(err.msg, "spam/spam.tsv"), "%s", err.msg);
+}
+
+Test(damaged, malformed_cmudict) {
+    expect_error("cmudict", "", 0, "empty");
+    expect_error("cmudict", "\n\n", 2, "no entries");
+    expect_error("cmudict", "HELLO HH AH0 L OW1\n", 19, ":1: expected WORD<TAB>PHONE");
+    expect_error("cmudict", "A\tAH0\nHELLO\thh ah0\n", 19, ":2: 'hh' is not an ARPAbet phone");
+    expect_error("cmudict", "A\tAH0\tEY1\n", 10, "one tab");
+    expect_error("cmudict", "A\tAH0\nB\tB\0IY1\n", 15, "NUL byte");
+    char long_line[3000];
+    memset(long_line, 'A', sizeof long_line);
+    long_line[5] = '\t';
+    long_line[sizeof long_line - 1] = '\n';
+    expect_error("cmudict", long_line, sizeof long_line, "longer than");
+    // The Brown file handed to the CMUdict reader.
+    expect_error("cmudict", "The/DET jury/NOUN said/VERB\n", 28, "expected WORD<TAB>PHONE");
+}
+
+Test(damaged, truncated_bundled_files) {
+    // Each bundled file cut in the middle of a line, as an interrupted download would leave it.
+    const char *files[] = {"cmudict/cmudict.tsv", "brown/brown.txt", "spam/spam.tsv"};
+    const char *kinds[] = {"cmudict", "brown", "spam"};
+    for (int i = 0; i < 3; i++) {
+        size_t got;
+        char *head = head_of(files[i], 100000, &got);
+        cr_assert_eq(got, 100000);
+        size_t cut = got;
+        while (head[cut - 1] == '\n' || head[cut - 2] == '\n') cut--; // not at a line's end
+        expect_error(kinds[i], head, cut, "cut short");
+        free(head);
+    }
+}
+
+Test(damaged, malformed_brown_and_spam) {
+    expect_error("brown", "The/DET /NOUN\n", 14, "is not word/TAG");
+    expect_error("brown", "The/DET jury/\n", 14, "is not word/TAG");
+    expect_error("brown", "   \n\t\n", 6, "no sentences");
+    expect_error("spam", "spam\tid\n", 8, "two tabs");
+    expect_error("spam", "eggs\tid\ttext\n", 13, "neither spam nor ham");
+    expect_error("spam", "ham\tid\ttext\nham\t\ttext\n", 22, ":2: an empty message id");
+    expect_error("spam", "ham\tid\t\n", 8, "empty message text");
+    expect_error("spam", "ham\tid\tbad \\x escape\n", 21, "backslash");
+    expect_error("spam", "ham\tid\ttext\tmore\n", 17, "two tabs");
+}
+
+// --- Vocabulary ---
+
+Test(vocab, reserved_ids_add_lookup_unknown) {
+    tg_ex_vocab *v = tg_ex_vocab_new();
+    cr_assert_eq(tg_ex_vocab_size(v), TG_EX_RESERVED);
+    cr_assert_str_eq(tg_ex_vocab_token(v, TG_EX_PAD), "<pad>");
+    cr_assert_str_eq(tg_ex_vocab_token(v, TG_EX_UNK), "<unk>");
+    cr_assert_str_eq(tg_ex_vocab_token(v, TG_EX_BOS), "<s>");
+    cr_assert_str_eq(tg_ex_vocab_token(v, TG_EX_EOS), "</s>");
+    cr_assert_eq(tg_ex_vocab_add(v, "the"), 4);
+    cr_assert_eq(tg_ex_vocab_add(v, "cat"), 5);
+    cr_assert_eq(tg_ex_vocab_add(v, "the"), 4);
+    cr_assert_eq(tg_ex_vocab_add_n(v, "catalogue", 3), 5);
+    cr_assert_eq(tg_ex_vocab_count(v, 4), 2);
+    cr_assert_eq(tg_ex_vocab_count(v, 5), 2);
+    cr_assert_eq(tg_ex_vocab_id(v, "cat"), 5);
+    cr_assert_eq(tg_ex_vocab_id(v, "dog"), TG_EX_UNK);
+    cr_assert_eq(tg_ex_vocab_id(v, "</s>"), TG_EX_EOS);
+    cr_assert_eq(tg_ex_vocab_add(v, ""), TG_EX_UNK);
+    cr_assert_str_eq(tg_ex_vocab_token(v, 99), "<unk>");
+    cr_assert_str_eq(tg_ex_vocab_token(v, -1), "<unk>");
+    // Enough tokens to grow the table several times; all stay findable.
+    char tok[16];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(tok, sizeof tok, "w%d", i);
+        cr_assert_eq(tg_ex_vocab_add(v, tok), 6 + i);
+    }
+    for (int i = 0; i < 5000; i++) {
+        snprintf(tok, sizeof tok, "w%d", i);
+        cr_assert_eq(tg_ex_vocab_id(v, tok), 6 + i);
+    }
+    tg_ex_vocab_free(v);
+}
+
+Test(vocab, prune_renumbers_and_unknowns_become_unk) {
+    tg_ex_vocab *v = tg_ex_vocab_new();
+    const char *words[] = {"a", "rare", "b", "a", "b", "once", "a"};
+    for (int i = 0; i < 7; i++) tg_ex_vocab_add(v, words[i]);
+    tg_ex_vocab_prune(v, 2);
+    cr_assert_eq(tg_ex_vocab_size(v), 6);
+    cr_assert_eq(tg_ex_vocab_id(v, "a"), 4);
+    cr_assert_eq(tg_ex_vocab_id(v, "b"), 5);
+    cr_assert_eq(tg_ex_vocab_id(v, "rare"), TG_EX_UNK);
+    cr_assert_eq(tg_ex_vocab_count(v, 4), 3);
+    cr_assert_eq(tg_ex_vocab_id(v, "<unk>"), TG_EX_UNK);
+    tg_ex_vocab_free(v);
+}
+
+Test(vocab, save_load_round_trip_and_damaged_files) {
+    tg_ex_vocab *v = tg_ex_vocab_new();
+    const char *tokens[] = {"plain", "new\nline", "tab\there", "back\\slash", "\n"};
+    for (int i = 0; i < 5; i++) tg_ex_vocab_add(v, tokens[i]);
+    char *path = temp_text("");
+    tg_ex_error err;
+    cr_assert(tg_ex_vocab_save(v, path, &err), "%s", err.msg);
+    tg_ex_vocab *back = tg_ex_vocab_load(path, &err);
+    cr_assert(back, "%s", err.msg);
+    cr_assert_eq(tg_ex_vocab_size(back), tg_ex_vocab_size(v));
+    for (int i = 0; i < tg_ex_vocab_size(v); i++) cr_assert_str_eq(tg_ex_vocab_token(back, i), tg_ex_vocab_token(v, i));
+    cr_assert_eq(tg_ex_vocab_id(back, "tab\there"), 6);
+    tg_ex_vocab_free(back);
+    tg_ex_vocab_free(v);
+    unlink(path);
+    free(path);
+
+    const char *damaged[] = {"<pad>\n<unk>\n<s>\n</s>\na\na\n", "<pad>\n<unk>\n", "<pad>\n<s>\n<unk>\n</s>\n",
+                             "<pad>\n<unk>\n<s>\n</s>\nbad\\q\n", "<pad>\n<unk>\n<s>\n</s>\n\n"};
+    const char *needles[] = {":6: a token listed twice", "fewer than", ":2: the first four", "backslash", "empty token"};
+    for (int i = 0; i < 5; i++) {
+        char *bad = temp_text(damaged[i]);
+        cr_assert_null(tg_ex_vocab_load(bad, &err), "accepted %s", damaged[i]);
+        cr_assert(strstr(err.msg, needles[i]) && strstr(err.msg, bad), "%s", err.msg);
+        unlink(bad);
+        free(bad);
+    }
+    cr_assert_null(tg_ex_vocab_load("/nonexistent/vocab.txt", &err));
+    cr_assert(strstr(err.msg, "/nonexistent/vocab.txt"), "%s", err.msg);
+}
+
+Test(vocab, shuffle_is_a_seeded_permutation) {
+    int a[100], b[100], seen[100] = {0};
+    for (int i = 0; i < 100; i++) a[i] = b[i] = i;
+    tg_rng r1, r2;
+    tg_rng_seed(&r1, 5);
+    tg_rng_seed(&r2, 5);
+    tg_ex_shuffle(a, 100, &r1);
+    tg_ex_shuffle(b, 100, &r2);
+    int moved = 0;
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(a[i], b[i]);
+        seen[a[i]]++;
+        moved += a[i] != i;
+    }
+    for (int i = 0; i < 100; i++) cr_assert_eq(seen[i], 1);
+    cr_assert_gt(moved, 50);
+}
+
+// --- Command-line options ---
+
+typedef struct {
+    tg_ex_common common;
+    int hidden;
+    double lr;
+    bool verbose;
+    const char *mode;
+    tg_ex_option opts[4];
+    tg_ex_cli cli;
+    char *out_text, *err_text;
+    size_t out_len, err_len;
+} parse_fixture;
+
+// Parses argv (NULL-terminated after the program name) with an example-like table,
+// capturing what --help and the errors print.
+static tg_ex_parse_result parse_with(parse_fixture *f, const char *const *args) {
+    f->common = tg_ex_common_defaults("/data", 0.5);
+    f->hidden = 128;
+    f->lr = 0.005;
+    f->verbose = false;
+    f->mode = "greedy";
+    f->opts[0] = (tg_ex_option){"hidden", TG_EX_INT, &f->hidden, "hidden units", 1, 4096, NULL};
+    f->opts[1] = (tg_ex_option){"lr", TG_EX_DOUBLE, &f->lr, "Adam learning rate", 0, 1, NULL};
+    f->opts[2] = (tg_ex_option){"verbose", TG_EX_FLAG, &f->verbose, "print more", 0, 0, NULL};
+    f->opts[3] = (tg_ex_option){"mode", TG_EX_STRING, &f->mode, "decoding", 0, 0, "NAME"};
+    FILE *out = open_memstream(&f->out_text, &f->out_len), *err = open_memstream(&f->err_text, &f->err_len);
+    f->cli = (tg_ex_cli){"toy", "a toy example", &f->common, f->opts, 4, out, err};
+    char *argv[32] = {"toy"};
+    int argc = 1;
+    for (; args[argc - 1]; argc++) argv[argc] = (char *)args[argc - 1];
+    tg_ex_parse_result r = tg_ex_parse(&f->cli, argc, argv);
+    fclose(out);
+    fclose(err);
+    return r;
+}
+
+static void fixture_free(parse_fixture *f) {
+    free(f->out_text);
+    free(f->err_text);
+}
+
+Test(options, defaults_stay_without_arguments) {
+    parse_fixture f;
+    const char *args[] = {NULL};
+    cr_assert_eq(parse_with(&f, args), TG_EX_PARSE_OK);
+    cr_assert_str_eq(f.common.data, "/data");
+    cr_assert_eq(f.common.seed, 1);
+    cr_assert_eq(f.common.threads, 1);
+    cr_assert_eq(f.common.minutes, 0.5);
+    cr_assert_null(f.common.save);
+    cr_assert_null(f.common.load);
+    cr_assert_eq(f.hidden, 128);
+    cr_assert_eq(f.lr, 0.005);
+    cr_assert_not(f.verbose);
+    cr_assert_eq(f.err_len, 0);
+    fixture_free(&f);
+}
+
+Test(options, overrides_in_both_spellings) {
+    parse_fixture f;
+    const char *args[] = {"--hidden", "64", "--lr=0.01", "--seed", "18446744073709551615", "--data=/x",
+                          "--minutes", "2.5", "--save", "m.safetensors", "--load", "old.safetensors",
+                          "--threads", "3", "--verbose", "--mode", "beam", NULL};
+    cr_assert_eq(parse_with(&f, args), TG_EX_PARSE_OK, "%s", f.err_text);
+    cr_assert_eq(f.hidden, 64);
+    cr_assert_eq(f.lr, 0.01);
+    cr_assert_eq(f.common.seed, UINT64_MAX);
+    cr_assert_str_eq(f.common.data, "/x");
+    cr_assert_eq(f.common.minutes, 2.5);
+    cr_assert_str_eq(f.common.save, "m.safetensors");
+    cr_assert_str_eq(f.common.load, "old.safetensors");
+    cr_assert_eq(f.common.threads, 3);
+    cr_assert(f.verbose);
+    cr_assert_str_eq(f.mode, "beam");
+    fixture_free(&f);
+}
+
+Test(options, errors_name_the_option) {
+    struct {
+        const char *args[4], *needle;
+    } cases[] = {
+        {{"--bogus", "1"}, "unknown option --bogus"},
+        {{"--hidden"}, "--hidden needs a value"},
+        {{"--hidden", "abc"}, "--hidden needs a whole number, not 'abc'"},
+        {{"--hidden", "12x"}, "not '12x'"},
+        {{"--hidden", "0"}, "--hidden 0 is out of range"},
+        {{"--lr", "fast"}, "--lr needs a number"},
+        {{"--seed", "-3"}, "--seed needs a non-negative"},
+        {{"--threads", "0"}, "--threads 0 is out of range"},
+        {{"--minutes", "-1"}, "out of range"},
+        {{"--verbose=yes"}, "--verbose takes no value"},
+        {{"positional"}, "unexpected argument 'positional'"},
+    };
+    for (int i = 0; i < TG_EX_LEN(cases); i++) {
+        parse_fixture f;
+        cr_assert_eq(parse_with(&f, cases[i].args), TG_EX_PARSE_ERROR, "case %d accepted", i);
+        cr_assert(strstr(f.err_text, cases[i].needle), "case %d: %s", i, f.err_text);
+        cr_assert(!strncmp(f.err_text, "toy: ", 5), "%s", f.err_text);
+        fixture_free(&f);
+    }
+}
+
+Test(options, help_lists_every_option_with_its_default) {
+    parse_fixture f;
+    const char *args[] = {"--hidden", "oops", "--help", NULL};
+    cr_assert_eq(parse_with(&f, args), TG_EX_PARSE_HELP);
+    const char *expected[] = {"toy: a toy example", "usage: toy [options]", "--data DIR", "(default /data)",
+                              "--seed S", "--threads N", "--minutes M", "(default 0.5)", "--save PATH",
+                              "(default none)", "--load PATH", "options of toy", "--hidden N", "hidden units (default 128)",
+                              "--lr X", "(default 0.005)", "--verbose ", "(default off)", "--mode NAME", "--help"};
+    for (int i = 0; i < TG_EX_LEN(expected); i++)
+        cr_assert(strstr(f.out_text, expected[i]), "no '%s' in:\n%s", expected[i], f.out_text);
+    cr_assert_eq(f.err_len, 0);
+    fixture_free(&f);
+}
+
+Test(options, an_option_declared_twice_is_reported) {
+    parse_fixture f;
+    const char *args[] = {NULL};
+    parse_with(&f, args); // fills the table
+    fixture_free(&f);
+    tg_ex_option twice[] = {{"seed", TG_EX_INT, &f.hidden, "clashes with --seed", 0, 0, NULL}};
+    char *err_text = NULL;
+    size_t err_len = 0;
+    FILE *err = open_memstream(&err_text, &err_len);
+    tg_ex_cli cli = {"toy", "", &f.common, twice, 1, NULL, err};
+    char *argv[] = {"toy"};
+    cr_assert_eq(tg_ex_parse(&cli, 1, argv), TG_EX_PARSE_ERROR);
+    fclose(err);
+    cr_assert(strstr(err_text, "--seed is declared twice"), "%s", err_text);
+    free(err_text);
+}
+
+// --- Budget, progress, result ---
+
+Test(progress, budget) {
+    tg_ex_budget b;
+    tg_ex_budget_start(&b, 0);
+    cr_assert_not(tg_ex_budget_left(&b));
+    cr_assert_eq(tg_ex_budget_remaining(&b), 0);
+    tg_ex_budget_start(&b, 1);
+    cr_assert(tg_ex_budget_left(&b));
+    double left = tg_ex_budget_remaining(&b);
+    cr_assert(left > 59 && left <= 60, "%g", left);
+    cr_assert(tg_ex_budget_elapsed(&b) >= 0);
+}
+
+Test(progress, plain_lines_when_not_a_terminal) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    tg_ex_progress p;
+    tg_ex_progress_begin(&p, out, "epoch 1", 3, "tok");
+    cr_assert_not(p.tty);
+    p.interval = 0; // a line at every step
+    tg_ex_progress_step(&p, 2.0, 100);
+    tg_ex_progress_step(&p, 1.0, 100);
+    tg_ex_progress_step(&p, NAN, 100); // a step without a loss leaves the mean alone
+    ASSERT_CLOSE(tg_ex_progress_loss(&p), 1.5, 1e-12, 0);
+    tg_ex_progress_end(&p);
+    fclose(out);
+    cr_assert_null(strchr(text, '\r'), "%s", text);
+    cr_assert_null(strchr(text, '\033'), "%s", text);
+    cr_assert(strstr(text, "epoch 1  step 1/3  loss 2.0000  "), "%s", text);
+    cr_assert(strstr(text, "epoch 1  step 2/3  loss 1.5000  "), "%s", text);
+    cr_assert(strstr(text, "tok/s  eta "), "%s", text);
+    cr_assert(strstr(text, "epoch 1  3 steps  loss 1.5000  "), "%s", text);
+    int lines = 0;
+    for (char *c = text; *c; c++) lines += *c == '\n';
+    cr_assert_eq(lines, 4, "%s", text);
+    free(text);
+}
+
+Test(progress, quiet_between_intervals_and_bar_on_a_terminal) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    tg_ex_progress p;
+    tg_ex_progress_begin(&p, out, "epoch 2", 4, "ex");
+    for (int i = 0; i < 3; i++) tg_ex_progress_step(&p, 1.0, 8); // within the 10 s interval: silent
+    fflush(out);
+    cr_assert_eq(len, 0, "%s", text);
+    p.tty = true; // as on a terminal: the bar is drawn over itself
+    tg_ex_progress_step(&p, 1.0, 8);
+    tg_ex_progress_end(&p);
+    fclose(out);
+    cr_assert(strstr(text, "\repoch 2 [########################] 4/4  loss 1.0000"), "%s", text);
+    cr_assert(strstr(text, "\033[K"), "%s", text);
+    free(text);
+}
+
+Test(progress, result_line) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    tg_ex_result(out, "test_acc=%.4f steps=%d", 0.95, 12);
+    fclose(out);
+    cr_assert_str_eq(text, "RESULT test_acc=0.9500 steps=12\n");
+    free(text);
+}

@@ -1,0 +1,237 @@
+// tg_example.h: what the examples share, so each of them stays about its model: readers for
+// the bundled data sets (formats in data/README.md), deterministic train/dev/test splits by
+// hash, a vocabulary, table-driven command-line options, progress reporting and a time budget.
+//
+// Readers never exit and never crash on bad input: they return false and leave a message in
+// a tg_ex_error that names the file (and line) and says how to get good data. Everything a
+// reader returns lives in one allocation per category and is released by its _free.
+#ifndef TG_EXAMPLE_H
+#define TG_EXAMPLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tapegrad.h"
+
+#define TG_EX_LEN(array) ((int)(sizeof(array) / sizeof((array)[0])))
+
+// A reader's error: a complete sentence, ready for fprintf(stderr, "%s\n", err.msg).
+typedef struct {
+    char msg[640];
+} tg_ex_error;
+
+// --- Splits ---------------------------------------------------------------------------
+
+// Train/dev/test by hashing each example's key, so the split never depends on file order,
+// on the seed or on which subset was read: a key in the bundled test split is in the full
+// set's test split too, and duplicates share a split.
+typedef enum { TG_EX_TRAIN = 0, TG_EX_DEV = 1, TG_EX_TEST = 2 } tg_ex_split;
+
+// The split of the key: XXH64(key, seed 0) % 100 below 80 is train, below 90 dev, else test.
+tg_ex_split tg_ex_split_of(const void *key, size_t len);
+// "train", "dev" or "test".
+const char *tg_ex_split_name(tg_ex_split split);
+
+// --- CMUdict: data/cmudict/cmudict.tsv, WORD<TAB>PH1 PH2 ... -----------------------------
+
+typedef struct {
+    const char *word;    // as in the dictionary: upper case A-Z and ' - . ("ZYUGANOV'S")
+    const char **phones; // [n_phones] ARPAbet symbols: "AH0" with stress, "AH" with it stripped
+    int n_phones;
+    tg_ex_split split; // key: the word
+} tg_ex_pron;
+
+typedef struct {
+    tg_ex_pron *items; // [n] in file order
+    int n;
+    char *text_;           // the file, parsed in place: the strings above point into it
+    const char **phones_;  // storage behind every items[i].phones
+} tg_ex_cmudict;
+
+// Reads a cmudict.tsv file; strip_stress drops the stress digit of vowels (AH0 -> AH).
+bool tg_ex_cmudict_read(const char *path, bool strip_stress, tg_ex_cmudict *dict, tg_ex_error *err);
+// Reads data_dir/cmudict/cmudict.tsv.
+bool tg_ex_cmudict_load(const char *data_dir, bool strip_stress, tg_ex_cmudict *dict, tg_ex_error *err);
+void tg_ex_cmudict_free(tg_ex_cmudict *dict);
+
+// --- Brown: data/brown/brown.txt, one sentence a line, word/TAG word/TAG ... --------------
+
+typedef struct {
+    const char **words, **tags; // [n]: "Atlanta's", "NOUN"
+    int n;
+    tg_ex_split split; // key: the words joined by single spaces
+} tg_ex_sentence;
+
+typedef struct {
+    tg_ex_sentence *items; // [n] in file order
+    int n;
+    int64_t n_tokens;
+    char *text_;          // the file, parsed in place
+    const char **tokens_; // storage behind every words and tags array
+} tg_ex_brown;
+
+// Reads a tagged file (brown.txt, or brown-original-tags.txt of the full set); a token's
+// tag is what follows its last '/', so "1/2/NUM" is the word "1/2".
+bool tg_ex_brown_read(const char *path, tg_ex_brown *brown, tg_ex_error *err);
+// Reads data_dir/brown/brown.txt.
+bool tg_ex_brown_load(const char *data_dir, tg_ex_brown *brown, tg_ex_error *err);
+void tg_ex_brown_free(tg_ex_brown *brown);
+// Writes the sentence as plain text (the raw text for a character model): words joined by
+// spaces, `` and '' as ", no space before , . ; : ? ! ) ] or a closing quote, none after
+// ( [ or an opening quote. Returns the length of the whole text, like snprintf.
+size_t tg_ex_sentence_text(const tg_ex_sentence *sentence, char *buf, size_t size);
+
+// --- SpamAssassin: data/spam/spam.tsv, label<TAB>id<TAB>escaped text ---------------------
+
+typedef struct {
+    bool spam;        // the label: spam or ham
+    const char *id;   // the source message: "spam-2/01399.2319643317e2c5193d574e40a71809c2"
+    const char *text; // "Subject: ...\n" then the body's text; unescaped, UTF-8
+    int len;          // bytes of text
+    tg_ex_split split; // key: the text
+} tg_ex_message;
+
+typedef struct {
+    tg_ex_message *items; // [n] in file order
+    int n, n_spam;
+    char *text_; // the file, parsed in place
+} tg_ex_spam;
+
+// Reads a spam.tsv file.
+bool tg_ex_spam_read(const char *path, tg_ex_spam *spam, tg_ex_error *err);
+// Reads data_dir/spam/spam.tsv.
+bool tg_ex_spam_load(const char *data_dir, tg_ex_spam *spam, tg_ex_error *err);
+void tg_ex_spam_free(tg_ex_spam *spam);
+
+// --- Vocabulary: token strings <-> ids ------------------------------------------------
+
+// Ids 0-3 are reserved, whatever the data: padding, unknown, begin and end of sequence.
+// A token never seen in training maps to TG_EX_UNK at prediction time.
+enum { TG_EX_PAD = 0, TG_EX_UNK = 1, TG_EX_BOS = 2, TG_EX_EOS = 3, TG_EX_RESERVED = 4 };
+
+typedef struct tg_ex_vocab tg_ex_vocab;
+
+// A vocabulary holding only "<pad>", "<unk>", "<s>" and "</s>"; NULL when out of memory.
+tg_ex_vocab *tg_ex_vocab_new(void);
+void tg_ex_vocab_free(tg_ex_vocab *vocab);
+// The id of token, added if new, and counts one occurrence; -1 when out of memory. The
+// empty token and the reserved names give their reserved id.
+int tg_ex_vocab_add(tg_ex_vocab *vocab, const char *token);
+// The same for the len bytes at token (a character: tg_ex_vocab_add_n(v, &c, 1)).
+int tg_ex_vocab_add_n(tg_ex_vocab *vocab, const char *token, size_t len);
+// The id of token, or TG_EX_UNK when it is not in the vocabulary.
+int tg_ex_vocab_id(const tg_ex_vocab *vocab, const char *token);
+int tg_ex_vocab_id_n(const tg_ex_vocab *vocab, const char *token, size_t len);
+// The token of id ("<unk>" when id is out of range); NUL-terminated.
+const char *tg_ex_vocab_token(const tg_ex_vocab *vocab, int id);
+// Tokens including the four reserved ones.
+int tg_ex_vocab_size(const tg_ex_vocab *vocab);
+// How many times tg_ex_vocab_add counted this id.
+int64_t tg_ex_vocab_count(const tg_ex_vocab *vocab, int id);
+// Drops the tokens counted fewer than min_count times (so they become UNK); the others keep
+// their order and are renumbered densely. The reserved ids stay.
+void tg_ex_vocab_prune(tg_ex_vocab *vocab, int64_t min_count);
+// Writes one token a line in id order (\\, \t, \n escaped), to keep beside a checkpoint.
+bool tg_ex_vocab_save(const tg_ex_vocab *vocab, const char *path, tg_ex_error *err);
+// Reads what tg_ex_vocab_save wrote; NULL with a message when the file is missing or damaged.
+tg_ex_vocab *tg_ex_vocab_load(const char *path, tg_ex_error *err);
+
+// Shuffles idx[0..n-1] in place (Fisher-Yates with the given generator).
+void tg_ex_shuffle(int *idx, int n, tg_rng *rng);
+
+// --- Command-line options -------------------------------------------------------------
+
+typedef enum { TG_EX_INT, TG_EX_DOUBLE, TG_EX_U64, TG_EX_STRING, TG_EX_FLAG } tg_ex_opt_type;
+
+// One option of a program. value points at the program's variable: int, double, uint64_t,
+// const char * or bool for the types above. Its value before parsing is the default that
+// --help shows; parsing overwrites it.
+typedef struct {
+    const char *name; // without dashes: "hidden" is --hidden
+    tg_ex_opt_type type;
+    void *value;
+    const char *help; // one line
+    double min, max;  // an INT, DOUBLE or U64 outside [min, max] is an error; unchecked if min >= max
+    const char *metavar; // the value's name in --help ("N", "DIR"); NULL: chosen by type
+} tg_ex_option;
+
+// The options every example has, in front of its own.
+typedef struct {
+    const char *data;    // --data DIR: the folder holding cmudict/, brown/, spam/
+    uint64_t seed;       // --seed S: initialisation, shuffling, sampling
+    int threads;         // --threads N: threads for matrix products
+    double minutes;      // --minutes M: the training time budget
+    const char *save;    // --save PATH: checkpoint written after training; NULL: none
+    const char *load;    // --load PATH: checkpoint read before training; NULL: none
+} tg_ex_common;
+
+// Defaults: data_dir, seed 1, 1 thread, the given minutes, no --save or --load.
+tg_ex_common tg_ex_common_defaults(const char *data_dir, double minutes);
+
+typedef struct {
+    const char *program;         // "g2p": starts every message
+    const char *summary;         // one line for the top of --help
+    tg_ex_common *common;        // NULL: the program has no common options
+    const tg_ex_option *options; // the program's own [n_options]
+    int n_options;
+    FILE *out, *err;             // --help and errors go here; NULL: stdout and stderr
+} tg_ex_cli;
+
+typedef enum { TG_EX_PARSE_OK, TG_EX_PARSE_HELP, TG_EX_PARSE_ERROR } tg_ex_parse_result;
+
+// Parses --name VALUE and --name=VALUE. --help (or -h) prints every option with its default
+// and returns TG_EX_PARSE_HELP (exit 0); an unknown option, a missing or malformed value or
+// one out of range prints one line naming it and returns TG_EX_PARSE_ERROR (exit 2).
+tg_ex_parse_result tg_ex_parse(const tg_ex_cli *cli, int argc, char **argv);
+
+// --- Time budget, progress, result ------------------------------------------------------
+
+// Monotonic seconds.
+double tg_ex_now(void);
+
+// Train until --minutes is spent: check tg_ex_budget_left before each step.
+typedef struct {
+    double start, seconds;
+} tg_ex_budget;
+
+// Starts the clock with a budget of minutes (0: no training time at all).
+void tg_ex_budget_start(tg_ex_budget *budget, double minutes);
+// True while time remains.
+bool tg_ex_budget_left(const tg_ex_budget *budget);
+double tg_ex_budget_elapsed(const tg_ex_budget *budget);
+// Seconds left, never negative.
+double tg_ex_budget_remaining(const tg_ex_budget *budget);
+
+// Progress through one epoch. On a terminal a bar redrawn in place, at most 10 times a
+// second; otherwise (a log, a pipe) one plain line every `interval` seconds, so logs stay
+// readable. Both show the step, the epoch's mean loss, units (tokens, examples) per second
+// and the time left, capped by the budget when one is set. Fields may be changed after begin.
+typedef struct {
+    FILE *out;
+    bool tty;                   // set by begin from isatty (and TERM != dumb)
+    double interval;            // seconds between plain lines; 10 by default
+    const tg_ex_budget *budget; // optional: caps the ETA by the time left
+    char label[48];             // "epoch 3"
+    const char *unit;           // "tok", "ex", ...
+    int64_t total, step;        // steps in the epoch (0 when unknown) and steps done
+    double units, loss_sum;
+    int64_t loss_n;
+    double start, last_print;
+} tg_ex_progress;
+
+// Starts an epoch of total steps (0 if unknown); out NULL means stdout.
+void tg_ex_progress_begin(tg_ex_progress *p, FILE *out, const char *label, int64_t total, const char *unit);
+// Records one step: its loss (NaN: none) and how many units it processed; prints when due.
+void tg_ex_progress_step(tg_ex_progress *p, double loss, double units);
+// Ends the epoch with one summary line (steps, mean loss, rate, seconds); the bar is replaced.
+void tg_ex_progress_end(tg_ex_progress *p);
+// The epoch's mean loss so far (NaN before any step with a loss).
+double tg_ex_progress_loss(const tg_ex_progress *p);
+
+// Prints "RESULT " then the formatted key=value pairs and a newline, and flushes: the last
+// line of every example, the one scripts read. out NULL means stdout.
+void tg_ex_result(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
