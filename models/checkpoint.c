@@ -1,0 +1,2 @@
+// checkpoint.c: (in progress)
+#include "tapegrad.h"
