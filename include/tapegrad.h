@@ -2,6 +2,7 @@
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
 
+#include "tg_attention.h"
 #include "tg_autodiff.h"
 #include "tg_graph.h"
 #include "tg_ops.h"
@@ -10,6 +11,7 @@
 #include "tg_rnn.h"
 #include "tg_runtime.h"
 #include "tg_safetensors.h"
+#include "tg_seq2seq.h"
 #include "tg_tensor.h"
 
 #define TAPEGRAD_VERSION "0.1.0"

@@ -1,2 +1,310 @@
+// Attention: gradchecks of every score on a masked batch, exact zeros at masked positions,
+// each score against a direct computation, memory selection, parameter names, errors, and
+// the SVG heatmap.
+#include <math.h>
+#include <stdio.h>
+
+#include "tg_attention.h"
 #include "tg_test.h"
-Test(placeholder, todo) { cr_assert(true); }
+
+enum { B = 3, S = 4, Q = 5, K = 5, A = 6 };
+static const int32_t LENGTHS[B] = {4, 2, 1}; // two of the three sources are padded
+
+static const tg_attention_type *const TYPES[] = {&tg_attention_bahdanau, &tg_attention_luong_dot,
+                                                  &tg_attention_luong_general, &tg_attention_luong_concat};
+
+typedef struct {
+    tg_params *p;
+    tg_attention attn;
+    tg_tensor *query, *keys, *mask; // [B, Q], [S, B, K], i32 [B, S]
+} attn_case;
+
+static attn_case make_case(const tg_attention_type *type, int key_size, tg_dtype dtype) {
+    attn_case c = {0};
+    c.p = tg_params_new();
+    tg_rng rng;
+    tg_rng_seed(&rng, 21);
+    tg_attention_config cfg = {type, Q, key_size, A, dtype};
+    cr_assert(tg_attention_init(&c.attn, &cfg, c.p, "att.", &rng), "%s", type->name);
+    c.query = test_input(tg_shape2(B, Q), 3, -1, 1);
+    c.keys = test_input(tg_shape3(S, B, key_size), 4, -1, 1);
+    c.mask = tg_tensor_create(TG_I32, tg_shape2(B, S), false);
+    for (int b = 0; b < B; b++)
+        for (int s = 0; s < S; s++) tg_tensor_set(c.mask, b * S + s, s >= LENGTHS[b]);
+    return c;
+}
+
+static void free_case(attn_case *c) {
+    tg_params_free(c->p);
+    tg_tensor_free(c->query);
+    tg_tensor_free(c->keys);
+    tg_tensor_free(c->mask);
+}
+
+// Runs the attention of c: context [B, K] and weights [B, S].
+static bool attend(tg_graph *g, attn_case *c, tg_tensor **context, tg_tensor **weights) {
+    tg_attention_memory mem;
+    return tg_attention_prepare(g, &c->attn, c->keys, c->mask, &mem) &&
+           tg_attention_forward(g, &mem, c->query, context, weights);
+}
+
+// Context and weights, flattened into one vector.
+static tg_tensor *attn_outputs(tg_graph *g, void *ctx) {
+    tg_tensor *context, *weights;
+    if (!attend(g, ctx, &context, &weights)) return NULL;
+    tg_tensor *parts[2] = {tg_reshape(g, context, tg_shape1(-1)), tg_reshape(g, weights, tg_shape1(-1))};
+    return tg_concat(g, 2, parts, 0);
+}
+
+Test(attention, gradcheck_every_score_on_a_masked_batch) {
+    for (int t = 0; t < 4; t++) {
+        attn_case c = make_case(TYPES[t], K, TG_F64);
+        tg_tensor *wrt[TG_ATTENTION_MAX_PARAMS + 2] = {c.query, c.keys};
+        int n = 2;
+        for (int i = 0; i < tg_params_count(c.p); i++) wrt[n++] = tg_params_at(c.p, i);
+        ASSERT_GRADCHECK(attn_outputs, &c, wrt, n);
+        free_case(&c);
+    }
+}
+
+Test(attention, gradcheck_keys_of_another_size) {
+    // Q != K for the scores that allow it: the key and query halves of W stay apart.
+    for (int t = 0; t < 4; t++) {
+        if (TYPES[t] == &tg_attention_luong_dot) continue;
+        attn_case c = make_case(TYPES[t], 3, TG_F64);
+        tg_tensor *wrt[TG_ATTENTION_MAX_PARAMS + 2] = {c.query, c.keys};
+        int n = 2;
+        for (int i = 0; i < tg_params_count(c.p); i++) wrt[n++] = tg_params_at(c.p, i);
+        ASSERT_GRADCHECK(attn_outputs, &c, wrt, n);
+        free_case(&c);
+    }
+}
+
+Test(attention, masked_positions_get_exactly_zero_and_rows_sum_to_one) {
+    for (int dt = 0; dt < 2; dt++)
+        for (int t = 0; t < 4; t++) {
+            attn_case c = make_case(TYPES[t], K, dt ? TG_F64 : TG_F32);
+            if (dt == 0) { // float32 inputs for a float32 module
+                tg_tensor *q = tg_tensor_create(TG_F32, c.query->shape, false);
+                tg_tensor *k = tg_tensor_create(TG_F32, c.keys->shape, false);
+                for (int64_t i = 0; i < q->numel; i++) tg_tensor_set(q, i, tg_tensor_get(c.query, i) * 8); // peaked
+                for (int64_t i = 0; i < k->numel; i++) tg_tensor_set(k, i, tg_tensor_get(c.keys, i));
+                tg_tensor_free(c.query);
+                tg_tensor_free(c.keys);
+                c.query = q, c.keys = k;
+            }
+            tg_graph *g = tg_graph_new();
+            tg_tensor *context, *weights;
+            cr_assert(attend(g, &c, &context, &weights));
+            cr_assert(tg_shape_equal(weights->shape, tg_shape2(B, S)));
+            cr_assert(tg_shape_equal(context->shape, tg_shape2(B, K)));
+            for (int b = 0; b < B; b++) {
+                double sum = 0;
+                for (int s = 0; s < S; s++) {
+                    double w = tg_tensor_get(weights, b * S + s);
+                    if (s >= LENGTHS[b]) cr_assert_eq(w, 0.0, "%s: padded position %d of source %d has weight %g",
+                                                      TYPES[t]->name, s, b, w);
+                    else cr_assert_gt(w, 0.0);
+                    sum += w;
+                }
+                ASSERT_CLOSE(sum, 1.0, dt ? 1e-14 : 1e-6, 0);
+            }
+            tg_graph_free(g);
+            free_case(&c);
+        }
+}
+
+// --- A direct computation of each score, to compare the module with ---
+
+static double param(const attn_case *c, const char *name, int64_t i) {
+    char full[64];
+    snprintf(full, sizeof full, "att.%s", name);
+    tg_tensor *t = tg_params_find(c->p, full);
+    cr_assert(t, "no parameter %s", full);
+    return tg_tensor_get(t, i);
+}
+
+// The score of query b against key s of batch entry b, written out with loops.
+static double direct_score(const attn_case *c, int b, int s) {
+    double q[Q], k[K], score = 0;
+    for (int i = 0; i < Q; i++) q[i] = tg_tensor_get(c->query, b * Q + i);
+    for (int j = 0; j < K; j++) k[j] = tg_tensor_get(c->keys, ((int64_t)s * B + b) * K + j);
+    const tg_attention_type *type = c->attn.cfg.type;
+    if (type == &tg_attention_luong_dot) {
+        for (int i = 0; i < Q; i++) score += q[i] * k[i];
+    } else if (type == &tg_attention_luong_general) { // q^T W k, W [Q, K]
+        for (int i = 0; i < Q; i++)
+            for (int j = 0; j < K; j++) score += q[i] * param(c, "W.weight", i * K + j) * k[j];
+    } else {
+        bool concat = type == &tg_attention_luong_concat;
+        for (int a = 0; a < A; a++) {
+            double e = param(c, concat ? "W.bias" : "U.bias", a);
+            for (int i = 0; i < Q; i++) // W [A, Q], or the query columns of concat's W [A, Q + K]
+                e += param(c, "W.weight", concat ? a * (Q + K) + i : a * Q + i) * q[i];
+            for (int j = 0; j < K; j++) // U [A, K], or the key columns of concat's W
+                e += param(c, concat ? "W.weight" : "U.weight", concat ? a * (Q + K) + Q + j : a * K + j) * k[j];
+            score += param(c, "v.weight", a) * tanh(e);
+        }
+    }
+    return score;
+}
+
+Test(attention, each_score_matches_a_direct_computation) {
+    for (int t = 0; t < 4; t++) {
+        attn_case c = make_case(TYPES[t], K, TG_F64);
+        tg_graph *g = tg_graph_new();
+        tg_tensor *context, *weights;
+        cr_assert(attend(g, &c, &context, &weights));
+        for (int b = 0; b < B; b++) {
+            double e[S], max = -INFINITY, z = 0;
+            for (int s = 0; s < LENGTHS[b]; s++) e[s] = direct_score(&c, b, s), max = fmax(max, e[s]);
+            for (int s = 0; s < LENGTHS[b]; s++) z += exp(e[s] - max);
+            for (int s = 0; s < S; s++) {
+                double want = s < LENGTHS[b] ? exp(e[s] - max) / z : 0;
+                ASSERT_CLOSE(tg_tensor_get(weights, b * S + s), want, 1e-14, 1e-12);
+            }
+            for (int j = 0; j < K; j++) {
+                double want = 0;
+                for (int s = 0; s < LENGTHS[b]; s++)
+                    want += exp(e[s] - max) / z * tg_tensor_get(c.keys, ((int64_t)s * B + b) * K + j);
+                ASSERT_CLOSE(tg_tensor_get(context, b * K + j), want, 1e-14, 1e-12);
+            }
+        }
+        tg_graph_free(g);
+        free_case(&c);
+    }
+}
+
+Test(attention, length_mask_marks_positions_past_each_length) {
+    tg_graph *g = tg_graph_new();
+    tg_tensor *len = tg_from_data(g, TG_I32, tg_shape1(B), LENGTHS);
+    tg_tensor *mask = tg_attention_length_mask(g, len, S);
+    cr_assert(mask && tg_shape_equal(mask->shape, tg_shape2(B, S)));
+    for (int b = 0; b < B; b++)
+        for (int s = 0; s < S; s++) cr_assert_eq(((int32_t *)mask->data)[b * S + s], s >= LENGTHS[b]);
+    tg_graph_free(g);
+}
+
+Test(attention, memory_select_reorders_and_repeats_rows) {
+    for (int t = 0; t < 4; t++) {
+        attn_case c = make_case(TYPES[t], K, TG_F64);
+        tg_graph *g = tg_graph_new();
+        tg_tensor *context, *weights;
+        cr_assert(attend(g, &c, &context, &weights));
+        int32_t rows[] = {2, 0, 2, 1};
+        tg_attention_memory mem, picked;
+        cr_assert(tg_attention_prepare(g, &c.attn, c.keys, c.mask, &mem));
+        cr_assert(tg_attention_memory_select(g, &mem, tg_from_data(g, TG_I32, tg_shape1(4), rows), &picked));
+        tg_tensor *q = tg_embedding(g, c.query, tg_from_data(g, TG_I32, tg_shape1(4), rows)); // [4, Q]
+        tg_tensor *ctx2, *w2;
+        cr_assert(tg_attention_forward(g, &picked, q, &ctx2, &w2));
+        for (int i = 0; i < 4; i++) {
+            for (int s = 0; s < S; s++)
+                cr_assert_eq(tg_tensor_get(w2, i * S + s), tg_tensor_get(weights, rows[i] * S + s));
+            for (int j = 0; j < K; j++)
+                cr_assert_eq(tg_tensor_get(ctx2, i * K + j), tg_tensor_get(context, rows[i] * K + j));
+        }
+        tg_graph_free(g);
+        free_case(&c);
+    }
+}
+
+Test(attention, parameters_have_pytorch_module_names) {
+    struct {
+        const tg_attention_type *type;
+        const char *names[4];
+        tg_shape shapes[4];
+    } want[] = {
+        {&tg_attention_bahdanau, {"att.W.weight", "att.U.weight", "att.U.bias", "att.v.weight"},
+         {tg_shape2(A, Q), tg_shape2(A, 3), tg_shape1(A), tg_shape2(1, A)}},
+        {&tg_attention_luong_general, {"att.W.weight"}, {tg_shape2(Q, 3)}},
+        {&tg_attention_luong_concat, {"att.W.weight", "att.W.bias", "att.v.weight"},
+         {tg_shape2(A, Q + 3), tg_shape1(A), tg_shape2(1, A)}},
+    };
+    for (size_t t = 0; t < sizeof want / sizeof want[0]; t++) {
+        attn_case c = make_case(want[t].type, 3, TG_F32);
+        int n = 0;
+        while (n < 4 && want[t].names[n]) n++;
+        cr_assert_eq(tg_params_count(c.p), n, "%s", want[t].type->name);
+        for (int i = 0; i < n; i++) {
+            tg_tensor *p = tg_params_at(c.p, i);
+            cr_assert_str_eq(p->name, want[t].names[i]);
+            cr_assert(tg_shape_equal(p->shape, want[t].shapes[i]), "%s", p->name);
+            cr_assert_eq(c.attn.param[i], p);
+        }
+        free_case(&c);
+    }
+    attn_case c = make_case(&tg_attention_luong_dot, K, TG_F32);
+    cr_assert_eq(tg_params_count(c.p), 0);
+    free_case(&c);
+}
+
+Test(attention, errors_name_the_problem) {
+    test_capture_errors();
+    tg_params *p = tg_params_new();
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_attention a;
+    tg_attention_config dot = {&tg_attention_luong_dot, 4, 6, 0, TG_F64};
+    cr_assert_not(tg_attention_init(&a, &dot, p, "", &rng));
+    cr_assert(strstr(test_error_message, "query size 4 and key size 6"), "%s", test_error_message);
+
+    attn_case c = make_case(&tg_attention_bahdanau, K, TG_F64);
+    tg_graph *g = tg_graph_new();
+    tg_attention_memory mem;
+    tg_tensor *context, *weights;
+    tg_tensor *all_masked = tg_ones(g, TG_I32, tg_shape2(B, S));
+    cr_assert_not(tg_attention_prepare(g, &c.attn, c.keys, all_masked, &mem));
+    cr_assert(strstr(test_error_message, "masks every position"), "%s", test_error_message);
+    cr_assert_not(tg_attention_prepare(g, &c.attn, c.query, NULL, &mem)); // [B, Q] is not [S, B, K]
+    cr_assert(strstr(test_error_message, "time-major keys [S, B, 5]"), "%s", test_error_message);
+    cr_assert(tg_attention_prepare(g, &c.attn, c.keys, c.mask, &mem));
+    int line = __LINE__ + 1;
+    cr_assert_not(tg_attention_forward(g, &mem, tg_zeros(g, TG_F64, tg_shape2(2, Q)), &context, &weights));
+    char where[64];
+    snprintf(where, sizeof where, "test_attention.c:%d", line);
+    cr_assert(strstr(test_error_message, "query [2, 5]") && strstr(test_error_message, where), "%s",
+              test_error_message);
+    tg_graph_free(g);
+    free_case(&c);
+    tg_params_free(p);
+    tg_set_error_handler(NULL, NULL);
+}
+
+// --- The heatmap ---
+
+static char *svg_of(const double *w, int rows, int cols, const char *const *rl, const char *const *cl) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert(tg_attention_write_svg(f, w, rows, cols, rl, cl));
+    fclose(f);
+    return buf;
+}
+
+static int count(const char *s, const char *what) {
+    int n = 0;
+    for (const char *at = s; (at = strstr(at, what)); at += strlen(what)) n++;
+    return n;
+}
+
+Test(attention, svg_heatmap_has_labels_and_one_rect_per_cell) {
+    const double w[2 * 3] = {1, 0, 0, 0.25, 0.75, 0};
+    const char *src[] = {"7", "&x", "<pad>"}, *tgt[] = {"7", "</s>"};
+    char *svg = svg_of(w, 2, 3, tgt, src);
+    cr_assert(strncmp(svg, "<?xml", 5) == 0 && strstr(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    cr_assert(strstr(svg, "</svg>\n") && strstr(svg, "</svg>\n")[7] == 0, "the document does not end with </svg>");
+    cr_assert_eq(count(svg, "<rect "), 6);
+    cr_assert_eq(count(svg, "</rect>"), 6);
+    cr_assert_eq(count(svg, "<text "), 5);
+    cr_assert_eq(count(svg, "</text>"), 5);
+    cr_assert(strstr(svg, ">&amp;x</text>") && strstr(svg, ">&lt;pad&gt;</text>") && strstr(svg, ">&lt;/s&gt;</text>"),
+              "labels missing or not escaped:\n%s", svg);
+    cr_assert_null(strstr(svg, "<pad>"));
+    cr_assert(strstr(svg, "fill=\"rgb(8,48,107)\"><title>1.0000"), "weight 1 is not the darkest cell");
+    cr_assert(strstr(svg, "fill=\"rgb(255,255,255)\"><title>0.0000"), "weight 0 is not white");
+    free(svg);
+    svg = svg_of(w, 2, 3, NULL, NULL); // indices for labels
+    cr_assert(strstr(svg, ">2</text>") && count(svg, "<rect ") == 6);
+    free(svg);
+}
