@@ -16,14 +16,15 @@
 
 // 2^k for k in [-126, 127], from the exponent bits.
 static inline float tg_pow2i(int32_t k) {
-    int32_t bits = (k + 127) << 23;
+    uint32_t bits = (uint32_t)(k + 127) << 23;
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
 }
 
 static inline float tg_expf(float x) {
-    float xc = x < -87.33654f ? -87.33654f : x > 88.72283f ? 88.72283f : x;
+    // Clamped, and NaN replaced, so that the conversion to an integer below is defined.
+    float xc = x < -87.33654f ? -87.33654f : x > 88.72283f ? 88.72283f : x != x ? 0.0f : x;
     float k = floorf(xc * 1.44269504088896341f + 0.5f); // exp(x) = 2^k exp(r), |r| <= ln2/2
     float r = xc - k * 0.693359375f + k * 2.12194440e-4f;
     float p = 1.9875691500e-4f * r + 1.3981999507e-3f;
