@@ -21,10 +21,22 @@ typedef struct arena_block {
     _Alignas(ARENA_ALIGN) unsigned char data[];
 } arena_block;
 
+// A gradient buffer whose node's backward is done, kept for the next one of its size: the
+// gradients of an unrolled RNN then take the memory of a few steps, not of all of them.
+typedef struct free_grad {
+    struct free_grad *next;
+    size_t bytes;
+    void *ptr;
+} free_grad;
+
+#define FREE_BUCKETS 64
+
 struct tg_graph {
     arena_block *first, *cur; // blocks in use order; cur is the one being filled
     size_t arena_used;        // bytes handed out since reset
     size_t heap_allocs;       // blocks and tape growth, for tg_graph_get_stats
+    free_grad *free_grads[FREE_BUCKETS]; // released gradient buffers, by size
+    free_grad *spare;                     // list records not in use
     tg_node **tape;           // nodes in the order they were recorded
     size_t n_nodes, cap_nodes;
     bool grad_enabled, training;
@@ -78,6 +90,29 @@ void *tg_graph_alloc(tg_graph *g, size_t bytes) {
     return p;
 }
 
+// --- Gradient buffers, recycled during a backward walk ---
+
+void *tg_grad_alloc(tg_graph *g, size_t bytes) {
+    for (free_grad **at = &g->free_grads[bytes % FREE_BUCKETS]; *at; at = &(*at)->next)
+        if ((*at)->bytes == bytes) {
+            free_grad *f = *at;
+            *at = f->next;
+            f->next = g->spare;
+            g->spare = f;
+            memset(f->ptr, 0, bytes);
+            return f->ptr;
+        }
+    return tg_graph_alloc(g, bytes);
+}
+
+void tg_grad_release(tg_graph *g, void *ptr, size_t bytes) {
+    free_grad *f = g->spare;
+    if (f) g->spare = f->next;
+    else f = tg_arena_alloc(g, sizeof *f);
+    *f = (free_grad){g->free_grads[bytes % FREE_BUCKETS], bytes, ptr};
+    g->free_grads[bytes % FREE_BUCKETS] = f;
+}
+
 // --- Lifecycle ---
 
 tg_graph *tg_graph_new(void) {
@@ -112,6 +147,8 @@ void tg_graph_reset(tg_graph *g) {
     g->cur = g->first;
     g->arena_used = 0;
     g->n_nodes = 0;
+    memset(g->free_grads, 0, sizeof g->free_grads); // they pointed into the rewound arena
+    g->spare = NULL;
     g->has_error = false;
     g->numerics_tripped = false;
 }

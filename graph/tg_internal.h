@@ -59,6 +59,11 @@ tg_node *tg_graph_node(const tg_graph *g, size_t i);
 // The call site recorded by the last tg_here.
 void tg_graph_call_site(const tg_graph *g, const char **file, int *line);
 
+// A zeroed gradient buffer for the backward walk, reusing one released earlier in the walk
+// when one of the size is free; and the release of a buffer no node will read again.
+void *tg_grad_alloc(tg_graph *g, size_t bytes);
+void tg_grad_release(tg_graph *g, void *ptr, size_t bytes);
+
 // --- Checks every op starts with ---
 // The n tensors are non-NULL, float (f32 or f64) and of one dtype.
 bool tg_check_float(tg_graph *g, const char *op, int n, ...);

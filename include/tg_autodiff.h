@@ -11,8 +11,10 @@ extern "C" {
 #endif
 
 // Back-propagates from a scalar loss: d loss/d loss = 1. Gradients accumulate (+=) into
-// every tensor that requires one; call it twice and parameters get twice the gradient, as
-// in PyTorch. Returns false (through the error path) when loss is not a scalar.
+// every leaf that requires one (parameters, tg_tensor_create'd inputs); call it twice and
+// they get twice the gradient, as in PyTorch. As in PyTorch, intermediate tensors do not
+// keep their gradients afterwards (the buffers are reused during the walk). Returns false
+// (through the error path) when loss is not a scalar.
 bool tg_backward(tg_graph *g, tg_tensor *loss);
 // Back-propagates from any output, given the gradient of the output (out->numel values of
 // its dtype) as the seed.
