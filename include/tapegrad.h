@@ -4,6 +4,7 @@
 
 #include "tg_attention.h"
 #include "tg_autodiff.h"
+#include "tg_checkpoint.h"
 #include "tg_graph.h"
 #include "tg_ops.h"
 #include "tg_optim.h"
