@@ -14,67 +14,16 @@
 
 #include "tg_checkpoint.h"
 #include "tg_test.h"
+#include "tg_test_files.h"
 
 // --- Files: a scratch directory per test, fixtures beside this source file ---
 
-static char scratch_dir[64];
-
-static void make_scratch(void) {
-    strcpy(scratch_dir, "/tmp/tg_checkpoint_XXXXXX");
-    cr_assert_not_null(mkdtemp(scratch_dir));
-}
-
-// The tests make only files in it, so one level of remove() does.
-static void remove_scratch(void) {
-    DIR *d = opendir(scratch_dir);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        char path[600];
-        snprintf(path, sizeof path, "%s/%s", scratch_dir, e->d_name);
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) remove(path);
-    }
-    if (d) closedir(d);
-    rmdir(scratch_dir);
-}
+static void make_scratch(void) { test_scratch_make("tg_checkpoint"); }
+static void remove_scratch(void) { test_scratch_remove(); }
 
 TestSuite(checkpoint, .init = make_scratch, .fini = remove_scratch);
 
-// A path in the scratch directory; each call gets its own buffer of a small ring.
-static const char *scratch(const char *name) {
-    static char buf[16][512];
-    static int k;
-    char *p = buf[k++ % 16];
-    snprintf(p, sizeof buf[0], "%s/%s", scratch_dir, name);
-    return p;
-}
-
-// CMake compiles this file by its absolute path, so the fixtures are found from __FILE__.
-static const char *fixture(const char *name) {
-    static char buf[4][1024];
-    static int k;
-    char *p = buf[k++ % 4];
-    const char *slash = strrchr(__FILE__, '/');
-    snprintf(p, sizeof buf[0], "%.*s/data/checkpoint/%s", slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".",
-             name);
-    return p;
-}
-
-static void write_bytes(const char *path, const void *bytes, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    cr_assert_not_null(fp, "cannot create %s", path);
-    cr_assert_eq(fwrite(bytes, 1, n, fp), n);
-    cr_assert_eq(fclose(fp), 0);
-}
-
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    struct stat st;
-    cr_assert_eq(stat(path, &st), 0, "cannot stat %s", path);
-    FILE *fp = fopen(path, "rb");
-    unsigned char *buf = malloc((size_t)st.st_size + 1);
-    *n = fread(buf, 1, (size_t)st.st_size, fp);
-    fclose(fp);
-    cr_assert_eq(*n, (size_t)st.st_size);
-    return buf;
-}
+static const char *fixture(const char *name) { return test_fixture("checkpoint", name); }
 
 // The training-state file the model file at path names (its metadata), as a full path.
 static const char *train_file_of(const char *path) {
@@ -98,7 +47,7 @@ static tg_shape info_shape(const tg_safetensors_tensor *info) {
 
 // Number of entries of the scratch directory, other than . and ..
 static int count_files(void) {
-    DIR *d = opendir(scratch_dir);
+    DIR *d = opendir(test_scratch_dir);
     int n = 0;
     for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.';
     closedir(d);
@@ -704,7 +653,7 @@ Test(checkpoint, sigkill_during_saves_leaves_a_whole_checkpoint) {
 
         char train_name[256];
         snprintf(train_name, sizeof train_name, "%s", strrchr(train_file_of(path), '/') + 1);
-        DIR *d = opendir(scratch_dir);
+        DIR *d = opendir(test_scratch_dir);
         int extra = 0;
         for (struct dirent *e; (e = readdir(d));) {
             if (e->d_name[0] == '.') continue;
@@ -783,7 +732,7 @@ Test(checkpoint, tapegrad_lstm_checkpoint_is_what_torch_loaded) {
     tg_params *p = lstm_new(&rnn, 1234);
     const char *dir = getenv("TG_CHECKPOINT_FIXTURE_DIR");
     char path[1024], err[1024];
-    snprintf(path, sizeof path, "%s/tg_lstm.safetensors", dir ? dir : scratch_dir);
+    snprintf(path, sizeof path, "%s/tg_lstm.safetensors", dir ? dir : test_scratch_dir);
     cr_assert(tg_checkpoint_save(path, p, NULL, NULL, 0, LSTM_CONFIG, err, sizeof err), "%s", err);
     if (dir) { // cr_skip_test skips the suite's .fini
         remove_scratch();

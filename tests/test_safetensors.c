@@ -12,64 +12,16 @@
 
 #include "tg_safetensors.h"
 #include "tg_test.h"
+#include "tg_test_files.h"
 
 // --- Files: a scratch directory per test, fixtures beside this source file ---
 
-static char scratch_dir[64];
-
-static void make_scratch(void) {
-    strcpy(scratch_dir, "/tmp/tg_safetensors_XXXXXX");
-    cr_assert_not_null(mkdtemp(scratch_dir));
-}
-
-// The tests make only files and empty directories in it, so one level of remove() does.
-static void remove_scratch(void) {
-    DIR *d = opendir(scratch_dir);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        char path[600];
-        snprintf(path, sizeof path, "%s/%s", scratch_dir, e->d_name);
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) remove(path);
-    }
-    if (d) closedir(d);
-    rmdir(scratch_dir);
-}
+static void make_scratch(void) { test_scratch_make("tg_safetensors"); }
+static void remove_scratch(void) { test_scratch_remove(); }
 
 TestSuite(safetensors, .init = make_scratch, .fini = remove_scratch);
 
-// A path in the scratch directory; each call gets its own buffer of a small ring.
-static const char *scratch(const char *name) {
-    static char buf[16][512];
-    static int k;
-    char *p = buf[k++ % 16];
-    snprintf(p, sizeof buf[0], "%s/%s", scratch_dir, name);
-    return p;
-}
-
-// CMake compiles this file by its absolute path, so the fixtures are found from __FILE__.
-static const char *fixture(const char *name) {
-    static char buf[1024];
-    const char *slash = strrchr(__FILE__, '/');
-    int dir = slash ? (int)(slash - __FILE__) : 1;
-    snprintf(buf, sizeof buf, "%.*s/data/safetensors/%s", dir, slash ? __FILE__ : ".", name);
-    return buf;
-}
-
-static void write_bytes(const char *path, const void *bytes, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    cr_assert_not_null(fp, "cannot create %s", path);
-    cr_assert_eq(fwrite(bytes, 1, n, fp), n);
-    cr_assert_eq(fclose(fp), 0);
-}
-
-// The whole file in a malloc'd buffer.
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    cr_assert_not_null(fp, "cannot open %s", path);
-    unsigned char *buf = malloc(1 << 20);
-    *n = fread(buf, 1, 1 << 20, fp);
-    fclose(fp);
-    return buf;
-}
+static const char *fixture(const char *name) { return test_fixture("safetensors", name); }
 
 // A file with a hand-written header and data_len bytes of data (value 1 each).
 static const char *raw_file(const char *name, const char *header, size_t data_len) {
@@ -94,7 +46,7 @@ static void expect_open_error(const char *path, const char *want) {
 }
 
 static bool has_temp_file(void) {
-    DIR *d = opendir(scratch_dir);
+    DIR *d = opendir(test_scratch_dir);
     cr_assert_not_null(d);
     bool found = false;
     for (struct dirent *e; (e = readdir(d));) found |= strstr(e->d_name, ".tmp.") != NULL;
@@ -356,7 +308,7 @@ Test(safetensors, missing_and_empty_files) {
     const char *path = scratch("empty.safetensors");
     write_bytes(path, "", 0);
     expect_open_error(path, "file is 0 bytes, too short");
-    expect_open_error(scratch_dir, "not a regular file");
+    expect_open_error(test_scratch_dir, "not a regular file");
 }
 
 Test(safetensors, truncated_at_every_byte) {
@@ -586,7 +538,7 @@ Test(safetensors, write_into_a_missing_directory_fails_cleanly) {
     tg_tensor *t = tensor_of(TG_F32, tg_shape1(2), NULL);
     const char *names[] = {"t"};
     char err[512], path[600];
-    snprintf(path, sizeof path, "%s/no/such/dir/x.safetensors", scratch_dir);
+    snprintf(path, sizeof path, "%s/no/such/dir/x.safetensors", test_scratch_dir);
     cr_assert_not(tg_safetensors_write(path, 1, names, &t, 0, NULL, NULL, err, sizeof err));
     cr_assert(strstr(err, path) == err && strstr(err, "cannot create the temporary file") &&
                   strstr(err, "No such file"),
