@@ -80,11 +80,14 @@ bool tg_gradcheck(tg_graph_fn fn, void *ctx, tg_tensor *const *wrt, int n, const
         double *v = x->data;
         for (int64_t k = 0; k < x->numel; k++, checked++) {
             double saved = v[k], plus, minus;
+            x->version++;
             v[k] = saved + o.eps;
             bool ok_plus = weighted_output(g, fn, ctx, w, n_w, &plus);
+            x->version++;
             v[k] = saved - o.eps;
             bool ok_minus = weighted_output(g, fn, ctx, w, n_w, &minus);
             v[k] = saved;
+            x->version++;
             if (!ok_plus || !ok_minus) {
                 say(report, len, "gradcheck: the function failed or changed its output's shape when input %d "
                                  "was perturbed", i);

@@ -43,7 +43,7 @@ static void mgu_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *co
     next[0] = tg_add(g, h, tg_mul(g, f, tg_sub(g, n, h))); // (1-f)*h + f*n
 }
 
-static const tg_cell_type MGU = {"MGU", 1, mgu_init, mgu_project, mgu_step, NULL};
+static const tg_cell_type MGU = {"MGU", 1, mgu_init, mgu_project, mgu_step};
 
 // ---- 1. Gradient check: a 2-layer bidirectional MGU on a masked batch, in float64 -------
 

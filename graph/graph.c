@@ -31,12 +31,24 @@ typedef struct free_grad {
 
 #define FREE_BUCKETS 64
 
+// A value a graph derived from a leaf tensor (a weight's transposed copy), valid while the
+// leaf's version is unchanged and until reset.
+typedef struct {
+    const tg_tensor *key;
+    uint64_t version;
+    tg_tensor *value;
+} memo_entry;
+
+#define MEMO_SIZE 64
+
 struct tg_graph {
     arena_block *first, *cur; // blocks in use order; cur is the one being filled
     size_t arena_used;        // bytes handed out since reset
     size_t heap_allocs;       // blocks and tape growth, for tg_graph_get_stats
     free_grad *free_grads[FREE_BUCKETS]; // released gradient buffers, by size
     free_grad *spare;                     // list records not in use
+    memo_entry memo[MEMO_SIZE];           // derived values of leaves, see tg_graph_memo
+    int n_memo;
     tg_node **tape;           // nodes in the order they were recorded
     size_t n_nodes, cap_nodes;
     bool grad_enabled, training;
@@ -113,6 +125,22 @@ void tg_grad_release(tg_graph *g, void *ptr, size_t bytes) {
     g->free_grads[bytes % FREE_BUCKETS] = f;
 }
 
+// --- Values derived from leaves ---
+
+tg_tensor *tg_graph_memo(tg_graph *g, const tg_tensor *key) {
+    for (int i = 0; i < g->n_memo; i++)
+        if (g->memo[i].key == key) return g->memo[i].version == key->version ? g->memo[i].value : NULL;
+    return NULL;
+}
+
+void tg_graph_memo_put(tg_graph *g, const tg_tensor *key, tg_tensor *value) {
+    int i = 0;
+    while (i < g->n_memo && g->memo[i].key != key) i++;
+    if (i == MEMO_SIZE) return; // full: callers recompute, which is only slower
+    if (i == g->n_memo) g->n_memo++;
+    g->memo[i] = (memo_entry){key, key->version, value};
+}
+
 // --- Lifecycle ---
 
 tg_graph *tg_graph_new(void) {
@@ -149,6 +177,7 @@ void tg_graph_reset(tg_graph *g) {
     g->n_nodes = 0;
     memset(g->free_grads, 0, sizeof g->free_grads); // they pointed into the rewound arena
     g->spare = NULL;
+    g->n_memo = 0;
     g->has_error = false;
     g->numerics_tripped = false;
 }

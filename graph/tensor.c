@@ -98,7 +98,10 @@ double tg_tensor_get(const tg_tensor *t, int64_t i) {
     return 0;
 }
 
+void tg_tensor_touch(tg_tensor *t) { t->version++; }
+
 void tg_tensor_set(tg_tensor *t, int64_t i, double value) {
+    t->version++;
     switch (t->dtype) {
     case TG_F32: ((float *)t->data)[i] = (float)value; break;
     case TG_F64: ((double *)t->data)[i] = value; break;
@@ -107,6 +110,7 @@ void tg_tensor_set(tg_tensor *t, int64_t i, double value) {
 }
 
 void tg_tensor_copy_from(tg_tensor *t, const void *src) {
+    t->version++;
     if (t->numel) memcpy(t->data, src, (size_t)t->numel * tg_dtype_size(t->dtype));
 }
 

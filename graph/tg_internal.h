@@ -64,6 +64,12 @@ void tg_graph_call_site(const tg_graph *g, const char **file, int *line);
 void *tg_grad_alloc(tg_graph *g, size_t bytes);
 void tg_grad_release(tg_graph *g, void *ptr, size_t bytes);
 
+// A tensor the graph derived from the leaf key (a weight's transposed copy), or NULL when
+// there is none or key's data has changed since (its version); put records one. Entries
+// last until reset.
+tg_tensor *tg_graph_memo(tg_graph *g, const tg_tensor *key);
+void tg_graph_memo_put(tg_graph *g, const tg_tensor *key, tg_tensor *value);
+
 // --- Checks every op starts with ---
 // The n tensors are non-NULL, float (f32 or f64) and of one dtype.
 bool tg_check_float(tg_graph *g, const char *op, int n, ...);

@@ -24,12 +24,10 @@ extern "C" {
 tg_tensor *tg_matmul(tg_graph *g, tg_tensor *a, tg_tensor *b);
 // As tg_matmul, with a and/or b read transposed (their last two axes swapped), no copy.
 tg_tensor *tg_matmul_t(tg_graph *g, tg_tensor *a, tg_tensor *b, bool trans_a, bool trans_b);
-// x [..., in] W^T + b: weight [out, in] as PyTorch lays it out, bias [out] or NULL.
+// x [..., in] W^T + b: weight [out, in] as PyTorch lays it out, bias [out] or NULL. With few
+// rows and a leaf weight, the product runs on a transposed copy of the weight that the graph
+// makes once and keeps while the weight's data is unchanged (see tg_tensor_touch).
 tg_tensor *tg_linear(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *bias);
-// tg_linear, given also weight_t = W^T [in, out] as a constant copy (tg_detach of
-// tg_transpose), which makes the forward product up to twice as fast; for a weight used at
-// every time step. Gradients go to weight, as with tg_linear.
-tg_tensor *tg_linear_wt(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *weight_t, tg_tensor *bias);
 
 // --- Elementwise arithmetic, broadcasting (ops/arith.c) -------------------------------
 tg_tensor *tg_add(tg_graph *g, tg_tensor *a, tg_tensor *b); // a + b
@@ -131,7 +129,6 @@ tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
 #define tg_matmul(g, ...) tg_matmul(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_matmul_t(g, ...) tg_matmul_t(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_linear(g, ...) tg_linear(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
-#define tg_linear_wt(g, ...) tg_linear_wt(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_add(g, ...) tg_add(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_sub(g, ...) tg_sub(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_mul(g, ...) tg_mul(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)

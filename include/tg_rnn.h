@@ -41,10 +41,6 @@ typedef struct {
     // One step: x [B, input] (or [B, P] when projected) and state[i] [B, hidden] ->
     // next[i] [B, hidden]. Written with ordinary ops.
     void (*step)(tg_graph *g, const tg_cell *cell, tg_tensor *x, tg_tensor *const *state, tg_tensor **next);
-    // Optional (may be NULL): called once per unroll, on a copy of the cell that step then
-    // gets, to put per-unroll constants in cell->aux (the built-in cells put W_hh^T there
-    // for tg_linear_wt).
-    void (*prepare)(tg_graph *g, tg_cell *cell);
 } tg_cell_type;
 
 struct tg_cell {
@@ -52,7 +48,6 @@ struct tg_cell {
     int input_size, hidden_size;
     tg_tensor *param[TG_CELL_MAX_PARAMS]; // the cell's parameters, in the order its init made them
     tg_dtype dtype;
-    tg_tensor *aux[2]; // per-unroll constants made by prepare; NULL outside an unroll
 };
 
 // PyTorch's nn.RNN (tanh and relu), nn.LSTM and nn.GRU cells, with parameters

@@ -70,7 +70,6 @@ typedef struct {
     tg_attention_memory memory;             // encoder outputs [B, S, K], mask [B, S]
     tg_tensor *state[TG_CELL_MAX_STATES];   // decoder states [B, Hd] (h first)
     tg_tensor *context;                     // last context [B, K]: zeros before the first step
-    tg_cell decoder;                        // the decoder cell with this graph's per-unroll constants
 } tg_seq2seq_state;
 
 // Encodes src i32 [S, B] (lengths i32 [B] in [1, S], or NULL: unpadded) and starts the decoder

@@ -47,6 +47,7 @@ typedef struct tg_tensor {
     bool requires_grad;   // a gradient is wanted here (a parameter, or computed from one)
     const char *name;     // a parameter's name, or NULL
     struct tg_node *node; // the tape node that computed it; NULL for leaves and detached tensors
+    uint64_t version;     // bumped whenever the library changes data in place (see tg_tensor_touch)
 } tg_tensor;
 
 // Size in bytes of one element of dtype.
@@ -71,6 +72,10 @@ double tg_tensor_get(const tg_tensor *t, int64_t i);
 void tg_tensor_set(tg_tensor *t, int64_t i, double value);
 // Copies numel values of t's dtype from src into t->data.
 void tg_tensor_copy_from(tg_tensor *t, const void *src);
+// Marks t's data as changed. The library calls it whenever it writes data in place (setters,
+// fills, loads, optimizer steps); call it after writing t->data yourself, so that a graph
+// does not reuse what it derived from the old values (a transposed copy of a weight).
+void tg_tensor_touch(tg_tensor *t);
 // Sets every gradient element to zero (no-op when t has no gradient).
 void tg_tensor_zero_grad(tg_tensor *t);
 

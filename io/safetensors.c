@@ -424,6 +424,7 @@ static bool check_into(const tg_safetensors *f, const entry *e, const tg_tensor 
 static void copy_into(const tg_safetensors *f, const entry *e, tg_tensor *t) {
     const unsigned char *src = f->data + e->begin;
     size_t n = (size_t)e->numel;
+    tg_tensor_touch(t);
     if (dtypes[e->dtype].size == tg_dtype_size(t->dtype)) {
         if (n) memcpy(t->data, src, e->end - e->begin);
     } else if (t->dtype == TG_I32) {

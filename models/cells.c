@@ -28,7 +28,7 @@ tg_tensor *tg_cell_add_param(tg_cell *cell, tg_params *p, const char *prefix, co
 
 bool tg_cell_init(tg_cell *cell, const tg_cell_type *type, int input_size, int hidden_size, tg_dtype dtype,
                   tg_params *p, const char *prefix, const char *suffix, tg_rng *rng) {
-    *cell = (tg_cell){type, input_size, hidden_size, {0}, dtype, {0}};
+    *cell = (tg_cell){type, input_size, hidden_size, {0}, dtype};
     if (input_size < 1 || hidden_size < 1) {
         tg_fail(NULL, "cell", "%s cell with input size %d and hidden size %d; both must be positive", type->name,
                 input_size, hidden_size);
@@ -70,15 +70,9 @@ static tg_tensor *project_input(tg_graph *g, const tg_cell *c, tg_tensor *x) {
     return tg_linear(g, x, c->param[W_IH], c->param[B_IH]);
 }
 
-// W_hh^T [H, G*H], once per unroll: every step's product then runs at BLIS's full speed.
-static void prepare(tg_graph *g, tg_cell *c) {
-    c->aux[0] = tg_detach(g, tg_transpose(g, c->param[W_HH], 0, 1));
-}
-
 // h [B, H] -> h W_hh^T + b_hh [B, G*H].
 static tg_tensor *project_state(tg_graph *g, const tg_cell *c, tg_tensor *h) {
-    if (c->aux[0]) return tg_linear_wt(g, h, c->param[W_HH], c->aux[0], c->param[B_HH]);
-    return tg_linear(g, h, c->param[W_HH], c->param[B_HH]); // a step called outside an unroll
+    return tg_linear(g, h, c->param[W_HH], c->param[B_HH]);
 }
 
 static void rnn_tanh_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *const *state, tg_tensor **next) {
@@ -122,9 +116,9 @@ static void gru_composite_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_
     next[0] = tg_add(g, n, tg_mul(g, z, tg_sub(g, state[0], n))); // (1-z)*n + z*h
 }
 
-const tg_cell_type tg_cell_rnn_tanh = {"RNN_TANH", 1, rnn_init, project_input, rnn_tanh_step, prepare};
-const tg_cell_type tg_cell_rnn_relu = {"RNN_RELU", 1, rnn_init, project_input, rnn_relu_step, prepare};
-const tg_cell_type tg_cell_lstm = {"LSTM", 2, lstm_init, project_input, lstm_step, prepare};
-const tg_cell_type tg_cell_gru = {"GRU", 1, gru_init, project_input, gru_step, prepare};
-const tg_cell_type tg_cell_lstm_composite = {"LSTM", 2, lstm_init, project_input, lstm_composite_step, prepare};
-const tg_cell_type tg_cell_gru_composite = {"GRU", 1, gru_init, project_input, gru_composite_step, prepare};
+const tg_cell_type tg_cell_rnn_tanh = {"RNN_TANH", 1, rnn_init, project_input, rnn_tanh_step};
+const tg_cell_type tg_cell_rnn_relu = {"RNN_RELU", 1, rnn_init, project_input, rnn_relu_step};
+const tg_cell_type tg_cell_lstm = {"LSTM", 2, lstm_init, project_input, lstm_step};
+const tg_cell_type tg_cell_gru = {"GRU", 1, gru_init, project_input, gru_step};
+const tg_cell_type tg_cell_lstm_composite = {"LSTM", 2, lstm_init, project_input, lstm_composite_step};
+const tg_cell_type tg_cell_gru_composite = {"GRU", 1, gru_init, project_input, gru_composite_step};

@@ -214,6 +214,7 @@ void tg_optim_step(tg_optim *o) {
         tg_tensor *t = o->param[i];
         if (!t->grad) continue; // torch skips parameters whose grad is None
         tg_tensor *const *st = o->state + (size_t)i * (size_t)o->per;
+        t->version++; // a graph's transposed copy of this weight is stale now
         if (o->kind == OPT_SGD) sgd_update(o, t, o->per ? st[0] : NULL);
         else adam_update(o, t, st, step);
     }

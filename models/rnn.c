@@ -77,10 +77,6 @@ bool (tg_rnn_unroll)(tg_graph *g, const tg_cell *cell, tg_tensor *x, tg_tensor *
     }
     int64_t T = x->shape.d[0], B = x->shape.d[1], H = cell->hidden_size;
     if (!check_lengths(g, lengths, T, B)) return false;
-    tg_cell *prepared = tg_graph_alloc(g, sizeof *prepared); // this unroll's copy, with its constants
-    *prepared = *cell;
-    if (cell->type->prepare) cell->type->prepare(g, prepared);
-    cell = prepared;
     int n_states = cell->type->n_states;
     tg_tensor *state[TG_CELL_MAX_STATES], *next[TG_CELL_MAX_STATES];
     for (int i = 0; i < n_states; i++) {

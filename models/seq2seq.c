@@ -130,22 +130,20 @@ bool (tg_seq2seq_encode)(tg_graph *g, const tg_seq2seq *m, tg_tensor *src, tg_te
         if (!st->state[i]) return false;
     }
     st->context = tg_zeros(g, c->dtype, tg_shape2(B, m->key_size));
-    st->decoder = m->decoder; // prepared once here, as a layer's unroll does, for every step after
-    if (st->decoder.type->prepare) st->decoder.type->prepare(g, &st->decoder);
     return true;
 }
 
 tg_tensor *(tg_seq2seq_step)(tg_graph *g, const tg_seq2seq *m, tg_seq2seq_state *st, tg_tensor *tokens, tg_rng *rng,
                              tg_tensor **weights) {
     if (weights) *weights = NULL;
-    if (!st->memory.keys || !st->context || !st->decoder.type)
+    if (!st->memory.keys || !st->context)
         return tg_fail(g, "seq2seq", "the state is not made (call tg_seq2seq_encode)");
     int64_t B = st->memory.keys->shape.d[0];
     char s[64];
     if (!tokens || tokens->dtype != TG_I32 || !tg_shape_equal(tokens->shape, tg_shape1(B)))
         return tg_fail(g, "seq2seq", "tokens %s; a step takes int32 [%lld], one previous token per row",
                        tokens ? tg_shape_str(tokens->shape, s, sizeof s) : "NULL", (long long)B);
-    const tg_cell *cell = &st->decoder;
+    const tg_cell *cell = &m->decoder;
     double p = m->cfg.dropout;
     tg_tensor *in[2] = {tg_dropout(g, tg_embedding(g, m->tgt_embedding, tokens), p, rng), st->context};
     tg_tensor *x = tg_concat(g, 2, in, 1); // [B, Et + K]: input feeding
@@ -172,7 +170,6 @@ bool (tg_seq2seq_state_select)(tg_graph *g, const tg_seq2seq *m, const tg_seq2se
     for (int i = 0; i < m->decoder.type->n_states; i++) // a gather of rows, as the memory's
         if (!(res.state[i] = tg_embedding(g, st->state[i], rows))) return false;
     res.context = tg_embedding(g, st->context, rows);
-    res.decoder = st->decoder;
     *out = res;
     return res.context != NULL;
 }

@@ -105,10 +105,32 @@ static void linear_backward(tg_graph *g, tg_node *n) {
 
 static const tg_op LINEAR_OP = {"linear", linear_backward};
 
-// y = x W^T + b, the product taken as x @ weight_t when a transposed copy of W is given:
-// BLIS runs a row-major product with a transposed right operand at half speed (it packs
-// it by strided gathers), so a weight used at every time step is worth transposing once.
-static tg_tensor *linear(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *weight_t, tg_tensor *bias) {
+// W^T [in, out] of a leaf weight, made once per graph and reused while the weight's data
+// is unchanged. BLIS multiplies by a transposed right operand at half speed when the left
+// one has few rows (it packs it by strided gathers), and a recurrent weight meets a few
+// rows at every time step: one transposed copy per iteration pays for itself many times.
+static tg_tensor *transposed_weight(tg_graph *g, tg_tensor *w) {
+    tg_tensor *wt = tg_graph_memo(g, w);
+    if (wt) return wt;
+    int64_t out = w->shape.d[0], in = w->shape.d[1];
+    wt = tg_new_tensor(g, w->dtype, tg_shape2(in, out));
+    TG_DISPATCH(w->dtype, {
+        const T *src = w->data; // [out, in]
+        T *dst = wt->data;      // [in, out]
+        for (int64_t i0 = 0; i0 < out; i0 += 32) // 32 x 32 tiles keep both sides in cache
+            for (int64_t j0 = 0; j0 < in; j0 += 32)
+                for (int64_t i = i0; i < out && i < i0 + 32; i++)
+                    for (int64_t j = j0; j < in && j < j0 + 32; j++) dst[j * out + i] = src[i * in + j];
+    });
+    tg_graph_memo_put(g, w, wt);
+    return wt;
+}
+
+// Inputs with more rows than this are multiplied by W directly: the transposed operand's
+// packing cost is then spread over enough rows not to matter.
+#define TRANSPOSE_BELOW_ROWS 256
+
+tg_tensor *(tg_linear)(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *bias) {
     if (!tg_check_float(g, "linear", 2, x, weight)) return NULL;
     if (bias && !tg_check_float(g, "linear", 2, x, bias)) return NULL;
     if (weight->shape.n != 2 || x->shape.n < 1 || x->shape.d[x->shape.n - 1] != weight->shape.d[1])
@@ -118,10 +140,6 @@ static tg_tensor *linear(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor
     if (bias && (bias->shape.n != 1 || bias->shape.d[0] != out))
         return tg_fail(g, "linear", "weight %s and bias %s: the bias must be [%lld]", TG_SHAPE_STR(weight->shape),
                        TG_SHAPE_STR(bias->shape), (long long)out);
-    if (weight_t && (!tg_check_float(g, "linear", 2, x, weight_t) ||
-                     !tg_shape_equal(weight_t->shape, tg_shape2(in, out))))
-        return tg_fail(g, "linear", "weight %s and transposed weight %s: the transposed weight must be [%lld, %lld]",
-                       TG_SHAPE_STR(weight->shape), TG_SHAPE_STR(weight_t->shape), (long long)in, (long long)out);
     tg_shape shape = x->shape;
     shape.d[shape.n - 1] = out;
     tg_tensor *y = tg_new_tensor(g, x->dtype, shape);
@@ -130,6 +148,7 @@ static tg_tensor *linear(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor
         for (int64_t r = 0; r < rows; r++)
             memcpy((char *)y->data + (size_t)(r * out) * tg_dtype_size(y->dtype), bias->data,
                    (size_t)out * tg_dtype_size(y->dtype));
+    tg_tensor *weight_t = !weight->node && rows < TRANSPOSE_BELOW_ROWS ? transposed_weight(g, weight) : NULL;
     if (weight_t) // y [rows, out] (+)= x [rows, in] W^T [in, out]
         tg_gemm(x->dtype, false, false, rows, out, in, 1.0, x->data, in, weight_t->data, out, bias ? 1.0 : 0.0,
                 y->data, out);
@@ -144,11 +163,3 @@ static tg_tensor *linear(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor
     return y;
 }
 
-tg_tensor *(tg_linear)(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *bias) {
-    return linear(g, x, weight, NULL, bias);
-}
-
-tg_tensor *(tg_linear_wt)(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *weight_t, tg_tensor *bias) {
-    if (!weight_t) return tg_fail(g, "linear", "the transposed weight is NULL (did an earlier op fail?)");
-    return linear(g, x, weight, weight_t, bias);
-}

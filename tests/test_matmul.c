@@ -103,3 +103,32 @@ Test(matmul, inner_size_mismatch_is_reported) {
     cr_assert(strstr(test_error_message, "tg_linear"), "%s", test_error_message);
     tg_graph_free(g);
 }
+
+// A linear layer with few rows multiplies by a transposed copy of a leaf weight that the
+// graph keeps; the copy must follow every change the library makes to the weight.
+Test(linear, transposed_weight_copy_follows_changes_to_the_weight) {
+    tg_params *p = tg_params_new();
+    tg_tensor *w = tg_params_add(p, "w", TG_F64, tg_shape2(3, 2)); // [out, in]
+    for (int i = 0; i < 6; i++) tg_tensor_set(w, i, i + 1);
+    tg_graph *g = tg_graph_new();
+    double xs[] = {1, 10};
+    tg_tensor *x = tg_from_data(g, TG_F64, tg_shape2(1, 2), xs);
+    tg_tensor *y = tg_linear(g, x, w, NULL);
+    double want[] = {21, 43, 65}; // row i: w[i,0] + 10 w[i,1]
+    for (int i = 0; i < 3; i++) cr_assert_eq(tg_tensor_get(y, i), want[i]);
+    tg_tensor_set(w, 1, 0); // w[0,1] = 0
+    y = tg_linear(g, x, w, NULL);
+    cr_assert_eq(tg_tensor_get(y, 0), 1, "a stale transposed copy was used after tg_tensor_set");
+    // An optimizer step changes the weight too: SGD with lr 1 and gradient 1 everywhere.
+    tg_optim *opt = tg_optim_sgd(p, (tg_sgd_opts){.lr = 1});
+    tg_tensor_fill(w, 1);
+    for (int i = 0; i < 6; i++) ((double *)w->grad)[i] = 1;
+    y = tg_linear(g, x, w, NULL); // caches the copy of the all-ones weight
+    cr_assert_eq(tg_tensor_get(y, 2), 11);
+    tg_optim_step(opt); // w becomes all zeros
+    y = tg_linear(g, x, w, NULL);
+    for (int i = 0; i < 3; i++) cr_assert_eq(tg_tensor_get(y, i), 0, "a stale transposed copy was used after a step");
+    tg_optim_free(opt);
+    tg_graph_free(g);
+    tg_params_free(p);
+}
