@@ -133,31 +133,6 @@ static int make_batch(const name_list *names, const int *idx, int B, const vocab
     return T;
 }
 
-// Adam (Kingma & Ba) with PyTorch's defaults, kept here until the library has optimizers.
-typedef struct {
-    float *m, *v;
-    int64_t step;
-} adam;
-
-static void adam_step(adam *opt, tg_params *p, double lr) {
-    int64_t total = tg_params_numel(p), at = 0;
-    if (!opt->m) {
-        opt->m = calloc((size_t)total, sizeof(float));
-        opt->v = calloc((size_t)total, sizeof(float));
-    }
-    opt->step++;
-    double c1 = 1 - pow(0.9, (double)opt->step), c2 = 1 - pow(0.999, (double)opt->step);
-    for (int i = 0; i < tg_params_count(p); i++) {
-        tg_tensor *t = tg_params_at(p, i);
-        float *w = t->data, *gr = t->grad;
-        for (int64_t k = 0; k < t->numel; k++, at++) {
-            opt->m[at] = 0.9f * opt->m[at] + 0.1f * gr[k];
-            opt->v[at] = 0.999f * opt->v[at] + 0.001f * gr[k] * gr[k];
-            w[k] -= (float)(lr * (opt->m[at] / c1) / (sqrt(opt->v[at] / c2) + 1e-8));
-        }
-    }
-}
-
 // Bits per character over a list of names, with recording off.
 static double evaluate(tg_graph *g, const model *m, const name_list *names, const int *idx, int n, const vocabulary *v) {
     int32_t inputs[(MAX_LEN + 1) * BATCH], targets[(MAX_LEN + 1) * BATCH];
@@ -273,7 +248,7 @@ int main(int argc, char **argv) {
     tg_rng_seed(&rng, o.seed);
     model m;
     model_init(&m, v.size, o.embed, o.hidden, &rng);
-    adam opt = {0};
+    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = o.lr});
     tg_graph *g = tg_graph_new();
     int32_t inputs[(MAX_LEN + 1) * BATCH], targets[(MAX_LEN + 1) * BATCH];
 
@@ -291,9 +266,10 @@ int main(int argc, char **argv) {
             tg_graph_reset(g);
             int T = make_batch(&names, split[0] + at, BATCH, &v, inputs, targets);
             tg_tensor *loss = model_loss(g, &m, T, BATCH, inputs, targets);
-            tg_params_zero_grad(m.params);
+            tg_optim_zero_grad(opt);
             tg_backward(g, loss);
-            adam_step(&opt, m.params, o.lr);
+            tg_clip_grad_norm(m.params, 5.0);
+            tg_optim_step(opt);
             last_loss = tg_tensor_get(loss, 0);
             if (steps++ == 0) first_loss = last_loss;
             epoch_loss += last_loss;
@@ -319,8 +295,7 @@ int main(int argc, char **argv) {
 
     tg_graph_free(g);
     tg_params_free(m.params);
-    free(opt.m);
-    free(opt.v);
+    tg_optim_free(opt);
     for (int i = 0; i < names.n; i++) free(names.text[i]);
     return 0;
 }
