@@ -362,6 +362,7 @@ static bool unescape(char *s, int *len) {
         if (*in == '\\') *out++ = '\\';
         else if (*in == 't') *out++ = '\t';
         else if (*in == 'n') *out++ = '\n';
+        else if (*in == 'r') *out++ = '\r';
         else return false;
     }
     *out = 0;
@@ -583,6 +584,7 @@ bool tg_ex_vocab_save(const tg_ex_vocab *v, const char *path, tg_ex_error *err) 
             if (c == '\\') fputs("\\\\", f);
             else if (c == '\n') fputs("\\n", f);
             else if (c == '\t') fputs("\\t", f);
+            else if (c == '\r') fputs("\\r", f); // a raw \r before the newline would be read as a line end
             else fputc(c, f);
         }
         fputc('\n', f);
@@ -609,11 +611,13 @@ tg_ex_vocab *tg_ex_vocab_load(const char *path, tg_ex_error *err) {
     for (; *at && !what; line_no++) {
         char *line = next_line(&at);
         int len;
-        if (!unescape(line, &len)) what = "a backslash that is not \\\\, \\t or \\n";
+        if (!unescape(line, &len)) what = "a backslash that is not \\\\, \\t, \\n or \\r";
         else if (line_no <= TG_EX_RESERVED) {
             if (strcmp(line, RESERVED[line_no - 1])) what = "the first four lines must be <pad>, <unk>, <s>, </s>";
         } else if (len == 0) what = "an empty token";
-        else if (tg_ex_vocab_id_n(v, line, (size_t)len) != TG_EX_UNK) what = "a token listed twice";
+        // id_n answers UNK for unknown tokens, so <unk> itself is checked by name.
+        else if (tg_ex_vocab_id_n(v, line, (size_t)len) != TG_EX_UNK || !strcmp(line, RESERVED[TG_EX_UNK]))
+            what = "a token listed twice";
         else if (push(v, line, (size_t)len) < 0) what = "out of memory";
     }
     if (!what && line_no - 1 < TG_EX_RESERVED) what = "fewer than the four reserved tokens";

@@ -1,0 +1,582 @@
+// g2p: how do you say a word you have never seen? Spelling in, phonemes out.
+//
+// Trained on the CMU Pronouncing Dictionary (HELLO -> HH AH L OW). A bidirectional LSTM reads
+// the letters; an LSTM decoder writes one ARPAbet phoneme at a time and, before each, looks
+// back at the letters through Bahdanau attention, so it learns which letters it is sounding
+// out. tg_seq2seq is the whole model; back-propagation through decoder, attention and
+// encoder comes from the tape. Reports phoneme and word error rates of a beam search on the
+// held-out test words, shows some of them, and draws the attention of one word and the
+// training curve as SVG pictures.
+//
+//   build/examples/g2p --minutes 2                                      # the bundled 15k words
+//   build/examples/g2p --minutes 60 --data data/full --save g2p.safetensors   # 125k words
+//   build/examples/g2p --load g2p.safetensors --pronounce hello world tapegrad
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg_checkpoint.h"
+#include "tg_example.h"
+
+#ifndef TG_DATA_DIR
+#define TG_DATA_DIR "data"
+#endif
+
+enum { MAX_TOKENS = 256 }; // longest output a decode may produce (and edit_distance accepts)
+
+typedef struct {
+    char cell[8]; // "lstm" or "gru": what a checkpoint's config records, with the vocabularies
+    int embed, hidden, layers;
+    int stress; // phones keep their stress digit (AH0, AH1): 69 symbols instead of 39
+} sizes;
+
+typedef struct {
+    sizes s;
+    tg_ex_vocab *letters, *phones;
+    tg_params *params;
+    tg_seq2seq net;
+} model;
+
+// A word of the dictionary as ids: letters [src_len], phones [tgt_len] ending in EOS.
+typedef struct {
+    const char *word;
+    int32_t *src, *tgt;
+    int src_len, tgt_len;
+} example;
+
+// Reduce-on-plateau: the rate halves when the dev error has not improved for `patience`
+// evaluations. It is a function of the evaluations alone (they come every N steps), so a
+// run is deterministic, and a checkpoint carries the two numbers it needs to resume.
+typedef struct {
+    double best;
+    int stale;
+} plateau;
+
+static bool model_init(model *m, double dropout, tg_rng *rng) {
+    m->params = tg_params_new();
+    const tg_cell_type *cell = strcmp(m->s.cell, "gru") ? &tg_cell_lstm : &tg_cell_gru;
+    tg_seq2seq_config c = {
+        .src_vocab = tg_ex_vocab_size(m->letters), .tgt_vocab = tg_ex_vocab_size(m->phones),
+        .src_embed = m->s.embed, .tgt_embed = m->s.embed,
+        .hidden_size = m->s.hidden, .num_layers = m->s.layers, .bidirectional = true, // keys K = 2H
+        .dec_hidden = 2 * m->s.hidden, .attn_size = m->s.hidden,
+        .enc_cell = cell, .dec_cell = cell, .attention = &tg_attention_bahdanau, .dropout = dropout,
+        .pad_id = TG_EX_PAD, .bos_id = TG_EX_BOS, .eos_id = TG_EX_EOS, .dtype = TG_F32};
+    return tg_seq2seq_init(&m->net, &c, m->params, "", rng);
+}
+
+// --- Data: words as ids, batches of words of similar length --------------------------------
+
+// Letter ids of word (at most strlen(word) of them), upper-cased as the dictionary is. A
+// character never seen in training is UNK, and so is a whole UTF-8 sequence ("ö"): one id per
+// character. Returns how many ids; *unknown (when not NULL) counts the UNKs.
+static int spell(const tg_ex_vocab *letters, const char *word, int32_t *ids, int *unknown) {
+    int n = 0;
+    for (const char *c = word; *c; c++) {
+        if ((*c & 0xC0) == 0x80) continue; // a UTF-8 continuation byte: part of the character before
+        char up = (char)toupper((unsigned char)*c);
+        ids[n] = tg_ex_vocab_id_n(letters, &up, 1);
+        if (unknown) *unknown += ids[n] == TG_EX_UNK;
+        n++;
+    }
+    return n;
+}
+
+// Every pronunciation as ids, in one allocation (*ids). When grow is set the vocabularies are
+// made first, from the training words alone: a symbol only dev or test have is UNK, as it
+// would be for a user's word.
+static example *encode(const tg_ex_cmudict *dict, model *m, bool grow, int32_t **ids) {
+    size_t total = 0;
+    for (int i = 0; i < dict->n; i++) {
+        const tg_ex_pron *p = &dict->items[i];
+        total += strlen(p->word) + (size_t)p->n_phones + 1;
+        if (!grow || p->split != TG_EX_TRAIN) continue;
+        for (int k = 0; p->word[k]; k++) tg_ex_vocab_add_n(m->letters, &p->word[k], 1);
+        for (int k = 0; k < p->n_phones; k++) tg_ex_vocab_add(m->phones, p->phones[k]);
+    }
+    example *ex = malloc(sizeof *ex * (size_t)dict->n);
+    int32_t *at = *ids = malloc(sizeof *at * total);
+    for (int i = 0; ex && at && i < dict->n; i++) {
+        const tg_ex_pron *p = &dict->items[i];
+        ex[i] = (example){.word = p->word, .src = at, .tgt_len = p->n_phones + 1};
+        ex[i].src_len = spell(m->letters, p->word, ex[i].src, NULL);
+        ex[i].tgt = at + ex[i].src_len;
+        for (int k = 0; k < p->n_phones; k++) ex[i].tgt[k] = tg_ex_vocab_id(m->phones, p->phones[k]);
+        ex[i].tgt[p->n_phones] = TG_EX_EOS;
+        at += ex[i].src_len + ex[i].tgt_len;
+    }
+    return ex;
+}
+
+// Sorts idx[0..n) by word length, stably (a counting pass per length: words are short).
+static void sort_by_length(const example *ex, int *idx, int n) {
+    int *tmp = malloc(sizeof *tmp * (size_t)n), k = 0, longest = 0;
+    for (int i = 0; i < n; i++) longest = ex[idx[i]].src_len > longest ? ex[idx[i]].src_len : longest;
+    for (int len = 0; len <= longest; len++)
+        for (int i = 0; i < n; i++)
+            if (ex[idx[i]].src_len == len) tmp[k++] = idx[i];
+    memcpy(idx, tmp, sizeof *tmp * (size_t)n);
+    free(tmp);
+}
+
+// The training order of one epoch, a function of (seed, epoch) alone so that a resumed run
+// carries on exactly: shuffle, sort windows of 32 batches by length (a batch of similar
+// lengths wastes little on padding), then shuffle the batches. order holds n words; batch k
+// of the epoch is order[start[k] * B ...].
+static void epoch_order(const example *ex, const int *train, int n, int B, uint64_t seed, int64_t epoch, int *order,
+                        int *start) {
+    tg_rng r;
+    tg_rng_seed(&r, seed * 1000003u + (uint64_t)epoch);
+    memcpy(order, train, sizeof *order * (size_t)n);
+    tg_ex_shuffle(order, n, &r);
+    for (int at = 0; at < n; at += 32 * B) sort_by_length(ex, order + at, n - at < 32 * B ? n - at : 32 * B);
+    for (int k = 0; k < n / B; k++) start[k] = k;
+    tg_ex_shuffle(start, n / B, &r);
+}
+
+// A batch of B words: letters [S, B], their lengths [B], phones [T, B]; PAD (0) after the end.
+static void make_batch(tg_graph *g, const example *ex, const int *idx, int B, tg_tensor **src, tg_tensor **len,
+                       tg_tensor **tgt) {
+    int S = 1, T = 1;
+    for (int b = 0; b < B; b++) {
+        S = ex[idx[b]].src_len > S ? ex[idx[b]].src_len : S;
+        T = ex[idx[b]].tgt_len > T ? ex[idx[b]].tgt_len : T;
+    }
+    *src = tg_zeros(g, TG_I32, tg_shape2(S, B));
+    *tgt = tg_zeros(g, TG_I32, tg_shape2(T, B));
+    *len = tg_zeros(g, TG_I32, tg_shape1(B));
+    int32_t *s = (*src)->data, *t = (*tgt)->data, *l = (*len)->data;
+    for (int b = 0; b < B; b++) {
+        const example *e = &ex[idx[b]];
+        l[b] = e->src_len;
+        for (int i = 0; i < e->src_len; i++) s[i * B + b] = e->src[i];
+        for (int i = 0; i < e->tgt_len; i++) t[i * B + b] = e->tgt[i];
+    }
+}
+
+// --- Decoding and scoring ----------------------------------------------------------------
+
+// Room for the longest plausible pronunciation: "X" is EH K S, so 2 a letter and a margin.
+static tg_decode_opts decode_opts(int src_len, int beam) {
+    int max_len = 2 * src_len + 5;
+    return (tg_decode_opts){.max_len = max_len < MAX_TOKENS ? max_len : MAX_TOKENS, .beam_size = beam};
+}
+
+// The best hypothesis of a beam search over letters ids [n]; valid until g is reset.
+static tg_hypothesis decode_word(tg_graph *g, const model *m, const int32_t *ids, int n, int beam) {
+    tg_hypothesis h = {0};
+    tg_decode_opts o = decode_opts(n, beam);
+    if (tg_seq2seq_beam_search(g, &m->net, tg_from_data(g, TG_I32, tg_shape1(n), ids), &o, &h, 1) < 1)
+        h = (tg_hypothesis){0};
+    return h;
+}
+
+// Phones of a hypothesis, EOS left out.
+static int phones_of(const tg_hypothesis *h) { return h->length - (h->length > 0 && h->finished); }
+
+// "HH AH L OW" into buf.
+static const char *format_phones(char *buf, size_t size, const tg_ex_vocab *phones, const int32_t *ids, int n) {
+    size_t at = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && at < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? " " : "", tg_ex_vocab_token(phones, ids[i]));
+    return buf;
+}
+
+// Levenshtein distance between token sequences (insertions, deletions, substitutions).
+static int edit_distance(const int32_t *a, int n, const int32_t *b, int m) {
+    if (n > MAX_TOKENS || m > MAX_TOKENS) return n > m ? n : m; // no such pronunciation: a bound will do
+    int row[2][MAX_TOKENS + 1];
+    for (int j = 0; j <= m; j++) row[0][j] = j;
+    for (int i = 1; i <= n; i++) {
+        int *prev = row[(i - 1) & 1], *cur = row[i & 1];
+        cur[0] = i;
+        for (int j = 1; j <= m; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]), del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    }
+    return row[n & 1][m];
+}
+
+// Phoneme error rate (edits over reference phonemes) and word error rate (words with any error).
+typedef struct {
+    int64_t edits, ref, wrong, words;
+} errors;
+
+static void count(errors *e, const tg_hypothesis *h, const example *ex) {
+    int ref = ex->tgt_len - 1, d = edit_distance(h->tokens, phones_of(h), ex->tgt, ref);
+    e->edits += d;
+    e->ref += ref;
+    e->wrong += d > 0 || !h->finished;
+    e->words++;
+}
+
+static double per(errors e) { return e.ref ? (double)e.edits / (double)e.ref : NAN; }
+static double wer(errors e) { return e.words ? (double)e.wrong / (double)e.words : NAN; }
+
+// Greedy decoding of words idx[0..n) (sorted by length, so batches pad little), 256 at a time.
+static errors score_greedy(tg_graph *g, const model *m, const example *ex, const int *idx, int n) {
+    enum { B = 256 };
+    tg_hypothesis hyps[B];
+    errors e = {0};
+    for (int at = 0; at < n; at += B) {
+        int b = n - at < B ? n - at : B;
+        tg_tensor *src, *len, *tgt;
+        tg_graph_reset(g);
+        make_batch(g, ex, idx + at, b, &src, &len, &tgt);
+        tg_decode_opts o = decode_opts((int)src->shape.d[0], 1);
+        if (!tg_seq2seq_greedy(g, &m->net, src, len, &o, hyps)) break;
+        for (int i = 0; i < b; i++) count(&e, &hyps[i], &ex[idx[at + i]]);
+    }
+    return e;
+}
+
+// --- Pictures ------------------------------------------------------------------------------
+
+// The attention of hypothesis h over the letters ids [h->src_len] of word, as an SVG heatmap:
+// a row per output phone (EOS included), a column per letter (<unk> for unknown ones).
+static void write_heatmap(const char *path, const model *m, const char *word, const int32_t *ids,
+                          const tg_hypothesis *h) {
+    FILE *f = fopen(path, "w");
+    if (!f) return (void)fprintf(stderr, "g2p: cannot write %s\n", path);
+    const char **cols = malloc(sizeof *cols * (size_t)h->src_len), **rows = malloc(sizeof *rows * (size_t)h->length);
+    for (int i = 0; i < h->src_len; i++) cols[i] = tg_ex_vocab_token(m->letters, ids[i]);
+    for (int i = 0; i < h->length; i++) rows[i] = tg_ex_vocab_token(m->phones, h->tokens[i]);
+    bool ok = tg_attention_write_svg(f, h->attention, h->length, h->src_len, rows, cols);
+    if (fclose(f) == 0 && ok) printf("attention of %s written to %s\n", word, path);
+    else fprintf(stderr, "g2p: cannot write %s\n", path);
+    free(cols), free(rows);
+}
+
+// The training curve: a point per dev evaluation.
+typedef struct {
+    double *step, *loss, *dev_per; // [n]: mean training loss since the previous point, greedy dev PER
+    int n, cap;
+} curve;
+
+static void curve_add(curve *c, double step, double loss, double dev_per) {
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 64;
+        c->step = realloc(c->step, sizeof(double) * (size_t)c->cap);
+        c->loss = realloc(c->loss, sizeof(double) * (size_t)c->cap);
+        c->dev_per = realloc(c->dev_per, sizeof(double) * (size_t)c->cap);
+    }
+    c->step[c->n] = step, c->loss[c->n] = loss, c->dev_per[c->n++] = dev_per;
+}
+
+// A line chart of curves over a shared x axis, one panel each with its own y range (a loss
+// and an error rate differ in scale), as a hand-written SVG. Nothing here is specific to g2p;
+// labels are written as given, so they must not hold markup.
+typedef struct {
+    const char *label;
+    const double *y; // [n], NaN for a missing point
+} series;
+
+static bool write_curves_svg(const char *path, const char *x_label, const double *x, int n, const series *s, int ns) {
+    FILE *f = fopen(path, "w");
+    if (!f) return fprintf(stderr, "g2p: cannot write %s\n", path), false;
+    const double W = 640, H = 200, left = 64, right = 16, top = 28, gap = 48; // panel sizes in pixels
+    double x0 = n ? x[0] : 0, x1 = n ? x[n - 1] : 1;
+    if (x1 <= x0) x1 = x0 + 1;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+            left + W + right, ns * (top + H + gap));
+    for (int k = 0; k < ns; k++) {
+        double y0 = INFINITY, y1 = -INFINITY, oy = k * (top + H + gap) + top;
+        for (int i = 0; i < n; i++)
+            if (!isnan(s[k].y[i])) y0 = fmin(y0, s[k].y[i]), y1 = fmax(y1, s[k].y[i]);
+        if (!(y1 > y0)) y0 = isfinite(y0) ? y0 - 1 : 0, y1 = y0 + 2;
+        fprintf(f, "<text x=\"%g\" y=\"%g\" font-weight=\"bold\">%s</text>\n", left, oy - 10, s[k].label);
+        for (int t = 0; t <= 4; t++) { // grid lines and y labels at fifths of the range
+            double py = oy + H - H * t / 4;
+            fprintf(f, "<line x1=\"%g\" x2=\"%g\" y1=\"%g\" y2=\"%g\" stroke=\"#ddd\"/>\n", left, left + W, py, py);
+            fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.3g</text>\n", left - 6, py + 4,
+                    y0 + (y1 - y0) * t / 4);
+            fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%.0f</text>\n", left + W * t / 4,
+                    oy + H + 16, x0 + (x1 - x0) * t / 4);
+        }
+        fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%s</text>\n", left + W / 2, oy + H + 32, x_label);
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", k ? "#d62728" : "#1f77b4");
+        for (int i = 0; i < n; i++)
+            if (!isnan(s[k].y[i]))
+                fprintf(f, "%.1f,%.1f ", left + W * (x[i] - x0) / (x1 - x0), oy + H - H * (s[k].y[i] - y0) / (y1 - y0));
+        fprintf(f, "\"/>\n");
+    }
+    fprintf(f, "</svg>\n");
+    bool ok = !ferror(f);
+    return fclose(f) == 0 && ok;
+}
+
+// --- What a trained model is for ---------------------------------------------------------
+
+// Pronounces words given by a user (upper-cased in place), by beam search; unknown characters
+// are read as <unk>. The heatmap shows the first word.
+static void pronounce_words(tg_graph *g, const model *m, char **words, int n_words, int beam, const char *heatmap) {
+    for (int w = 0; w < n_words; w++) {
+        int32_t *ids = malloc(sizeof *ids * (strlen(words[w]) + 1));
+        for (char *c = words[w]; *c; c++) *c = (char)toupper((unsigned char)*c);
+        int unknown = 0, n = spell(m->letters, words[w], ids, &unknown);
+        tg_graph_reset(g);
+        tg_hypothesis h = n ? decode_word(g, m, ids, n, beam) : (tg_hypothesis){0};
+        char said[1024];
+        printf("%-16s %s", words[w], format_phones(said, sizeof said, m->phones, h.tokens, phones_of(&h)));
+        if (unknown)
+            printf("   (%d character%s never seen in training, read as <unk>)", unknown, unknown > 1 ? "s" : "");
+        printf("\n");
+        if (w == 0 && heatmap && h.length) write_heatmap(heatmap, m, words[w], ids, &h);
+        free(ids);
+    }
+}
+
+// Beam search over the test words idx[0..n), none seen in training: their errors. Shows `show`
+// of them, evenly spread, beside the dictionary's pronunciation; the heatmap shows one of those.
+static errors test_words(tg_graph *g, const model *m, const example *ex, const int *idx, int n, int beam, int show,
+                         const char *heatmap) {
+    errors e = {0};
+    int every = show ? (n + show - 1) / show : 0;
+    bool drawn = false; // the heatmap: the first word shown with letters enough to be interesting
+    if (show) printf("%-16s %-28s %s\n", "test word", "predicted", "dictionary");
+    for (int i = 0; i < n; i++) {
+        const example *x = &ex[idx[i]];
+        if (i % 64 == 0) tg_graph_reset(g); // not every word: the graph keeps its transposed weights
+        tg_hypothesis h = decode_word(g, m, x->src, x->src_len, beam);
+        int64_t wrong = e.wrong;
+        count(&e, &h, x);
+        if (!drawn && heatmap && x->src_len >= 7 && h.length && (!every || i % every == 0))
+            write_heatmap(heatmap, m, x->word, x->src, &h), drawn = true;
+        if (every && i % every == 0) {
+            char said[1024], ref[1024];
+            printf("%-16s %-28s %s%s\n", x->word, format_phones(said, sizeof said, m->phones, h.tokens, phones_of(&h)),
+                   format_phones(ref, sizeof ref, m->phones, x->tgt, x->tgt_len - 1), e.wrong > wrong ? "   *" : "");
+        }
+    }
+    return e;
+}
+
+// --- Checkpoints: tg_checkpoint, with sizes, vocabularies and the schedule's state as config --
+
+static bool save(const char *path, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step,
+                 plateau pl) {
+    char letters[256] = "", phones[1024] = "", config[2048], err[512];
+    for (int i = TG_EX_RESERVED, n = 0; i < tg_ex_vocab_size(m->letters) && n < 255; i++)
+        letters[n++] = tg_ex_vocab_token(m->letters, i)[0], letters[n] = 0;
+    for (int i = TG_EX_RESERVED; i < tg_ex_vocab_size(m->phones); i++)
+        snprintf(phones + strlen(phones), sizeof phones - strlen(phones), "%s%s", i > TG_EX_RESERVED ? " " : "",
+                 tg_ex_vocab_token(m->phones, i));
+    snprintf(config, sizeof config,
+             "{\"cell\": \"%s\", \"embed\": %d, \"hidden\": %d, \"layers\": %d, \"stress\": %d, \"letters\": \"%s\", "
+             "\"phones\": \"%s\", \"best_dev_per\": %.17g, \"stale_evals\": %d}",
+             m->s.cell, m->s.embed, m->s.hidden, m->s.layers, m->s.stress, letters, phones, pl.best, pl.stale);
+    if (!tg_checkpoint_save(path, m->params, opt, rng, step, config, err, sizeof err))
+        return fprintf(stderr, "g2p: %s\n", err), false;
+    printf("saved %s\n", path);
+    return true;
+}
+
+// Before the model exists: its sizes and vocabularies, from the checkpoint's config.
+static bool load_config(const char *path, model *m, plateau *pl, bool *has_state) {
+    char *config = NULL, err[512], letters[256], phones[1024];
+    if (!tg_checkpoint_read_config(path, &config, has_state, err, sizeof err))
+        return fprintf(stderr, "g2p: %s\n", err), false;
+    bool ok = config && sscanf(config,
+                               "{\"cell\": \"%7[a-z]\", \"embed\": %d, \"hidden\": %d, \"layers\": %d, \"stress\": %d, "
+                               "\"letters\": \"%255[^\"]\", \"phones\": \"%1023[^\"]\", \"best_dev_per\": %lf, "
+                               "\"stale_evals\": %d}",
+                               m->s.cell, &m->s.embed, &m->s.hidden, &m->s.layers, &m->s.stress, letters, phones,
+                               &pl->best, &pl->stale) == 9 &&
+              (!strcmp(m->s.cell, "lstm") || !strcmp(m->s.cell, "gru")) && m->s.embed > 0 && m->s.hidden > 0 &&
+              m->s.layers > 0 && m->s.layers <= TG_RNN_MAX_LAYERS;
+    if (!ok) fprintf(stderr, "g2p: %s was not written by g2p (its config is %s)\n", path, config ? config : "missing");
+    free(config);
+    if (!ok) return false;
+    m->letters = tg_ex_vocab_new();
+    m->phones = tg_ex_vocab_new();
+    for (int i = 0; letters[i]; i++) tg_ex_vocab_add_n(m->letters, &letters[i], 1);
+    for (char *p = strtok(phones, " "); p; p = strtok(NULL, " ")) tg_ex_vocab_add(m->phones, p);
+    return true;
+}
+
+// Moves the words after --pronounce (they are not options) to the end of argv, keeping their
+// order and the flag, so that argv[0..*argc) is left for the option parser. Returns how many.
+static int take_words(int *argc, char **argv, bool *minutes_given) {
+    int kept = 1;
+    bool taking = false;
+    for (int i = 1; i < *argc; i++) {
+        if (!strncmp(argv[i], "--", 2)) taking = !strcmp(argv[i], "--pronounce");
+        if (!strncmp(argv[i], "--minutes", 9)) *minutes_given = true;
+        if (taking && strncmp(argv[i], "--", 2)) continue;
+        char *option = argv[i]; // to the front, past the words so far
+        memmove(&argv[kept + 1], &argv[kept], sizeof *argv * (size_t)(i - kept));
+        argv[kept++] = option;
+    }
+    int n = *argc - kept;
+    *argc = kept;
+    return n;
+}
+
+int main(int argc, char **argv) {
+    bool minutes_given = false, pronounce = false, stress = false;
+    int n_words = take_words(&argc, argv, &minutes_given);
+    char **words = argv + argc;
+    tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 2);
+    model m = {.s = {"lstm", 64, 128, 1, 0}};
+    const char *cell = "lstm", *heatmap = "g2p_attention.svg", *curve_path = "g2p_curve.svg";
+    int B = 64, beam = 5, eval_every = 0, patience = 2, show = 10;
+    uint64_t max_steps = 0;
+    double lr = 3e-3, clip = 5, dropout = 0.3;
+    const tg_ex_option options[] = {
+        {"pronounce", TG_EX_FLAG, &pronounce, "pronounce the words after it (with --load: no training)", 0, 0, NULL},
+        {"cell", TG_EX_STRING, &cell, "recurrent cell of encoder and decoder: lstm or gru", 0, 0, "lstm|gru"},
+        {"embed", TG_EX_INT, &m.s.embed, "letter and phoneme embedding size", 1, 4096, "E"},
+        {"hidden", TG_EX_INT, &m.s.hidden, "encoder units per direction (the decoder has twice as many)", 1, 4096, "H"},
+        {"layers", TG_EX_INT, &m.s.layers, "stacked encoder layers", 1, TG_RNN_MAX_LAYERS, "L"},
+        {"stress", TG_EX_FLAG, &stress, "keep the vowels' stress digits: 69 phonemes, not 39", 0, 0, NULL},
+        {"batch", TG_EX_INT, &B, "words per training step", 1, 4096, "B"},
+        {"lr", TG_EX_DOUBLE, &lr, "Adam learning rate", 1e-6, 1, "R"},
+        {"clip", TG_EX_DOUBLE, &clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
+        {"dropout", TG_EX_DOUBLE, &dropout, "dropout on embeddings, between layers, before the output", 0, 0.9, "P"},
+        {"eval-every", TG_EX_INT, &eval_every, "steps between dev evaluations (0: twice an epoch)", 0, 1e9, "N"},
+        {"patience", TG_EX_INT, &patience, "halve the learning rate after N evaluations without progress", 1, 1e3, "N"},
+        {"steps", TG_EX_U64, &max_steps, "stop after this many steps, whatever the time (0: no limit)", 0, 0, "N"},
+        {"beam", TG_EX_INT, &beam, "beam size for the test words and --pronounce", 1, 64, "K"},
+        {"show", TG_EX_INT, &show, "test words to show with their predicted pronunciation", 0, 1000, "N"},
+        {"heatmap", TG_EX_STRING, &heatmap, "SVG of the attention for one word (\"\": none)", 0, 0, "FILE"},
+        {"curve", TG_EX_STRING, &curve_path, "SVG of training loss and dev error by step (\"\": none)", 0, 0, "FILE"},
+    };
+    tg_ex_cli cli = {"g2p", "spelling -> pronunciation (CMUdict) with a bidirectional encoder and attention decoder",
+                     &common, options, TG_EX_LEN(options), NULL, NULL};
+    tg_ex_parse_result parsed = tg_ex_parse(&cli, argc, argv);
+    if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
+    if (strcmp(cell, "lstm") && strcmp(cell, "gru")) return fprintf(stderr, "g2p: --cell is lstm or gru\n"), 2;
+    if (pronounce != (n_words > 0)) return fprintf(stderr, "g2p: --pronounce takes the words after it\n"), 2;
+    snprintf(m.s.cell, sizeof m.s.cell, "%s", cell);
+    m.s.stress = stress;
+    if (heatmap && !*heatmap) heatmap = NULL; // --heatmap "": none
+    if (curve_path && !*curve_path) curve_path = NULL;
+    tg_set_num_threads(common.threads);
+
+    // A saved model pronounces words without any data; training and testing read the dictionary.
+    plateau pl = {1e9, 0}; // no evaluation yet (and unlike INFINITY, valid JSON in the config)
+    bool has_state = false;
+    if (common.load && !load_config(common.load, &m, &pl, &has_state)) return 1;
+    if (common.load && pronounce && !minutes_given) common.minutes = 0;
+    bool trains = common.minutes > 0, tests = !pronounce;
+    tg_ex_cmudict dict = {0};
+    example *ex = NULL;
+    int32_t *ids = NULL;
+    int *split[3] = {NULL}, n_split[3] = {0};
+    if (trains || tests) {
+        tg_ex_error err;
+        if (!tg_ex_cmudict_load(common.data, !m.s.stress, &dict, &err)) return fprintf(stderr, "g2p: %s\n", err.msg), 1;
+        bool grow = !m.letters;
+        if (grow) m.letters = tg_ex_vocab_new(), m.phones = tg_ex_vocab_new();
+        ex = encode(&dict, &m, grow, &ids);
+        for (int s = 0; s < 3; s++) {
+            split[s] = malloc(sizeof(int) * (size_t)dict.n);
+            for (int i = 0; i < dict.n; i++)
+                if (dict.items[i].split == (tg_ex_split)s) split[s][n_split[s]++] = i;
+        }
+        sort_by_length(ex, split[TG_EX_DEV], n_split[TG_EX_DEV]);
+        printf("g2p: %d train, %d dev, %d test words; %d letters, %d phonemes%s; BLIS kernels %s\n",
+               n_split[0], n_split[1], n_split[2], tg_ex_vocab_size(m.letters) - TG_EX_RESERVED,
+               tg_ex_vocab_size(m.phones) - TG_EX_RESERVED, m.s.stress ? " with stress" : "", tg_blas_arch());
+        if (trains && n_split[TG_EX_TRAIN] < B)
+            return fprintf(stderr, "g2p: %s has fewer training words than --batch %d\n", common.data, B), 1;
+    }
+
+    tg_rng rng;
+    tg_rng_seed(&rng, common.seed);
+    if (!model_init(&m, dropout, &rng)) return 1;
+    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = lr});
+    int64_t step = 0;
+    if (common.load) {
+        char msg[1024];
+        bool resume = has_state && trains; // exactly: the optimizer's moments, the generator, the step
+        if (!tg_checkpoint_load(common.load, m.params, resume ? opt : NULL, resume ? &rng : NULL,
+                                has_state ? &step : NULL, NULL, true, msg, sizeof msg))
+            return fprintf(stderr, "g2p: %s\n", msg), 1;
+        printf("loaded %s: %s, embed %d, hidden %d x %d layer(s), %lld steps trained\n", common.load, m.s.cell,
+               m.s.embed, m.s.hidden, m.s.layers, (long long)step);
+    }
+    printf("model: %s encoder %d x 2 directions x %d layer(s), %s decoder %d, Bahdanau attention; %lld parameters\n",
+           m.s.cell, m.s.hidden, m.s.layers, m.s.cell, 2 * m.s.hidden, (long long)tg_params_numel(m.params));
+
+    // --- Training ---
+    tg_graph *g = tg_graph_new();
+    int n_train = n_split[TG_EX_TRAIN], per_epoch = n_train / B;
+    if (!eval_every) eval_every = per_epoch / 2 > 0 ? per_epoch / 2 : 1;
+    int *order = malloc(sizeof *order * (size_t)(n_train + 1));   // the epoch's words
+    int *start = malloc(sizeof *start * (size_t)(per_epoch + 1)); // its batches, in the order they come
+    curve c = {0};
+    double first_loss = NAN, last_loss = NAN, window = 0;
+    int64_t start_step = step, in_window = 0;
+    tg_ex_budget budget;
+    tg_ex_budget_start(&budget, trains ? common.minutes : 0);
+    bool done = !trains;
+    while (!done) {
+        int64_t epoch = step / per_epoch, k = step % per_epoch;
+        epoch_order(ex, split[TG_EX_TRAIN], n_train, B, common.seed, epoch, order, start);
+        char label[48];
+        snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
+        tg_ex_progress p;
+        tg_ex_progress_begin(&p, stdout, label, per_epoch - k, "word");
+        p.budget = &budget;
+        for (; k < per_epoch && !done; k++) {
+            tg_tensor *src, *len, *tgt; // [S, B], [B], [T, B]
+            tg_graph_reset(g);
+            make_batch(g, ex, order + start[k] * B, B, &src, &len, &tgt);
+            tg_tensor *loss = tg_seq2seq_loss(g, &m.net, src, len, tgt, 1.0, &rng); // teacher forcing
+            tg_optim_zero_grad(opt);
+            tg_backward(g, loss);
+            tg_clip_grad_norm(m.params, clip);
+            tg_optim_step(opt);
+            double l = tg_tensor_get(loss, 0);
+            if (step++ == start_step) first_loss = l;
+            window += l, in_window++;
+            tg_ex_progress_step(&p, l, B);
+            done = !tg_ex_budget_left(&budget) || (uint64_t)(step - start_step) == max_steps;
+            if (step % eval_every && !done) continue;
+            // Dev error (greedy) every eval_every steps: a point of the curve and the schedule's signal.
+            double t0 = tg_ex_now(), dev = per(score_greedy(g, &m, ex, split[TG_EX_DEV], n_split[TG_EX_DEV]));
+            last_loss = window / (double)in_window, window = 0, in_window = 0;
+            curve_add(&c, (double)step, last_loss, dev);
+            if (step % eval_every == 0) { // the schedule sees only the regular evaluations
+                if (dev < pl.best) pl.best = dev, pl.stale = 0;
+                else if (++pl.stale >= patience) tg_optim_set_lr(opt, tg_optim_lr(opt) / 2), pl.stale = 0;
+            }
+            fprintf(stdout, "%sstep %lld  train loss %.4f  dev PER %.4f (greedy, %.1f s)  lr %.2g%s\n",
+                    p.tty ? "\r" : "", (long long)step, last_loss, dev, tg_ex_now() - t0, tg_optim_lr(opt),
+                    p.tty ? "\033[K" : "");
+        }
+        tg_ex_progress_end(&p);
+    }
+    bool ok = !common.save || save(common.save, &m, opt, &rng, step, pl);
+    if (c.n > 1 && curve_path) {
+        series s[2] = {{"training loss (nats per phoneme)", c.loss}, {"dev phoneme error rate (greedy)", c.dev_per}};
+        if (write_curves_svg(curve_path, "step", c.step, c.n, s, 2))
+            printf("training curve written to %s\n", curve_path);
+    }
+
+    pronounce_words(g, &m, words, n_words, beam, heatmap);
+    if (tests) {
+        double t0 = tg_ex_now();
+        errors e = test_words(g, &m, ex, split[TG_EX_TEST], n_split[TG_EX_TEST], beam, show, heatmap);
+        printf("test: %lld words, beam %d: phoneme error rate %.4f, word error rate %.4f (%.0f s)\n",
+               (long long)e.words, beam, per(e), wer(e), tg_ex_now() - t0);
+        tg_ex_result(NULL, "per=%.4f wer=%.4f dev_per=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f",
+                     per(e), wer(e), c.n ? c.dev_per[c.n - 1] : NAN, first_loss, last_loss,
+                     (long long)(step - start_step), tg_ex_budget_elapsed(&budget));
+    }
+
+    free(c.step), free(c.loss), free(c.dev_per), free(order), free(start), free(ex), free(ids);
+    for (int s = 0; s < 3; s++) free(split[s]);
+    tg_ex_cmudict_free(&dict);
+    tg_graph_free(g);
+    tg_optim_free(opt);
+    tg_params_free(m.params);
+    tg_ex_vocab_free(m.letters);
+    tg_ex_vocab_free(m.phones);
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,462 @@
+// postag: a bidirectional LSTM part-of-speech tagger on the tagged Brown corpus.
+//
+// Each word is read as three embeddings side by side: the word itself (lower case, digits
+// as 0), its last three letters and its shape (Capitalised, ALLCAPS, number, punctuation...).
+// The last two are cheap and carry most of what can be known about a word never seen in
+// training: "-ing", "-ly", "-ed" and a capital letter say a lot about its tag. A BiLSTM reads
+// the sentence both ways and a linear layer tags each word from both directions' states.
+// Sentences of different lengths share a batch: tg_rnn_forward takes their lengths, and the
+// padding's targets are TG_EX_PAD, which the loss ignores. Reports token accuracy on the
+// test split (on words outside the vocabulary too) and tags a sentence given with --tag.
+//
+//   build/examples/postag --minutes 30 --data data/full --threads 2 --save postag.safetensors
+//   build/examples/postag --load postag.safetensors --minutes 0 --tag "The old man the boats ."
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg_checkpoint.h"
+#include "tg_example.h"
+
+#ifndef TG_DATA_DIR
+#define TG_DATA_DIR "data"
+#endif
+
+enum { N_SHAPES = 8, SHAPE_EMBED = 8, MAX_WORD = 64 };
+
+typedef struct {
+    int word_embed, suffix_embed, hidden, layers; // what a checkpoint's config records
+} sizes;
+
+// A word's features: ids into the word and suffix vocabularies, and its shape.
+typedef struct {
+    int32_t word, suffix, shape;
+} features;
+
+// --- Features ----------------------------------------------------------------------------
+
+// The word as the vocabulary holds it: lower case, every digit 0 (a year is like any year).
+static void normalise(const char *word, char *out) {
+    int n = 0;
+    for (; word[n] && n < MAX_WORD - 1; n++)
+        out[n] = isdigit((unsigned char)word[n]) ? '0' : (char)tolower((unsigned char)word[n]);
+    out[n] = 0;
+}
+
+// 1..7: what the word looks like, whatever it is (0 is padding).
+static int32_t shape_of(const char *w) {
+    bool alpha = false, digit = false, hyphen = false, lower = false;
+    for (const char *c = w; *c; c++) {
+        alpha |= isalpha((unsigned char)*c) != 0;
+        digit |= isdigit((unsigned char)*c) != 0;
+        hyphen |= *c == '-';
+        lower |= islower((unsigned char)*c) != 0;
+    }
+    bool capital = isupper((unsigned char)w[0]) != 0;
+    if (digit) return 1;                 // 1961, 3-by-5, 1/2
+    if (!alpha) return 2;                // , . `` --
+    if (!lower) return 3;                // I, U.S., NATO
+    if (hyphen) return capital ? 4 : 5;  // Anglo-Saxon, well-known
+    return capital ? 6 : 7;              // Fulton, jury
+}
+
+// The ids of a word's features; unknown words and suffixes are TG_EX_UNK. With grow, the
+// word and its suffix are counted into the vocabularies instead (training data only).
+static features featurize(const char *word, tg_ex_vocab *words, tg_ex_vocab *suffixes, bool grow) {
+    char w[MAX_WORD];
+    normalise(word, w);
+    size_t len = strlen(w), at = len > 3 ? len - 3 : 0;
+    if (grow) return (features){tg_ex_vocab_add(words, w), tg_ex_vocab_add(suffixes, w + at), shape_of(word)};
+    return (features){tg_ex_vocab_id(words, w), tg_ex_vocab_id(suffixes, w + at), shape_of(word)};
+}
+
+// --- The model -------------------------------------------------------------------------
+
+typedef struct {
+    sizes s;
+    tg_params *params;
+    tg_tensor *word_emb, *suffix_emb, *shape_emb; // [Vw, Ew], [Vs, Es], [N_SHAPES, SHAPE_EMBED]
+    tg_rnn lstm;                                  // bidirectional: Ew + Es + 8 -> 2H
+    tg_tensor *w_out, *b_out;                     // [n_tags, 2H], [n_tags]
+    double dropout;
+} model;
+
+static bool model_init(model *m, sizes s, int n_words, int n_suffixes, int n_tags, double dropout, tg_rng *rng) {
+    m->s = s;
+    m->dropout = dropout;
+    m->params = tg_params_new();
+    m->word_emb = tg_params_add(m->params, "word_embedding.weight", TG_F32, tg_shape2(n_words, s.word_embed));
+    m->suffix_emb = tg_params_add(m->params, "suffix_embedding.weight", TG_F32, tg_shape2(n_suffixes, s.suffix_embed));
+    m->shape_emb = tg_params_add(m->params, "shape_embedding.weight", TG_F32, tg_shape2(N_SHAPES, SHAPE_EMBED));
+    tg_rnn_config cfg = {&tg_cell_lstm, s.word_embed + s.suffix_embed + SHAPE_EMBED, s.hidden, s.layers, true, 0.0,
+                         TG_F32};
+    if (!tg_rnn_init(&m->lstm, &cfg, m->params, "lstm.", rng)) return false;
+    m->w_out = tg_params_add(m->params, "out.weight", TG_F32, tg_shape2(n_tags, 2 * s.hidden));
+    m->b_out = tg_params_add(m->params, "out.bias", TG_F32, tg_shape1(n_tags));
+    // PyTorch's defaults: N(0, 1) for embeddings, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for a linear layer.
+    tg_tensor *emb[] = {m->word_emb, m->suffix_emb, m->shape_emb};
+    for (int i = 0; i < 3; i++) tg_tensor_fill_normal(emb[i], rng, 0, 1);
+    double k = 1 / sqrt(2.0 * s.hidden);
+    tg_tensor_fill_uniform(m->w_out, rng, -k, k);
+    tg_tensor_fill_uniform(m->b_out, rng, -k, k);
+    return true;
+}
+
+// A batch, time-major: word[t*B + b], suffix and shape are the features of word t of
+// sentence b, tags its tag; all are TG_EX_PAD (0) past the sentence's length, lengths[b].
+typedef struct {
+    int T, B;
+    int32_t *word, *suffix, *shape, *tags, *lengths;
+} batch;
+
+// Logits [T*B, n_tags] of a batch.
+static tg_tensor *model_forward(tg_graph *g, const model *m, const batch *bt, tg_rng *rng) {
+    tg_shape tb = tg_shape2(bt->T, bt->B);
+    tg_tensor *parts[3] = {
+        tg_embedding(g, m->word_emb, tg_from_data(g, TG_I32, tb, bt->word)),     // [T, B, Ew]
+        tg_embedding(g, m->suffix_emb, tg_from_data(g, TG_I32, tb, bt->suffix)), // [T, B, Es]
+        tg_embedding(g, m->shape_emb, tg_from_data(g, TG_I32, tb, bt->shape)),   // [T, B, 8]
+    };
+    tg_tensor *x = tg_dropout(g, tg_concat(g, 3, parts, 2), m->dropout, rng); // [T, B, Ew+Es+8]
+    tg_rnn_result r;
+    tg_tensor *lengths = tg_from_data(g, TG_I32, tg_shape1(bt->B), bt->lengths);
+    if (!tg_rnn_forward(g, &m->lstm, x, lengths, NULL, rng, &r)) return NULL;
+    tg_tensor *h = tg_reshape(g, tg_dropout(g, r.output, m->dropout, rng), tg_shape2(-1, 2 * m->s.hidden)); // [T*B, 2H]
+    return tg_linear(g, h, m->w_out, m->b_out);
+}
+
+// --- Data: every sentence's features, flat, and batches of them ----------------------------
+
+typedef struct {
+    features *f;      // [n_tokens]
+    int32_t *tags;    // [n_tokens]
+    int64_t *start;   // [n + 1]: sentence i is tokens start[i] .. start[i+1]-1
+    int *split[3], n_split[3]; // sentence indices of train, dev, test
+} corpus;
+
+// Fills bt with sentences idx[0..B-1] (B <= capacity, the batch's allocation).
+static void make_batch(const corpus *c, const int *idx, int B, batch *bt) {
+    bt->B = B;
+    bt->T = 0;
+    for (int b = 0; b < B; b++) {
+        bt->lengths[b] = (int32_t)(c->start[idx[b] + 1] - c->start[idx[b]]);
+        bt->T = bt->lengths[b] > bt->T ? bt->lengths[b] : bt->T;
+    }
+    for (int t = 0; t < bt->T; t++)
+        for (int b = 0; b < B; b++) {
+            bool real = t < bt->lengths[b];
+            int64_t at = c->start[idx[b]] + t;
+            features f = real ? c->f[at] : (features){0, 0, 0};
+            bt->word[t * B + b] = f.word;
+            bt->suffix[t * B + b] = f.suffix;
+            bt->shape[t * B + b] = f.shape;
+            bt->tags[t * B + b] = real ? c->tags[at] : TG_EX_PAD;
+        }
+}
+
+static const int64_t *sort_start; // the corpus's start[]: qsort has no context argument in C11
+static int by_length(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    int64_t li = sort_start[i + 1] - sort_start[i], lj = sort_start[j + 1] - sort_start[j];
+    return (li > lj) - (li < lj);
+}
+
+// The training order of an epoch: shuffled by a generator seeded from (seed, epoch), so a
+// resumed run sees the same batches, then sorted by length within windows of 16 batches so
+// that little of a batch is padding, while batches still come in random order of length.
+static void epoch_order(const corpus *c, int *order, uint64_t seed, int64_t epoch, int B) {
+    int n = c->n_split[TG_EX_TRAIN];
+    memcpy(order, c->split[TG_EX_TRAIN], sizeof *order * (size_t)n);
+    tg_rng r;
+    tg_rng_seed(&r, seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(epoch + 1)));
+    tg_ex_shuffle(order, n, &r);
+    sort_start = c->start;
+    for (int at = 0; at < n; at += 16 * B)
+        qsort(order + at, (size_t)(n - at < 16 * B ? n - at : 16 * B), sizeof *order, by_length);
+}
+
+// The most likely tag in a row of logits [n_tags]; the reserved ids are never a tag.
+static int best_tag(const float *row, int n_tags) {
+    int best = TG_EX_RESERVED;
+    for (int k = TG_EX_RESERVED + 1; k < n_tags; k++) best = row[k] > row[best] ? k : best;
+    return best;
+}
+
+// Token accuracy over a split (recording and dropout off); that of the words outside the
+// vocabulary (never seen in training, or too rarely) goes to *oov.
+static double evaluate(tg_graph *g, const model *m, const corpus *c, tg_ex_split split, batch *bt, int cap,
+                       double *oov) {
+    int64_t right = 0, total = 0, oov_right = 0, oov_total = 0;
+    tg_graph_set_grad_enabled(g, false);
+    tg_graph_set_training(g, false);
+    for (int at = 0; at < c->n_split[split]; at += cap) {
+        tg_graph_reset(g);
+        make_batch(c, c->split[split] + at, c->n_split[split] - at < cap ? c->n_split[split] - at : cap, bt);
+        tg_tensor *logits = model_forward(g, m, bt, NULL);
+        int64_t n_tags = logits->shape.d[1];
+        for (int64_t i = 0; i < (int64_t)bt->T * bt->B; i++) {
+            if (bt->tags[i] == TG_EX_PAD) continue;
+            int best = best_tag((const float *)logits->data + i * n_tags, (int)n_tags);
+            right += best == bt->tags[i];
+            total++;
+            oov_right += bt->word[i] == TG_EX_UNK && best == bt->tags[i];
+            oov_total += bt->word[i] == TG_EX_UNK;
+        }
+    }
+    tg_graph_set_grad_enabled(g, true);
+    tg_graph_set_training(g, true);
+    *oov = oov_total ? (double)oov_right / (double)oov_total : NAN;
+    return total ? (double)right / (double)total : NAN;
+}
+
+// The features and tags of every sentence. Unless they came from a checkpoint (grow false),
+// the vocabularies are made from the training split, and words and suffixes seen fewer than
+// min_count times are dropped: they become UNK, so training teaches the model what to do
+// with words it does not know.
+static bool build_corpus(const tg_ex_brown *brown, tg_ex_vocab *words, tg_ex_vocab *suffixes, tg_ex_vocab *tags,
+                         bool grow, int min_count, corpus *c) {
+    memset(c, 0, sizeof *c);
+    for (int i = 0; grow && i < brown->n; i++)
+        for (int k = 0; brown->items[i].split == TG_EX_TRAIN && k < brown->items[i].n; k++) {
+            featurize(brown->items[i].words[k], words, suffixes, true);
+            tg_ex_vocab_add(tags, brown->items[i].tags[k]);
+        }
+    if (grow) {
+        tg_ex_vocab_prune(words, min_count);
+        tg_ex_vocab_prune(suffixes, min_count);
+    }
+    c->f = malloc(sizeof *c->f * (size_t)brown->n_tokens);
+    c->tags = malloc(sizeof *c->tags * (size_t)brown->n_tokens);
+    c->start = malloc(sizeof *c->start * (size_t)(brown->n + 1));
+    for (int s = 0; s < 3; s++) c->split[s] = malloc(sizeof(int) * (size_t)brown->n);
+    if (!c->f || !c->tags || !c->start || !c->split[0] || !c->split[1] || !c->split[2]) return false;
+    int64_t at = 0;
+    for (int i = 0; i < brown->n; i++) {
+        const tg_ex_sentence *s = &brown->items[i];
+        c->start[i] = at;
+        for (int k = 0; k < s->n; k++, at++) {
+            c->f[at] = featurize(s->words[k], words, suffixes, false);
+            c->tags[at] = tg_ex_vocab_id(tags, s->tags[k]);
+        }
+        c->split[s->split][c->n_split[s->split]++] = i;
+    }
+    c->start[brown->n] = at;
+    return true;
+}
+
+static void corpus_free(corpus *c) {
+    free(c->f);
+    free(c->tags);
+    free(c->start);
+    for (int s = 0; s < 3; s++) free(c->split[s]);
+}
+
+// Tags a sentence typed by a user. Words are separated by spaces; a final , . ; : ? or ! is
+// split off a word the vocabulary does not know with it ("boats." but not "Mr.").
+static void tag_sentence(tg_graph *g, const model *m, const char *text, tg_ex_vocab *words, tg_ex_vocab *suffixes,
+                         const tg_ex_vocab *tags) {
+    static const char *const MARKS = ",.;:?!", *const MARK[] = {",", ".", ";", ":", "?", "!"};
+    char *buf = strdup(text);
+    const char **tok = malloc(sizeof *tok * (strlen(text) + 1));
+    int n = 0;
+    for (char *at = buf, *w; (w = strtok(at, " \t\n")); at = NULL) {
+        tok[n++] = w;
+        size_t wl = strlen(w);
+        char norm[MAX_WORD];
+        normalise(w, norm);
+        const char *mark = wl > 1 ? strchr(MARKS, w[wl - 1]) : NULL;
+        if (mark && tg_ex_vocab_id(words, norm) == TG_EX_UNK) {
+            w[wl - 1] = 0;
+            tok[n++] = MARK[mark - MARKS];
+        }
+    }
+    if (n == 0) return free(buf), free(tok), (void)printf("--tag: no words to tag\n");
+    int32_t *ids = malloc(sizeof *ids * 4 * (size_t)n), length = n;
+    batch bt = {n, 1, ids, ids + n, ids + 2 * n, ids + 3 * n, &length};
+    bool unknown = false;
+    for (int t = 0; t < n; t++) {
+        features f = featurize(tok[t], words, suffixes, false);
+        bt.word[t] = f.word, bt.suffix[t] = f.suffix, bt.shape[t] = f.shape, bt.tags[t] = TG_EX_PAD;
+    }
+    tg_graph_set_grad_enabled(g, false);
+    tg_graph_set_training(g, false);
+    tg_graph_reset(g);
+    tg_tensor *logits = model_forward(g, m, &bt, NULL); // [n, n_tags]
+    for (int t = 0; t < n; t++) {
+        int best = best_tag((const float *)logits->data + (int64_t)t * logits->shape.d[1], (int)logits->shape.d[1]);
+        printf("%s%s/%s", t ? " " : "", tok[t], tg_ex_vocab_token(tags, best));
+        if (bt.word[t] == TG_EX_UNK) unknown = true, putchar('*');
+    }
+    printf("\n%s", unknown ? "(* a word outside the vocabulary: tagged from its suffix, shape and context)\n" : "");
+    tg_graph_set_grad_enabled(g, true);
+    tg_graph_set_training(g, true);
+    free(ids);
+    free(tok);
+    free(buf);
+}
+
+// --- Checkpoints: the model and training state, its sizes as config, the vocabularies beside it
+
+static const char *const VOCAB_EXT[3] = {"words", "suffixes", "tags"};
+// The config: written and read back with this one format, so any other text is refused.
+#define CONFIG_FORMAT                                                                                                  \
+    "{\"model\": \"postag\", \"word_embed\": %d, \"suffix_embed\": %d, \"hidden\": %d, \"layers\": %d}"
+
+static bool save(const char *path, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step,
+                 tg_ex_vocab *const *vocab) {
+    char config[256], vocab_path[1024], err[512];
+    snprintf(config, sizeof config, CONFIG_FORMAT, m->s.word_embed, m->s.suffix_embed, m->s.hidden, m->s.layers);
+    tg_ex_error verr;
+    for (int i = 0; i < 3; i++) {
+        snprintf(vocab_path, sizeof vocab_path, "%s.%s", path, VOCAB_EXT[i]);
+        if (!tg_ex_vocab_save(vocab[i], vocab_path, &verr)) return fprintf(stderr, "postag: %s\n", verr.msg), false;
+    }
+    if (!tg_checkpoint_save(path, m->params, opt, rng, step, config, err, sizeof err))
+        return fprintf(stderr, "postag: %s\n", err), false;
+    printf("saved %s (and its .words, .suffixes and .tags vocabularies)\n", path);
+    return true;
+}
+
+// Before the model exists: its sizes and vocabularies. A weights-only file has no config:
+// the sizes given on the command line must then match it.
+static bool load_config(const char *path, sizes *s, tg_ex_vocab **vocab, bool *has_state) {
+    char *config = NULL, vocab_path[1024], err[512];
+    if (!tg_checkpoint_read_config(path, &config, has_state, err, sizeof err))
+        return fprintf(stderr, "postag: %s\n", err), false;
+    bool ok = !config || sscanf(config, CONFIG_FORMAT, &s->word_embed, &s->suffix_embed, &s->hidden, &s->layers) == 4;
+    if (!ok) fprintf(stderr, "postag: %s was not written by postag (its config is %s)\n", path, config);
+    free(config);
+    tg_ex_error verr;
+    for (int i = 0; ok && i < 3; i++) {
+        snprintf(vocab_path, sizeof vocab_path, "%s.%s", path, VOCAB_EXT[i]);
+        if (!(vocab[i] = tg_ex_vocab_load(vocab_path, &verr))) ok = false, fprintf(stderr, "postag: %s\n", verr.msg);
+    }
+    return ok;
+}
+
+int main(int argc, char **argv) {
+    tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 1);
+    sizes s = {64, 32, 128, 1};
+    int B = 32, min_count = 2;
+    double lr = 2e-3, clip = 5.0, dropout = 0.3;
+    const char *text = NULL;
+    const tg_ex_option options[] = {
+        {"word-embed", TG_EX_INT, &s.word_embed, "word embedding size", 1, 4096, "E"},
+        {"suffix-embed", TG_EX_INT, &s.suffix_embed, "embedding size of a word's last three letters", 1, 4096, "E"},
+        {"hidden", TG_EX_INT, &s.hidden, "LSTM hidden units per direction", 1, 8192, "H"},
+        {"layers", TG_EX_INT, &s.layers, "stacked bidirectional LSTM layers", 1, TG_RNN_MAX_LAYERS, "L"},
+        {"batch", TG_EX_INT, &B, "sentences per batch", 1, 4096, "B"},
+        {"lr", TG_EX_DOUBLE, &lr, "Adam learning rate", 1e-6, 1, "R"},
+        {"clip", TG_EX_DOUBLE, &clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
+        {"dropout", TG_EX_DOUBLE, &dropout, "dropout on the embeddings and the LSTM's output", 0, 0.9, "P"},
+        {"min-count", TG_EX_INT, &min_count, "words and suffixes seen fewer times in training are UNK", 1, 1000, "N"},
+        {"tag", TG_EX_STRING, &text, "a sentence to tag, words separated by spaces", 0, 0, "TEXT"},
+    };
+    tg_ex_cli cli = {"postag", "a bidirectional LSTM part-of-speech tagger on the Brown corpus (universal tags)",
+                     &common, options, TG_EX_LEN(options), NULL, NULL};
+    tg_ex_parse_result parsed = tg_ex_parse(&cli, argc, argv);
+    if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
+    tg_set_num_threads(common.threads);
+
+    tg_ex_vocab *vocab[3] = {NULL, NULL, NULL}; // words, suffixes, tags
+    bool has_state = false;
+    if (common.load && !load_config(common.load, &s, vocab, &has_state)) return 1;
+    tg_ex_brown brown;
+    tg_ex_error err;
+    if (!tg_ex_brown_load(common.data, &brown, &err)) return fprintf(stderr, "postag: %s\n", err.msg), 1;
+    bool grow = !vocab[0];
+    for (int i = 0; grow && i < 3; i++) vocab[i] = tg_ex_vocab_new();
+    corpus c;
+    if (!build_corpus(&brown, vocab[0], vocab[1], vocab[2], grow, min_count, &c))
+        return fprintf(stderr, "postag: out of memory\n"), 1;
+    int longest = 0;
+    for (int i = 0; i < brown.n; i++) longest = brown.items[i].n > longest ? brown.items[i].n : longest;
+    tg_ex_brown_free(&brown);
+    int n_tags = tg_ex_vocab_size(vocab[2]);
+    printf("postag: %d train, %d dev, %d test sentences; %d words, %d suffixes, %d tags; BLIS kernels %s\n",
+           c.n_split[0], c.n_split[1], c.n_split[2], tg_ex_vocab_size(vocab[0]), tg_ex_vocab_size(vocab[1]),
+           n_tags - TG_EX_RESERVED, tg_blas_arch());
+    if (!c.n_split[TG_EX_TRAIN] && !common.load) return fprintf(stderr, "postag: no training sentences\n"), 1;
+
+    tg_rng rng;
+    tg_rng_seed(&rng, common.seed);
+    model m;
+    if (!model_init(&m, s, tg_ex_vocab_size(vocab[0]), tg_ex_vocab_size(vocab[1]), n_tags, dropout, &rng)) return 1;
+    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = lr});
+    int64_t step = 0;
+    if (common.load) {
+        char msg[1024];
+        bool ok = has_state ? tg_checkpoint_load(common.load, m.params, opt, &rng, &step, NULL, true, msg, sizeof msg)
+                            : tg_checkpoint_load(common.load, m.params, NULL, NULL, NULL, NULL, true, msg, sizeof msg);
+        if (!ok) return fprintf(stderr, "postag: %s\n", msg), 1;
+        printf("loaded %s, %lld steps trained\n", common.load, (long long)step);
+    }
+    printf("model: embeddings %d + %d + %d -> BiLSTM 2 x %d x %d layer(s) -> %d tags, %lld parameters\n", s.word_embed,
+           s.suffix_embed, SHAPE_EMBED, s.hidden, s.layers, n_tags - TG_EX_RESERVED,
+           (long long)tg_params_numel(m.params));
+
+    enum { EVAL_BATCH = 64 };
+    int cap = B > EVAL_BATCH ? B : EVAL_BATCH;
+    int32_t *buf = malloc(sizeof *buf * ((size_t)4 * longest * cap + cap));
+    batch bt = {
+        0, 0, buf, buf + longest * cap, buf + 2 * longest * cap, buf + 3 * longest * cap, buf + 4 * longest * cap};
+    int *order = malloc(sizeof *order * (size_t)(c.n_split[TG_EX_TRAIN] + 1));
+    tg_graph *g = tg_graph_new();
+    int64_t n_batches = (c.n_split[TG_EX_TRAIN] + B - 1) / B, start_step = step, dev_step = -1; // dev scored at
+    double first_loss = NAN, last_loss = NAN, dev_acc = NAN, dev_oov = NAN, test_oov;
+    tg_ex_budget budget;
+    tg_ex_budget_start(&budget, n_batches ? common.minutes : 0);
+    while (tg_ex_budget_left(&budget)) {
+        int64_t epoch = step / n_batches, k = step % n_batches; // a resumed run carries on mid-epoch
+        epoch_order(&c, order, common.seed, epoch, B);
+        char label[48];
+        snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
+        tg_ex_progress p;
+        tg_ex_progress_begin(&p, stdout, label, n_batches - k, "tok");
+        p.budget = &budget;
+        for (; k < n_batches && tg_ex_budget_left(&budget); k++, step++) {
+            int at = (int)(k * B), size = c.n_split[TG_EX_TRAIN] - at < B ? c.n_split[TG_EX_TRAIN] - at : B;
+            tg_graph_reset(g);
+            make_batch(&c, order + at, size, &bt);
+            tg_tensor *logits = model_forward(g, &m, &bt, &rng);
+            tg_tensor *targets = tg_from_data(g, TG_I32, tg_shape1((int64_t)bt.T * bt.B), bt.tags);
+            tg_tensor *loss =
+                tg_cross_entropy(g, logits, targets, TG_REDUCE_MEAN, TG_EX_PAD); // padding counts for nothing
+            tg_optim_zero_grad(opt);
+            tg_backward(g, loss);
+            tg_clip_grad_norm(m.params, clip);
+            tg_optim_step(opt);
+            int tokens = 0;
+            for (int b = 0; b < bt.B; b++) tokens += bt.lengths[b];
+            if (step == start_step) first_loss = tg_tensor_get(loss, 0);
+            tg_ex_progress_step(&p, tg_tensor_get(loss, 0), tokens);
+        }
+        tg_ex_progress_end(&p);
+        last_loss = tg_ex_progress_loss(&p); // the mean over the (last) epoch's steps
+        if (k == n_batches) {
+            dev_acc = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap, &dev_oov);
+            dev_step = step;
+            printf("epoch %lld: dev accuracy %.4f\n", (long long)epoch + 1, dev_acc);
+        }
+    }
+    bool saved = !common.save || save(common.save, &m, opt, &rng, step, vocab);
+    if (dev_step != step) dev_acc = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap, &dev_oov);
+    double test_acc = evaluate(g, &m, &c, TG_EX_TEST, &bt, cap, &test_oov);
+    printf("token accuracy: dev %.4f, test %.4f (words outside the vocabulary: %.4f) after %lld steps\n", dev_acc,
+           test_acc, test_oov, (long long)step);
+    if (text) tag_sentence(g, &m, text, vocab[0], vocab[1], vocab[2]);
+    tg_ex_result(NULL,
+                 "test_acc=%.4f dev_acc=%.4f test_oov_acc=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f",
+                 test_acc, dev_acc, test_oov, first_loss, last_loss, (long long)(step - start_step),
+                 tg_ex_budget_elapsed(&budget));
+
+    free(buf);
+    free(order);
+    corpus_free(&c);
+    tg_graph_free(g);
+    tg_optim_free(opt);
+    tg_params_free(m.params);
+    for (int i = 0; i < 3; i++) tg_ex_vocab_free(vocab[i]);
+    return saved ? 0 : 1;
+}

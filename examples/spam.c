@@ -1,0 +1,399 @@
+// spam: a recurrent classifier of e-mail, ham or spam, on the SpamAssassin corpus.
+//
+// A message is its first few hundred tokens (lower-case words, digits as 0, and each mark
+// of punctuation: "$", "!" and "%" say a lot here). A bidirectional GRU reads them and the
+// mean of its outputs over the message's own length says ham or spam. Messages of different
+// lengths share a batch: tg_rnn_forward takes their lengths and outputs zeros past each
+// one's end, so a sum over time divided by the length is the mean over real tokens only.
+// Reports accuracy, precision and recall (spam is the positive class) on the test split, and
+// classifies a message given with --classify.
+//
+//   build/examples/spam --minutes 5 --data data/full --threads 2 --save spam.safetensors
+//   build/examples/spam --load spam.safetensors --minutes 0 --classify "Subject: WIN \$1000 now!!!"
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg_checkpoint.h"
+#include "tg_example.h"
+
+#ifndef TG_DATA_DIR
+#define TG_DATA_DIR "data"
+#endif
+
+enum { MAX_WORD = 32, HAM = 0, SPAM = 1 };
+
+typedef struct {
+    int embed, hidden, layers; // what a checkpoint's config records
+} sizes;
+
+// --- Tokens --------------------------------------------------------------------------------
+
+// Writes the ids of text's first max tokens into ids and returns how many there are. A word is
+// a run of letters, digits, inner apostrophes and UTF-8 bytes, lower-cased, digits as 0 (a
+// price is any price), cut at MAX_WORD bytes; any other visible character is a token of its
+// own. With grow the tokens are counted into vocab (training data only); otherwise a token it
+// does not hold is TG_EX_UNK.
+static int tokenize(const char *text, int len, tg_ex_vocab *vocab, bool grow, int32_t *ids, int max) {
+    int n = 0;
+    for (int i = 0; i < len && n < max;) {
+        unsigned char c = (unsigned char)text[i];
+        char word[MAX_WORD];
+        int w = 0;
+        if (isspace(c) || c < 32) { // spaces and control characters separate tokens
+            i++;
+            continue;
+        }
+        if (isalnum(c) || c >= 0x80) {
+            for (; i < len; i++) {
+                unsigned char d = (unsigned char)text[i];
+                bool inner_quote = d == '\'' && i + 1 < len && isalpha((unsigned char)text[i + 1]);
+                if (!isalnum(d) && d < 0x80 && !inner_quote) break;
+                if (w < MAX_WORD) word[w++] = isdigit(d) ? '0' : (char)tolower(d);
+            }
+        } else {
+            word[w++] = text[i++];
+        }
+        ids[n++] = grow ? tg_ex_vocab_add_n(vocab, word, (size_t)w) : tg_ex_vocab_id_n(vocab, word, (size_t)w);
+    }
+    return n;
+}
+
+// --- The model -------------------------------------------------------------------------
+
+typedef struct {
+    sizes s;
+    tg_params *params;
+    tg_tensor *embedding;     // [V, E]
+    tg_rnn gru;               // bidirectional: E -> 2H
+    tg_tensor *w_out, *b_out; // [2, 2H], [2]
+    double dropout;
+} model;
+
+static bool model_init(model *m, sizes s, int vocab, double dropout, tg_rng *rng) {
+    m->s = s;
+    m->dropout = dropout;
+    m->params = tg_params_new();
+    m->embedding = tg_params_add(m->params, "embedding.weight", TG_F32, tg_shape2(vocab, s.embed));
+    tg_rnn_config cfg = {&tg_cell_gru, s.embed, s.hidden, s.layers, true, 0.0, TG_F32};
+    if (!tg_rnn_init(&m->gru, &cfg, m->params, "gru.", rng)) return false;
+    m->w_out = tg_params_add(m->params, "out.weight", TG_F32, tg_shape2(2, 2 * s.hidden));
+    m->b_out = tg_params_add(m->params, "out.bias", TG_F32, tg_shape1(2));
+    // PyTorch's defaults: N(0, 1) for an embedding, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for a linear layer.
+    tg_tensor_fill_normal(m->embedding, rng, 0, 1);
+    double k = 1 / sqrt(2.0 * s.hidden);
+    tg_tensor_fill_uniform(m->w_out, rng, -k, k);
+    tg_tensor_fill_uniform(m->b_out, rng, -k, k);
+    return true;
+}
+
+// A batch, time-major: ids[t*B + b] is token t of message b (TG_EX_PAD past its length).
+typedef struct {
+    int T, B;
+    int32_t *ids, *lengths, *labels; // [T*B], [B], [B]
+    float *inv_len;                  // [B]: 1 / lengths
+} batch;
+
+// Logits [B, 2] (ham, spam) of a batch.
+static tg_tensor *model_forward(tg_graph *g, const model *m, const batch *bt, tg_rng *rng) {
+    tg_tensor *x =
+        tg_embedding(g, m->embedding, tg_from_data(g, TG_I32, tg_shape2(bt->T, bt->B), bt->ids)); // [T, B, E]
+    x = tg_dropout(g, x, m->dropout, rng);
+    tg_rnn_result r;
+    tg_tensor *lengths = tg_from_data(g, TG_I32, tg_shape1(bt->B), bt->lengths);
+    if (!tg_rnn_forward(g, &m->gru, x, lengths, NULL, rng, &r)) return NULL;
+    // Outputs past a message's length are zeros, so this sum over time holds its real tokens only.
+    tg_tensor *sum = tg_sum_axis(g, r.output, 0, false);                                          // [B, 2H]
+    tg_tensor *mean = tg_mul(g, sum, tg_from_data(g, TG_F32, tg_shape2(bt->B, 1), bt->inv_len)); // [B, 2H]
+    return tg_linear(g, tg_dropout(g, mean, m->dropout, rng), m->w_out, m->b_out);              // [B, 2]
+}
+
+// --- Data: every message's tokens, flat, and batches of them --------------------------------
+
+typedef struct {
+    int32_t *ids;    // [n_tokens]
+    int64_t *start;  // [n + 1]: message i is tokens start[i] .. start[i+1]-1
+    bool *spam;      // [n]
+    int *split[3], n_split[3];
+} corpus;
+
+// Tokens of every message, at most max_tokens each. Unless it came from a checkpoint (grow
+// false), the vocabulary is made from the training split, and tokens seen fewer than
+// min_count times there are dropped: they become UNK, which the model thus learns to read.
+static bool build_corpus(const tg_ex_spam *mail, tg_ex_vocab *vocab, bool grow, int min_count, int max_tokens,
+                         corpus *c) {
+    memset(c, 0, sizeof *c);
+    c->ids = malloc(sizeof *c->ids * (size_t)mail->n * (size_t)max_tokens);
+    c->start = malloc(sizeof *c->start * (size_t)(mail->n + 1));
+    c->spam = malloc(sizeof *c->spam * (size_t)mail->n);
+    for (int s = 0; s < 3; s++) c->split[s] = malloc(sizeof(int) * (size_t)mail->n);
+    if (!c->ids || !c->start || !c->spam || !c->split[0] || !c->split[1] || !c->split[2]) return false;
+    for (int i = 0; grow && i < mail->n; i++)
+        if (mail->items[i].split == TG_EX_TRAIN)
+            tokenize(mail->items[i].text, mail->items[i].len, vocab, true, c->ids, max_tokens);
+    if (grow) tg_ex_vocab_prune(vocab, min_count);
+    int64_t at = 0;
+    for (int i = 0; i < mail->n; i++) {
+        const tg_ex_message *msg = &mail->items[i];
+        c->start[i] = at;
+        at += tokenize(msg->text, msg->len, vocab, false, c->ids + at, max_tokens);
+        if (at == c->start[i]) c->ids[at++] = TG_EX_UNK; // a message of no tokens still has length 1
+        c->spam[i] = msg->spam;
+        c->split[msg->split][c->n_split[msg->split]++] = i;
+    }
+    c->start[mail->n] = at;
+    return true;
+}
+
+static void corpus_free(corpus *c) {
+    free(c->ids);
+    free(c->start);
+    free(c->spam);
+    for (int s = 0; s < 3; s++) free(c->split[s]);
+}
+
+// Fills bt with messages idx[0..B-1].
+static void make_batch(const corpus *c, const int *idx, int B, batch *bt) {
+    bt->B = B;
+    bt->T = 0;
+    for (int b = 0; b < B; b++) {
+        bt->lengths[b] = (int32_t)(c->start[idx[b] + 1] - c->start[idx[b]]);
+        bt->T = bt->lengths[b] > bt->T ? bt->lengths[b] : bt->T;
+        bt->inv_len[b] = 1.0f / (float)bt->lengths[b];
+        bt->labels[b] = c->spam[idx[b]] ? SPAM : HAM;
+    }
+    for (int t = 0; t < bt->T; t++)
+        for (int b = 0; b < B; b++) bt->ids[t * B + b] = t < bt->lengths[b] ? c->ids[c->start[idx[b]] + t] : TG_EX_PAD;
+}
+
+static const int64_t *sort_start; // the corpus's start[]: qsort has no context argument in C11
+static int by_length(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    int64_t li = sort_start[i + 1] - sort_start[i], lj = sort_start[j + 1] - sort_start[j];
+    return (li > lj) - (li < lj);
+}
+
+// The training order of an epoch: shuffled by a generator seeded from (seed, epoch), so a
+// resumed run sees the same batches, then sorted by length within windows of 8 batches so
+// that little of a batch is padding, while batches still come in random order of length.
+static void epoch_order(const corpus *c, int *order, uint64_t seed, int64_t epoch, int B) {
+    int n = c->n_split[TG_EX_TRAIN];
+    memcpy(order, c->split[TG_EX_TRAIN], sizeof *order * (size_t)n);
+    tg_rng r;
+    tg_rng_seed(&r, seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(epoch + 1)));
+    tg_ex_shuffle(order, n, &r);
+    sort_start = c->start;
+    for (int at = 0; at < n; at += 8 * B)
+        qsort(order + at, (size_t)(n - at < 8 * B ? n - at : 8 * B), sizeof *order, by_length);
+}
+
+typedef struct {
+    double accuracy, precision, recall;
+} scores;
+
+// Scores over a split, recording and dropout off.
+static scores evaluate(tg_graph *g, const model *m, const corpus *c, tg_ex_split split, batch *bt, int cap) {
+    int64_t tp = 0, fp = 0, fn = 0, right = 0;
+    tg_graph_set_grad_enabled(g, false);
+    tg_graph_set_training(g, false);
+    for (int at = 0; at < c->n_split[split]; at += cap) {
+        tg_graph_reset(g);
+        make_batch(c, c->split[split] + at, c->n_split[split] - at < cap ? c->n_split[split] - at : cap, bt);
+        const float *logits = model_forward(g, m, bt, NULL)->data; // [B, 2]
+        for (int b = 0; b < bt->B; b++) {
+            int said = logits[2 * b + SPAM] > logits[2 * b + HAM] ? SPAM : HAM, truth = bt->labels[b];
+            right += said == truth;
+            tp += said == SPAM && truth == SPAM;
+            fp += said == SPAM && truth == HAM;
+            fn += said == HAM && truth == SPAM;
+        }
+    }
+    tg_graph_set_grad_enabled(g, true);
+    tg_graph_set_training(g, true);
+    int n = c->n_split[split];
+    return (scores){n ? (double)right / n : NAN, tp + fp ? (double)tp / (double)(tp + fp) : NAN,
+                    tp + fn ? (double)tp / (double)(tp + fn) : NAN};
+}
+
+// Classifies one message typed by a user; tokens never seen in training are read as UNK.
+static void classify(tg_graph *g, const model *m, const char *text, const tg_ex_vocab *vocab, int max_tokens) {
+    int len = (int)strlen(text), unknown = 0;
+    int32_t *ids = malloc(sizeof *ids * (size_t)(max_tokens + 1)), length, label = HAM;
+    int n = tokenize(text, len, (tg_ex_vocab *)vocab, false, ids, max_tokens); // grow false: vocab unchanged
+    if (n == 0) ids[n++] = TG_EX_UNK;
+    for (int i = 0; i < n; i++) unknown += ids[i] == TG_EX_UNK;
+    length = n;
+    float inv_len = 1.0f / (float)n;
+    batch bt = {n, 1, ids, &length, &label, &inv_len};
+    tg_graph_set_grad_enabled(g, false);
+    tg_graph_set_training(g, false);
+    tg_graph_reset(g);
+    tg_tensor *p = tg_softmax(g, model_forward(g, m, &bt, NULL), -1); // [1, 2]
+    double spam = tg_tensor_get(p, SPAM);
+    printf("%s (p(spam) = %.3f; %d tokens, %d never seen in training)\n", spam > 0.5 ? "SPAM" : "HAM", spam, n,
+           unknown);
+    tg_graph_set_grad_enabled(g, true);
+    tg_graph_set_training(g, true);
+    free(ids);
+}
+
+// --- Checkpoints: the model and training state, its sizes as config, the vocabulary beside it
+
+// The config: written and read back with this one format, so any other text is refused.
+#define CONFIG_FORMAT "{\"model\": \"spam\", \"embed\": %d, \"hidden\": %d, \"layers\": %d}"
+
+static bool save(const char *path, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step,
+                 const tg_ex_vocab *vocab) {
+    char config[128], vocab_path[1024], err[512];
+    snprintf(config, sizeof config, CONFIG_FORMAT, m->s.embed, m->s.hidden, m->s.layers);
+    snprintf(vocab_path, sizeof vocab_path, "%s.vocab", path);
+    tg_ex_error verr;
+    if (!tg_ex_vocab_save(vocab, vocab_path, &verr)) return fprintf(stderr, "spam: %s\n", verr.msg), false;
+    if (!tg_checkpoint_save(path, m->params, opt, rng, step, config, err, sizeof err))
+        return fprintf(stderr, "spam: %s\n", err), false;
+    printf("saved %s (and %s)\n", path, vocab_path);
+    return true;
+}
+
+// Before the model exists: its sizes and vocabulary. A weights-only file has no config: the
+// sizes given on the command line must then match it.
+static bool load_config(const char *path, sizes *s, tg_ex_vocab **vocab, bool *has_state) {
+    char *config = NULL, vocab_path[1024], err[512];
+    if (!tg_checkpoint_read_config(path, &config, has_state, err, sizeof err))
+        return fprintf(stderr, "spam: %s\n", err), false;
+    bool ok = !config || sscanf(config, CONFIG_FORMAT, &s->embed, &s->hidden, &s->layers) == 3;
+    if (!ok) fprintf(stderr, "spam: %s was not written by spam (its config is %s)\n", path, config);
+    free(config);
+    snprintf(vocab_path, sizeof vocab_path, "%s.vocab", path);
+    tg_ex_error verr;
+    if (ok && !(*vocab = tg_ex_vocab_load(vocab_path, &verr))) ok = false, fprintf(stderr, "spam: %s\n", verr.msg);
+    return ok;
+}
+
+int main(int argc, char **argv) {
+    tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 1);
+    sizes s = {64, 64, 1};
+    int B = 32, min_count = 2, max_tokens = 300;
+    double lr = 2e-3, clip = 5.0, dropout = 0.2;
+    const char *text = NULL;
+    const tg_ex_option options[] = {
+        {"embed", TG_EX_INT, &s.embed, "token embedding size", 1, 4096, "E"},
+        {"hidden", TG_EX_INT, &s.hidden, "GRU hidden units per direction", 1, 8192, "H"},
+        {"layers", TG_EX_INT, &s.layers, "stacked bidirectional GRU layers", 1, TG_RNN_MAX_LAYERS, "L"},
+        {"max-tokens", TG_EX_INT, &max_tokens, "read at most this many tokens of a message", 1, 100000, "N"},
+        {"batch", TG_EX_INT, &B, "messages per batch", 1, 4096, "B"},
+        {"lr", TG_EX_DOUBLE, &lr, "Adam learning rate", 1e-6, 1, "R"},
+        {"clip", TG_EX_DOUBLE, &clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
+        {"dropout", TG_EX_DOUBLE, &dropout, "dropout on the embeddings and the pooled state", 0, 0.9, "P"},
+        {"min-count", TG_EX_INT, &min_count, "tokens seen fewer times in training are UNK", 1, 1000, "N"},
+        {"classify", TG_EX_STRING, &text, "a message to classify (\"Subject: ...\" then the body)", 0, 0, "TEXT"},
+    };
+    tg_ex_cli cli = {"spam",
+                     "a bidirectional GRU that tells spam from ham in the SpamAssassin corpus",
+                     &common,
+                     options,
+                     TG_EX_LEN(options),
+                     NULL,
+                     NULL};
+    tg_ex_parse_result parsed = tg_ex_parse(&cli, argc, argv);
+    if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
+    tg_set_num_threads(common.threads);
+
+    tg_ex_vocab *vocab = NULL;
+    bool has_state = false;
+    if (common.load && !load_config(common.load, &s, &vocab, &has_state)) return 1;
+    tg_ex_spam mail;
+    tg_ex_error err;
+    if (!tg_ex_spam_load(common.data, &mail, &err)) return fprintf(stderr, "spam: %s\n", err.msg), 1;
+    bool grow = !vocab;
+    if (grow) vocab = tg_ex_vocab_new();
+    corpus c;
+    if (!build_corpus(&mail, vocab, grow, min_count, max_tokens, &c))
+        return fprintf(stderr, "spam: out of memory\n"), 1;
+    printf("spam: %d train, %d dev, %d test messages (%d spam in all); %d tokens in the vocabulary; BLIS kernels %s\n",
+           c.n_split[0], c.n_split[1], c.n_split[2], mail.n_spam, tg_ex_vocab_size(vocab), tg_blas_arch());
+    tg_ex_spam_free(&mail);
+    if (!c.n_split[TG_EX_TRAIN] && !common.load) return fprintf(stderr, "spam: no training messages\n"), 1;
+
+    tg_rng rng;
+    tg_rng_seed(&rng, common.seed);
+    model m;
+    if (!model_init(&m, s, tg_ex_vocab_size(vocab), dropout, &rng)) return 1;
+    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = lr});
+    int64_t step = 0;
+    if (common.load) {
+        char msg[1024];
+        bool ok = has_state ? tg_checkpoint_load(common.load, m.params, opt, &rng, &step, NULL, true, msg, sizeof msg)
+                            : tg_checkpoint_load(common.load, m.params, NULL, NULL, NULL, NULL, true, msg, sizeof msg);
+        if (!ok) return fprintf(stderr, "spam: %s\n", msg), 1;
+        printf("loaded %s, %lld steps trained\n", common.load, (long long)step);
+    }
+    printf("model: embedding %d -> BiGRU 2 x %d x %d layer(s) -> mean over the message -> ham/spam, %lld parameters\n",
+           s.embed, s.hidden, s.layers, (long long)tg_params_numel(m.params));
+
+    enum { EVAL_BATCH = 64 };
+    int cap = B > EVAL_BATCH ? B : EVAL_BATCH;
+    int32_t *ibuf = malloc(sizeof *ibuf * ((size_t)max_tokens * cap + 2 * (size_t)cap));
+    float *inv_len = malloc(sizeof *inv_len * (size_t)cap);
+    batch bt = {0, 0, ibuf, ibuf + max_tokens * cap, ibuf + max_tokens * cap + cap, inv_len};
+    int *order = malloc(sizeof *order * (size_t)(c.n_split[TG_EX_TRAIN] + 1));
+    tg_graph *g = tg_graph_new();
+    int64_t n_batches = (c.n_split[TG_EX_TRAIN] + B - 1) / B, start_step = step, dev_step = -1; // dev scored at
+    double first_loss = NAN, last_loss = NAN;
+    scores dev = {NAN, NAN, NAN};
+    tg_ex_budget budget;
+    tg_ex_budget_start(&budget, n_batches ? common.minutes : 0);
+    while (tg_ex_budget_left(&budget)) {
+        int64_t epoch = step / n_batches, k = step % n_batches; // a resumed run carries on mid-epoch
+        epoch_order(&c, order, common.seed, epoch, B);
+        char label[48];
+        snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
+        tg_ex_progress p;
+        tg_ex_progress_begin(&p, stdout, label, n_batches - k, "msg");
+        p.budget = &budget;
+        for (; k < n_batches && tg_ex_budget_left(&budget); k++, step++) {
+            int at = (int)(k * B), size = c.n_split[TG_EX_TRAIN] - at < B ? c.n_split[TG_EX_TRAIN] - at : B;
+            tg_graph_reset(g);
+            make_batch(&c, order + at, size, &bt);
+            tg_tensor *logits = model_forward(g, &m, &bt, &rng);
+            tg_tensor *loss = tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(bt.B), bt.labels),
+                                               TG_REDUCE_MEAN, -100);
+            tg_optim_zero_grad(opt);
+            tg_backward(g, loss);
+            tg_clip_grad_norm(m.params, clip);
+            tg_optim_step(opt);
+            if (step == start_step) first_loss = tg_tensor_get(loss, 0);
+            tg_ex_progress_step(&p, tg_tensor_get(loss, 0), bt.B);
+        }
+        tg_ex_progress_end(&p);
+        last_loss = tg_ex_progress_loss(&p); // the mean over the (last) epoch's steps
+        if (k == n_batches) {
+            dev = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap);
+            dev_step = step;
+            printf("epoch %lld: dev accuracy %.4f, precision %.4f, recall %.4f\n", (long long)epoch + 1, dev.accuracy,
+                   dev.precision, dev.recall);
+        }
+    }
+    bool saved = !common.save || save(common.save, &m, opt, &rng, step, vocab);
+    if (dev_step != step) dev = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap);
+    scores test = evaluate(g, &m, &c, TG_EX_TEST, &bt, cap);
+    printf("test: accuracy %.4f, precision %.4f, recall %.4f (dev accuracy %.4f) after %lld steps\n", test.accuracy,
+           test.precision, test.recall, dev.accuracy, (long long)step);
+    if (text) classify(g, &m, text, vocab, max_tokens);
+    tg_ex_result(NULL,
+                 "test_acc=%.4f test_precision=%.4f test_recall=%.4f dev_acc=%.4f first_loss=%.4f last_loss=%.4f "
+                 "steps=%lld seconds=%.0f",
+                 test.accuracy, test.precision, test.recall, dev.accuracy, first_loss, last_loss,
+                 (long long)(step - start_step), tg_ex_budget_elapsed(&budget));
+
+    free(ibuf);
+    free(inv_len);
+    free(order);
+    corpus_free(&c);
+    tg_graph_free(g);
+    tg_optim_free(opt);
+    tg_params_free(m.params);
+    tg_ex_vocab_free(vocab);
+    return saved ? 0 : 1;
+}

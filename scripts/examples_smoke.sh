@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# examples_smoke.sh: the CI check of the charlm, postag and spam examples. Builds them in
+# BUILD_DIR (configuring it when needed), trains each for a few seconds on the bundled data
+# with --save, and checks from its last line, `RESULT ... first_loss=X last_loss=Y ...`, that
+# it exited 0 and that its training loss went down (Y < X). Then loads each checkpoint with
+# --minutes 0 and has it predict (sample, tag, classify), which must also end in RESULT.
+#
+#   scripts/examples_smoke.sh                 build/, 0.1 minutes each
+#   scripts/examples_smoke.sh build-asan      any build folder (a sanitizer build, say)
+#   TG_SMOKE_MINUTES=0.25 scripts/examples_smoke.sh
+#
+# Exits non-zero when any check fails; the last line is "examples smoke: N passed, M failed".
+set -uo pipefail
+
+usage() { sed -n '2,12s/^# \{0,1\}//p' "$0"; }
+case "${1:-}" in -h | --help) usage; exit 0 ;; esac
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+build=${1:-build}
+minutes=${TG_SMOKE_MINUTES:-0.1}
+examples=(charlm postag spam)
+
+if [[ ! -f "$build/CMakeCache.txt" ]]; then
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release > /dev/null || { echo "examples smoke: cannot configure $build" >&2; exit 1; }
+fi
+cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target "${examples[@]}" > /dev/null ||
+    { echo "examples smoke: the build failed (run: cmake --build $build --target ${examples[*]})" >&2; exit 1; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tapegrad-smoke.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+# check NAME LOG: the run ended in a RESULT line whose last_loss is below its first_loss.
+check() {
+    local name=$1 log=$2 result
+    result=$(tail -n 1 "$log")
+    if [[ $result != RESULT\ * ]]; then
+        echo "FAIL $name: the last line is not a RESULT line:"; tail -n 5 "$log" | sed 's/^/    /'
+        return 1
+    fi
+    # awk's numeric comparison is false for nan, so a run without losses fails too.
+    if ! awk '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+              END { exit !(("first_loss" in v) && ("last_loss" in v) && v["last_loss"] + 0 < v["first_loss"] + 0) }' <<< "$result"; then
+        echo "FAIL $name: the loss did not go down: $result"
+        return 1
+    fi
+    echo "ok   $name: $result"
+}
+
+for name in "${examples[@]}"; do
+    bin="$build/examples/$name"
+    case $name in
+    charlm) predict=(--prime "The jury" --sample-len 80) ;;
+    postag) predict=(--tag "The quixotic jury deliberated carefully .") ;;
+    spam) predict=(--classify "Subject: You WON \$1,000,000!!! Click here now") ;;
+    esac
+    log="$tmp/$name.train.log"
+    "$bin" --minutes "$minutes" --threads 1 --seed 1 --save "$tmp/$name.safetensors" "${predict[@]}" > "$log" 2>&1
+    status=$?
+    if [[ $status -ne 0 ]]; then
+        echo "FAIL $name: exit status $status (training)"; tail -n 5 "$log" | sed 's/^/    /'
+        failed=$((failed + 1))
+        continue
+    fi
+    if check "$name" "$log"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    log="$tmp/$name.load.log"
+    if "$bin" --minutes 0 --threads 1 --load "$tmp/$name.safetensors" "${predict[@]}" > "$log" 2>&1 &&
+        [[ $(tail -n 1 "$log") == RESULT\ *steps=0* ]]; then
+        echo "ok   $name --load: $(tail -n 1 "$log")"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name --load (exit status or RESULT line):"; tail -n 5 "$log" | sed 's/^/    /'
+        failed=$((failed + 1))
+    fi
+done
+echo "examples smoke: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
