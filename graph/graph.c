@@ -220,6 +220,10 @@ static bool check_new(tg_graph *g, const char *op, tg_shape shape) {
             tg_fail(g, op, "negative size in shape %s", tg_shape_str(shape, s, sizeof s));
             return false;
         }
+    if (!tg_shape_fits(shape)) {
+        tg_fail(g, op, "shape %s has too many elements to allocate", TG_SHAPE_STR(shape));
+        return false;
+    }
     return true;
 }
 

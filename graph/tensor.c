@@ -17,6 +17,15 @@ const char *tg_dtype_name(tg_dtype dtype) {
     return "unknown";
 }
 
+bool tg_shape_fits(tg_shape shape) {
+    int64_t count = 1; // its byte count must fit in a size_t, and the product never overflow
+    for (int i = 0; i < shape.n; i++) {
+        if (shape.d[i] && count > (int64_t)(SIZE_MAX / 8) / shape.d[i]) return false;
+        count *= shape.d[i];
+    }
+    return true;
+}
+
 int64_t tg_shape_numel(tg_shape shape) {
     int64_t n = 1;
     for (int i = 0; i < shape.n; i++) n *= shape.d[i];
@@ -66,6 +75,8 @@ tg_tensor *tg_tensor_create(tg_dtype dtype, tg_shape shape, bool requires_grad) 
         if (shape.d[i] < 0) return tg_fail(NULL, "tensor_create", "negative size %lld", (long long)shape.d[i]);
     if (requires_grad && dtype == TG_I32)
         return tg_fail(NULL, "tensor_create", "an int32 tensor cannot require a gradient");
+    if (!tg_shape_fits(shape))
+        return tg_fail(NULL, "tensor_create", "shape %s has too many elements to allocate", TG_SHAPE_STR(shape));
     tg_tensor *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->dtype = dtype;

@@ -46,6 +46,9 @@ tg_tensor *tg_new_tensor(tg_graph *g, tg_dtype dtype, tg_shape shape);
 // on; marks out as requiring a gradient. Returns the node (to save values on) or NULL.
 tg_node *tg_record(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, ...);
 tg_node *tg_record_array(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, tg_tensor *const *in);
+// True when a tensor of this (non-negative) shape can be allocated: its element count times
+// 8 bytes fits in a size_t.
+bool tg_shape_fits(tg_shape shape);
 // A shape as a string in a temporary buffer, for error messages only: formatting on the
 // hot path would cost more than a small op.
 #define TG_SHAPE_STR(s) tg_shape_str((s), (char[80]){0}, 80)

@@ -206,3 +206,15 @@ Test(runtime, fast_blis_kernels_chosen_without_any_setting) {
     cr_assert_eq(tg_num_threads(), 2);
     tg_set_num_threads(1);
 }
+
+Test(graph, shapes_too_large_to_allocate_are_reported) {
+    test_capture_errors();
+    tg_shape huge = tg_shape4(65536, 65536, 65536, 65536); // the element count overflows int64
+    cr_assert_null(tg_tensor_create(TG_F32, huge, false));
+    cr_assert(strstr(test_error_message, "too many elements"), "%s", test_error_message);
+    tg_graph *g = tg_graph_new();
+    cr_assert_null(tg_zeros(g, TG_F64, huge));
+    cr_assert(strstr(test_error_message, "tg_full") && strstr(test_error_message, "too many"), "%s",
+              test_error_message);
+    tg_graph_free(g);
+}

@@ -133,7 +133,7 @@ int64_t tg_ex_vocab_count(const tg_ex_vocab *vocab, int id);
 // Drops the tokens counted fewer than min_count times (so they become UNK); the others keep
 // their order and are renumbered densely. The reserved ids stay.
 void tg_ex_vocab_prune(tg_ex_vocab *vocab, int64_t min_count);
-// Writes one token a line in id order (\\, \t, \n escaped), to keep beside a checkpoint.
+// Writes one token a line in id order (\\, \t, \n, \r escaped), to keep beside a checkpoint.
 bool tg_ex_vocab_save(const tg_ex_vocab *vocab, const char *path, tg_ex_error *err);
 // Reads what tg_ex_vocab_save wrote; NULL with a message when the file is missing or damaged.
 tg_ex_vocab *tg_ex_vocab_load(const char *path, tg_ex_error *err);
