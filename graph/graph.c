@@ -35,6 +35,7 @@ typedef struct free_grad {
 // leaf's version is unchanged and until reset.
 typedef struct {
     const tg_tensor *key;
+    const void *data; // key's data when recorded: a tensor freed and made again at the same address differs here
     uint64_t version;
     tg_tensor *value;
 } memo_entry;
@@ -129,7 +130,8 @@ void tg_grad_release(tg_graph *g, void *ptr, size_t bytes) {
 
 tg_tensor *tg_graph_memo(tg_graph *g, const tg_tensor *key) {
     for (int i = 0; i < g->n_memo; i++)
-        if (g->memo[i].key == key) return g->memo[i].version == key->version ? g->memo[i].value : NULL;
+        if (g->memo[i].key == key)
+            return g->memo[i].version == key->version && g->memo[i].data == key->data ? g->memo[i].value : NULL;
     return NULL;
 }
 
@@ -138,7 +140,7 @@ void tg_graph_memo_put(tg_graph *g, const tg_tensor *key, tg_tensor *value) {
     while (i < g->n_memo && g->memo[i].key != key) i++;
     if (i == MEMO_SIZE) return; // full: callers recompute, which is only slower
     if (i == g->n_memo) g->n_memo++;
-    g->memo[i] = (memo_entry){key, key->version, value};
+    g->memo[i] = (memo_entry){key, key->data, key->version, value};
 }
 
 // --- Lifecycle ---
