@@ -219,7 +219,7 @@ int main(int argc, char **argv) {
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 1);
     sizes s = {32, 256, 1};
     int T = 64, B = 32, sample_len = 300;
-    double lr = 2e-3, clip = 1.0, temperature = 0.8;
+    double lr = 8e-3, lr_decay = 0.7, clip = 1.0, temperature = 0.8;
     const char *prime = "The ";
     const tg_ex_option options[] = {
         {"embed", TG_EX_INT, &s.embed, "character embedding size", 1, 4096, "E"},
@@ -227,7 +227,8 @@ int main(int argc, char **argv) {
         {"layers", TG_EX_INT, &s.layers, "stacked LSTM layers", 1, TG_RNN_MAX_LAYERS, "L"},
         {"seq", TG_EX_INT, &T, "characters per chunk: how far back gradients flow", 1, 4096, "T"},
         {"batch", TG_EX_INT, &B, "parallel rows of text", 1, 4096, "B"},
-        {"lr", TG_EX_DOUBLE, &lr, "Adam learning rate", 1e-6, 1, "R"},
+        {"lr", TG_EX_DOUBLE, &lr, "Adam learning rate of the first epoch", 1e-6, 1, "R"},
+        {"lr-decay", TG_EX_DOUBLE, &lr_decay, "the learning rate is multiplied by this after each epoch", 1e-3, 1, "X"},
         {"clip", TG_EX_DOUBLE, &clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
         {"prime", TG_EX_STRING, &prime, "text the sample starts from", 0, 0, "TEXT"},
         {"temperature", TG_EX_DOUBLE, &temperature, "sampling temperature: lower is safer, higher wilder", 0.01, 10,
@@ -267,6 +268,9 @@ int main(int argc, char **argv) {
     model m;
     if (!model_init(&m, s, tg_ex_vocab_size(vocab), &rng)) return 1;
     tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = lr});
+    // A fast start, then smaller steps to settle: a function of the epoch alone, so a resumed
+    // run picks up the rate where it was.
+    tg_lr_schedule schedule = {.kind = TG_LR_EXPONENTIAL, .gamma = lr_decay};
     int64_t step = 0;
     if (common.load) {
         char msg[1024];
@@ -290,6 +294,7 @@ int main(int argc, char **argv) {
         // The position in the text follows from the step count, so a resumed run carries on
         // where the saved one stopped (its carried state starts again from zeros).
         int64_t epoch = step / r_train.chunks, k = step % r_train.chunks;
+        tg_optim_set_lr(opt, tg_lr_at(&schedule, lr, epoch));
         char label[48];
         snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
         tg_ex_progress p;
