@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tapegrad.h"
-#include "tg_fastmath.h" // TG_VECTORIZE: the update loops run for every parameter at every step
+#include "tg_internal.h" // TG_DISPATCH, TG_VECTORIZE: the update loops are kernels over tensor data, like ops
 #include "tg_optim.h"
 
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } opt_kind;
@@ -31,18 +30,6 @@ struct tg_optim {
     tg_tensor **state; // [n*per]: state[i*per + j] is buffer j of param[i], same dtype and shape
     char **names;      // [n*per]: "optim.<param>.<buffer>"
 };
-
-// Runs the statements with T as the C type of a float dtype (float or double).
-#define OPT_DISPATCH(dtype, ...)                                                                            \
-    do {                                                                                                    \
-        if ((dtype) == TG_F32) {                                                                            \
-            typedef float T;                                                                                \
-            __VA_ARGS__                                                                                     \
-        } else {                                                                                            \
-            typedef double T;                                                                               \
-            __VA_ARGS__                                                                                     \
-        }                                                                                                   \
-    } while (0)
 
 // An option field: 0 means the default d, and TG_OPTIM_ZERO (negative zero) means 0.
 static double opt_or(double v, double d) {
@@ -149,7 +136,7 @@ void tg_optim_free(tg_optim *o) {
 TG_VECTORIZE static void sgd_update(const tg_optim *o, tg_tensor *t, tg_tensor *buf_t) {
     const tg_sgd_opts *s = &o->sgd;
     bool first = o->steps == 0; // torch: the buffer is None until the first step clones d_p
-    OPT_DISPATCH(t->dtype, {
+    TG_DISPATCH(t->dtype, {
         T *p = t->data;                       // (numel)
         const T *g = t->grad;                 // (numel)
         T *buf = buf_t ? buf_t->data : NULL;  // (numel) momentum_buffer
@@ -191,7 +178,7 @@ TG_VECTORIZE static void adam_update(const tg_optim *o, tg_tensor *t, tg_tensor 
     const double bc1 = 1 - pow(a->beta1, (double)step), bc2 = 1 - pow(a->beta2, (double)step);
     const double step_size = o->lr / bc1, bc2_sqrt = sqrt(bc2);
     const bool coupled_wd = o->kind == OPT_ADAM && a->weight_decay != 0, decoupled = o->kind == OPT_ADAMW;
-    OPT_DISPATCH(t->dtype, {
+    TG_DISPATCH(t->dtype, {
         T *p = t->data;                                     // (numel)
         const T *g = t->grad;                               // (numel)
         T *m = st[0]->data, *v = st[1]->data;               // (numel) exp_avg, exp_avg_sq
@@ -289,7 +276,7 @@ double tg_clip_grad_norm(tg_params *p, double max_norm) {
     for (int k = 0; k < tg_params_count(p); k++) {
         tg_tensor *t = tg_params_at(p, k);
         if (!t->grad) continue;
-        OPT_DISPATCH(t->dtype, {
+        TG_DISPATCH(t->dtype, {
             const T *g = t->grad; // (numel)
             for (int64_t i = 0; i < t->numel; i++) sq += (double)g[i] * (double)g[i];
         });
@@ -302,7 +289,7 @@ double tg_clip_grad_norm(tg_params *p, double max_norm) {
         for (int k = 0; k < tg_params_count(p); k++) {
             tg_tensor *t = tg_params_at(p, k);
             if (!t->grad) continue;
-            OPT_DISPATCH(t->dtype, {
+            TG_DISPATCH(t->dtype, {
                 T *g = t->grad; // (numel)
                 const T c = (T)coef;
                 for (int64_t i = 0; i < t->numel; i++) g[i] = g[i] * c;
@@ -316,7 +303,7 @@ void tg_clip_grad_value(tg_params *p, double clip) {
     for (int k = 0; k < tg_params_count(p); k++) {
         tg_tensor *t = tg_params_at(p, k);
         if (!t->grad) continue;
-        OPT_DISPATCH(t->dtype, {
+        TG_DISPATCH(t->dtype, {
             T *g = t->grad; // (numel)
             const T hi = (T)clip, lo = (T)-clip;
             // Comparisons, not fmin/fmax, which would turn a NaN into the bound.
