@@ -73,6 +73,10 @@ void tg_grad_release(tg_graph *g, void *ptr, size_t bytes);
 tg_tensor *tg_graph_memo(tg_graph *g, const tg_tensor *key);
 void tg_graph_memo_put(tg_graph *g, const tg_tensor *key, tg_tensor *value);
 
+// Writes "path: message" into err (path may be NULL; err may be NULL) and returns false,
+// so that every failure of a file reader or writer is one `return tg_file_fail(...)`.
+bool tg_file_fail(char *err, size_t len, const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 // --- Checks every op starts with ---
 // The n tensors are non-NULL, float (f32 or f64) and of one dtype.
 bool tg_check_float(tg_graph *g, const char *op, int n, ...);

@@ -58,9 +58,7 @@ struct tg_safetensors {
 
 // --- Helpers shared by reading and writing ---
 
-// Writes "path: message" into err (path may be NULL) and returns false, so every failure is
-// one `return fail(...)`.
-__attribute__((format(printf, 4, 5))) static bool fail(char *err, size_t len, const char *path, const char *fmt, ...) {
+bool tg_file_fail(char *err, size_t len, const char *path, const char *fmt, ...) {
     if (!err || !len) return false;
     int at = path ? snprintf(err, len, "%s: ", path) : 0;
     if (at < 0 || (size_t)at >= len) return false;
@@ -119,28 +117,28 @@ static void hex64(uint64_t x, char out[17]) { snprintf(out, 17, "%016llx", (unsi
 // Reads the length field and the rest of fp into f->buf; *header gets the header text.
 static bool read_contents(tg_safetensors *f, FILE *fp, const char **header, size_t *header_len, char *err, size_t len) {
     struct stat st;
-    if (fstat(fileno(fp), &st) != 0) return fail(err, len, f->path, "cannot stat: %s", strerror(errno));
-    if (!S_ISREG(st.st_mode)) return fail(err, len, f->path, "not a regular file");
+    if (fstat(fileno(fp), &st) != 0) return tg_file_fail(err, len, f->path, "cannot stat: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode)) return tg_file_fail(err, len, f->path, "not a regular file");
     uint64_t size = (uint64_t)st.st_size;
     if (size < 8)
-        return fail(err, len, f->path, "file is %llu bytes, too short for the 8-byte header length",
+        return tg_file_fail(err, len, f->path, "file is %llu bytes, too short for the 8-byte header length",
                     (unsigned long long)size);
     unsigned char le[8];
-    if (fread(le, 1, 8, fp) != 8) return fail(err, len, f->path, "cannot read the header length");
+    if (fread(le, 1, 8, fp) != 8) return tg_file_fail(err, len, f->path, "cannot read the header length");
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | le[i];
     if (n > MAX_HEADER)
-        return fail(err, len, f->path, "header length %llu is over the 100 MB limit (damaged file?)",
+        return tg_file_fail(err, len, f->path, "header length %llu is over the 100 MB limit (damaged file?)",
                     (unsigned long long)n);
     if (n > size - 8)
-        return fail(err, len, f->path, "header length %llu is more than the %llu bytes that follow it",
+        return tg_file_fail(err, len, f->path, "header length %llu is more than the %llu bytes that follow it",
                     (unsigned long long)n, (unsigned long long)(size - 8));
-    if (size - 8 > SIZE_MAX - 128) return fail(err, len, f->path, "file too large for memory");
+    if (size - 8 > SIZE_MAX - 128) return tg_file_fail(err, len, f->path, "file too large for memory");
     size_t rest = (size_t)(size - 8), pad = (size_t)((64 - n % 64) % 64);
     f->buf = aligned_alloc(64, (pad + rest + 64) / 64 * 64);
-    if (!f->buf) return fail(err, len, f->path, "out of memory reading %zu bytes", rest);
+    if (!f->buf) return tg_file_fail(err, len, f->path, "out of memory reading %zu bytes", rest);
     if (fread(f->buf + pad, 1, rest, fp) != rest)
-        return fail(err, len, f->path, "file ended before its %llu bytes (is it being written?)",
+        return tg_file_fail(err, len, f->path, "file ended before its %llu bytes (is it being written?)",
                     (unsigned long long)size);
     *header = (const char *)f->buf + pad;
     *header_len = (size_t)n;
@@ -151,7 +149,7 @@ static bool read_contents(tg_safetensors *f, FILE *fp, const char **header, size
 
 static bool read_file(tg_safetensors *f, const char **header, size_t *header_len, char *err, size_t len) {
     FILE *fp = fopen(f->path, "rb");
-    if (!fp) return fail(err, len, f->path, "cannot open: %s", strerror(errno));
+    if (!fp) return tg_file_fail(err, len, f->path, "cannot open: %s", strerror(errno));
     bool ok = read_contents(f, fp, header, header_len, err, len);
     fclose(fp);
     return ok;
@@ -176,36 +174,36 @@ static const char *json_kind(const json_t *v) {
 static bool parse_dtype(const tg_safetensors *f, entry *e, json_t *v, char *err, size_t len) {
     json_t *d = json_object_get(v, "dtype");
     if (!json_is_string(d))
-        return fail(err, len, f->path, "tensor \"%s\": \"dtype\" is missing or not a string", e->name);
+        return tg_file_fail(err, len, f->path, "tensor \"%s\": \"dtype\" is missing or not a string", e->name);
     e->dtype = dtype_index(json_string_value(d));
     if (e->dtype < 0)
-        return fail(err, len, f->path, "tensor \"%s\": unknown dtype \"%s\"", e->name, json_string_value(d));
+        return tg_file_fail(err, len, f->path, "tensor \"%s\": unknown dtype \"%s\"", e->name, json_string_value(d));
     return true;
 }
 
 static bool parse_shape(const tg_safetensors *f, entry *e, json_t *v, char *err, size_t len) {
     json_t *s = json_object_get(v, "shape");
     if (!json_is_array(s))
-        return fail(err, len, f->path, "tensor \"%s\": \"shape\" is missing or not an array", e->name);
+        return tg_file_fail(err, len, f->path, "tensor \"%s\": \"shape\" is missing or not an array", e->name);
     size_t ndim = json_array_size(s);
     if (ndim > TG_SAFETENSORS_MAX_DIMS)
-        return fail(err, len, f->path, "tensor \"%s\": shape has %zu dims, more than %d", e->name, ndim,
+        return tg_file_fail(err, len, f->path, "tensor \"%s\": shape has %zu dims, more than %d", e->name, ndim,
                     TG_SAFETENSORS_MAX_DIMS);
     e->ndim = (int)ndim;
     for (size_t i = 0; i < ndim; i++) {
         json_t *x = json_array_get(s, i);
         if (!json_is_integer(x))
-            return fail(err, len, f->path, "tensor \"%s\": shape[%zu] is %s, not an integer", e->name, i, json_kind(x));
+            return tg_file_fail(err, len, f->path, "tensor \"%s\": shape[%zu] is %s, not an integer", e->name, i, json_kind(x));
         e->shape[i] = json_integer_value(x);
     }
     char a[DIMS_STR];
     for (int i = 0; i < e->ndim; i++)
         if (e->shape[i] < 0)
-            return fail(err, len, f->path, "tensor \"%s\": shape %s has a negative size", e->name,
+            return tg_file_fail(err, len, f->path, "tensor \"%s\": shape %s has a negative size", e->name,
                         dims_str(e->shape, e->ndim, a));
     e->numel = checked_numel(e->shape, e->ndim, dtypes[e->dtype].size);
     if (e->numel < 0)
-        return fail(err, len, f->path, "tensor \"%s\": shape %s of %s is too large: its byte size overflows", e->name,
+        return tg_file_fail(err, len, f->path, "tensor \"%s\": shape %s of %s is too large: its byte size overflows", e->name,
                     dims_str(e->shape, e->ndim, a), dtypes[e->dtype].name);
     return true;
 }
@@ -214,20 +212,20 @@ static bool parse_offsets(const tg_safetensors *f, entry *e, json_t *v, char *er
     json_t *o = json_object_get(v, "data_offsets");
     if (!json_is_array(o) || json_array_size(o) != 2 || !json_is_integer(json_array_get(o, 0)) ||
         !json_is_integer(json_array_get(o, 1)))
-        return fail(err, len, f->path, "tensor \"%s\": \"data_offsets\" is missing or not two integers", e->name);
+        return tg_file_fail(err, len, f->path, "tensor \"%s\": \"data_offsets\" is missing or not two integers", e->name);
     long long b = json_integer_value(json_array_get(o, 0)), end = json_integer_value(json_array_get(o, 1));
     if (b < 0 || end < b)
-        return fail(err, len, f->path, "tensor \"%s\": data_offsets [%lld, %lld] are not 0 <= begin <= end", e->name, b,
+        return tg_file_fail(err, len, f->path, "tensor \"%s\": data_offsets [%lld, %lld] are not 0 <= begin <= end", e->name, b,
                     end);
     if ((unsigned long long)end > f->data_size)
-        return fail(err, len, f->path, "tensor \"%s\": data_offsets [%lld, %lld] reach past the %zu-byte data section",
+        return tg_file_fail(err, len, f->path, "tensor \"%s\": data_offsets [%lld, %lld] reach past the %zu-byte data section",
                     e->name, b, end, f->data_size);
     e->begin = (size_t)b;
     e->end = (size_t)end;
     uint64_t need = (uint64_t)e->numel * dtypes[e->dtype].size;
     char a[DIMS_STR];
     if (e->end - e->begin != need)
-        return fail(err, len, f->path, "tensor \"%s\": data_offsets [%lld, %lld] hold %lld bytes, but %s %s needs %llu",
+        return tg_file_fail(err, len, f->path, "tensor \"%s\": data_offsets [%lld, %lld] hold %lld bytes, but %s %s needs %llu",
                     e->name, b, end, end - b, dtypes[e->dtype].name, dims_str(e->shape, e->ndim, a),
                     (unsigned long long)need);
     return true;
@@ -235,24 +233,24 @@ static bool parse_offsets(const tg_safetensors *f, entry *e, json_t *v, char *er
 
 static bool parse_entry(const tg_safetensors *f, entry *e, json_t *v, char *err, size_t len) {
     if (!json_is_object(v))
-        return fail(err, len, f->path, "tensor \"%s\": entry is %s, not an object", e->name, json_kind(v));
+        return tg_file_fail(err, len, f->path, "tensor \"%s\": entry is %s, not an object", e->name, json_kind(v));
     const char *key;
     json_t *field;
     // An unknown field is most likely a misspelt known one, so it is an error, not ignored.
     json_object_foreach(v, key, field) {
         if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets"))
-            return fail(err, len, f->path, "tensor \"%s\": unknown field \"%s\"", e->name, key);
+            return tg_file_fail(err, len, f->path, "tensor \"%s\": unknown field \"%s\"", e->name, key);
     }
     return parse_dtype(f, e, v, err, len) && parse_shape(f, e, v, err, len) && parse_offsets(f, e, v, err, len);
 }
 
 static bool parse_metadata(tg_safetensors *f, json_t *m, char *err, size_t len) {
-    if (!json_is_object(m)) return fail(err, len, f->path, "\"%s\" is %s, not an object", METADATA_KEY, json_kind(m));
+    if (!json_is_object(m)) return tg_file_fail(err, len, f->path, "\"%s\" is %s, not an object", METADATA_KEY, json_kind(m));
     const char *key;
     json_t *v;
     json_object_foreach(m, key, v) {
         if (!json_is_string(v))
-            return fail(err, len, f->path, "%s \"%s\" is %s, not a string", METADATA_KEY, key, json_kind(v));
+            return tg_file_fail(err, len, f->path, "%s \"%s\" is %s, not a string", METADATA_KEY, key, json_kind(v));
     }
     f->meta = m;
     return true;
@@ -262,11 +260,11 @@ static bool parse_header(tg_safetensors *f, const char *text, size_t n, char *er
     json_error_t je;
     f->root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
     if (!f->root)
-        return fail(err, len, f->path, "header is not valid JSON: %s (line %d, column %d)", je.text, je.line,
+        return tg_file_fail(err, len, f->path, "header is not valid JSON: %s (line %d, column %d)", je.text, je.line,
                     je.column);
-    if (!json_is_object(f->root)) return fail(err, len, f->path, "header is %s, not an object", json_kind(f->root));
+    if (!json_is_object(f->root)) return tg_file_fail(err, len, f->path, "header is %s, not an object", json_kind(f->root));
     f->entries = calloc(json_object_size(f->root) + 1, sizeof *f->entries);
-    if (!f->entries) return fail(err, len, f->path, "out of memory");
+    if (!f->entries) return tg_file_fail(err, len, f->path, "out of memory");
     const char *key;
     json_t *v;
     json_object_foreach(f->root, key, v) {
@@ -299,18 +297,18 @@ static bool check_layout(tg_safetensors *f, char *err, size_t len) {
     for (int i = 0; i < f->n; i++) {
         const entry *e = &f->entries[i];
         if (e->begin > at)
-            return fail(err, len, f->path,
+            return tg_file_fail(err, len, f->path,
                         "gap in the data section: bytes [%zu, %zu) before tensor \"%s\" belong to no tensor", at,
                         e->begin, e->name);
         if (e->begin < at)
-            return fail(err, len, f->path,
+            return tg_file_fail(err, len, f->path,
                         "tensor \"%s\" at data_offsets [%zu, %zu] overlaps tensor \"%s\" at [%zu, %zu]", e->name,
                         e->begin, e->end, prev->name, prev->begin, prev->end);
         at = e->end;
         prev = e;
     }
     if (at != f->data_size)
-        return fail(err, len, f->path, "data section is %zu bytes, but the tensors cover only %zu", f->data_size, at);
+        return tg_file_fail(err, len, f->path, "data section is %zu bytes, but the tensors cover only %zu", f->data_size, at);
     return true;
 }
 
@@ -318,21 +316,21 @@ static bool check_checksum(const tg_safetensors *f, char *err, size_t len) {
     const char *want = tg_safetensors_metadata(f, TG_SAFETENSORS_CHECKSUM_KEY);
     if (!want) return true;
     if (strlen(want) != 16 || strspn(want, "0123456789abcdef") != 16)
-        return fail(err, len, f->path, "%s \"%s\" is not 16 lowercase hex digits", TG_SAFETENSORS_CHECKSUM_KEY, want);
+        return tg_file_fail(err, len, f->path, "%s \"%s\" is not 16 lowercase hex digits", TG_SAFETENSORS_CHECKSUM_KEY, want);
     char got[17];
     hex64(XXH3_64bits(f->data, f->data_size), got);
     if (strcmp(got, want) != 0)
-        return fail(err, len, f->path, "data is damaged: its XXH3-64 is %s, but %s says %s", got,
+        return tg_file_fail(err, len, f->path, "data is damaged: its XXH3-64 is %s, but %s says %s", got,
                     TG_SAFETENSORS_CHECKSUM_KEY, want);
     return true;
 }
 
 tg_safetensors *tg_safetensors_open(const char *path, char *err, size_t len) {
-    if (!path) return fail(err, len, NULL, "tg_safetensors_open: no path given"), NULL;
+    if (!path) return tg_file_fail(err, len, NULL, "tg_safetensors_open: no path given"), NULL;
     tg_safetensors *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
         free(f);
-        return fail(err, len, path, "out of memory"), NULL;
+        return tg_file_fail(err, len, path, "out of memory"), NULL;
     }
     const char *header = NULL;
     size_t header_len = 0;
@@ -394,17 +392,17 @@ static bool is_dtype(const entry *e, const char *name) { return strcmp(dtypes[e-
 // names t in it.
 static bool check_into(const tg_safetensors *f, const entry *e, const tg_tensor *t, const char *path, const char *dest,
                        char *err, size_t len) {
-    if (!t || (!t->data && t->numel)) return fail(err, len, path, "tensor \"%s\": no tensor to read into", e->name);
+    if (!t || (!t->data && t->numel)) return tg_file_fail(err, len, path, "tensor \"%s\": no tensor to read into", e->name);
     char a[DIMS_STR], b[DIMS_STR];
     int tn = t->shape.n < 0 || t->shape.n > TG_MAX_DIMS ? 0 : t->shape.n;
     if (tn != t->shape.n || e->ndim != tn || memcmp(e->shape, t->shape.d, (size_t)tn * sizeof *e->shape) != 0)
-        return fail(err, len, path, "tensor \"%s\" has shape %s in the file but %s in %s", e->name,
+        return tg_file_fail(err, len, path, "tensor \"%s\" has shape %s in the file but %s in %s", e->name,
                     dims_str(e->shape, e->ndim, a), dims_str(t->shape.d, tn, b), dest);
     bool to_float = t->dtype == TG_F32 || t->dtype == TG_F64;
     bool ok = to_float ? is_dtype(e, "F32") || is_dtype(e, "F64")
                        : t->dtype == TG_I32 && (is_dtype(e, "I32") || is_dtype(e, "I64"));
     if (!ok)
-        return fail(
+        return tg_file_fail(
             err, len, path,
             "tensor \"%s\": cannot read %s into a tensor of %s (F32/F64 convert to float32/float64, I32/I64 to int32)",
             e->name, dtypes[e->dtype].name, tg_dtype_name(t->dtype));
@@ -413,7 +411,7 @@ static bool check_into(const tg_safetensors *f, const entry *e, const tg_tensor 
         int64_t v;
         memcpy(&v, f->data + e->begin + 8 * (size_t)i, 8);
         if (v < INT32_MIN || v > INT32_MAX)
-            return fail(err, len, path, "tensor \"%s\": value %lld at index %lld does not fit in int32", e->name,
+            return tg_file_fail(err, len, path, "tensor \"%s\": value %lld at index %lld does not fit in int32", e->name,
                         (long long)v, (long long)i);
     }
     return true;
@@ -449,9 +447,9 @@ static void copy_into(const tg_safetensors *f, const entry *e, tg_tensor *t) {
 }
 
 bool tg_safetensors_read_into(const tg_safetensors *f, const char *name, tg_tensor *t, char *err, size_t len) {
-    if (!f) return fail(err, len, NULL, "tg_safetensors_read_into: no file given");
+    if (!f) return tg_file_fail(err, len, NULL, "tg_safetensors_read_into: no file given");
     const entry *e = find_entry(f, name);
-    if (!e) return fail(err, len, f->path, "no tensor named \"%s\"", name ? name : "(null)");
+    if (!e) return tg_file_fail(err, len, f->path, "no tensor named \"%s\"", name ? name : "(null)");
     if (!check_into(f, e, t, f->path, "the destination", err, len)) return false;
     copy_into(f, e, t);
     return true;
@@ -465,26 +463,26 @@ static size_t tensor_bytes(const tg_tensor *t) { return (size_t)tg_shape_numel(t
 // Appends tensor i's entry to header at data offset *at, checking what the format needs.
 static bool add_tensor(json_t *header, const char *path, int i, const char *name, const tg_tensor *t, size_t *at,
                        char *err, size_t len) {
-    if (!name) return fail(err, len, path, "tensor %d has no name", i);
-    if (strcmp(name, METADATA_KEY) == 0) return fail(err, len, path, "\"%s\" is reserved, not a tensor name", name);
-    if (json_object_get(header, name)) return fail(err, len, path, "two tensors are named \"%s\"", name);
-    if (!t) return fail(err, len, path, "tensor \"%s\" is NULL", name);
+    if (!name) return tg_file_fail(err, len, path, "tensor %d has no name", i);
+    if (strcmp(name, METADATA_KEY) == 0) return tg_file_fail(err, len, path, "\"%s\" is reserved, not a tensor name", name);
+    if (json_object_get(header, name)) return tg_file_fail(err, len, path, "two tensors are named \"%s\"", name);
+    if (!t) return tg_file_fail(err, len, path, "tensor \"%s\" is NULL", name);
     const char *dtype = file_dtype(t->dtype);
-    if (!dtype) return fail(err, len, path, "tensor \"%s\" has an unknown dtype %d", name, (int)t->dtype);
+    if (!dtype) return tg_file_fail(err, len, path, "tensor \"%s\" has an unknown dtype %d", name, (int)t->dtype);
     if (t->shape.n < 0 || t->shape.n > TG_MAX_DIMS)
-        return fail(err, len, path, "tensor \"%s\" has %d dims", name, t->shape.n);
+        return tg_file_fail(err, len, path, "tensor \"%s\" has %d dims", name, t->shape.n);
     char a[DIMS_STR];
     int64_t numel = checked_numel(t->shape.d, t->shape.n, tg_dtype_size(t->dtype));
     if (numel < 0)
-        return fail(err, len, path, "tensor \"%s\" has an invalid shape %s", name, dims_str(t->shape.d, t->shape.n, a));
+        return tg_file_fail(err, len, path, "tensor \"%s\" has an invalid shape %s", name, dims_str(t->shape.d, t->shape.n, a));
     size_t bytes = (size_t)numel * tg_dtype_size(t->dtype);
-    if (bytes && !t->data) return fail(err, len, path, "tensor \"%s\" has no data", name);
+    if (bytes && !t->data) return tg_file_fail(err, len, path, "tensor \"%s\" has no data", name);
     json_t *shape = json_array();
     for (int d = 0; shape && d < t->shape.n; d++) json_array_append_new(shape, json_integer(t->shape.d[d]));
     json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", dtype, "shape", shape, "data_offsets", (json_int_t)*at,
                           (json_int_t)(*at + bytes));
     if (json_object_set_new(header, name, e) != 0)
-        return fail(err, len, path, "tensor \"%s\": the name is not valid UTF-8 (or out of memory)", name);
+        return tg_file_fail(err, len, path, "tensor \"%s\": the name is not valid UTF-8 (or out of memory)", name);
     *at += bytes;
     return true;
 }
@@ -492,12 +490,12 @@ static bool add_tensor(json_t *header, const char *path, int i, const char *name
 static bool add_metadata(json_t *meta, const char *path, int n, const char *const *keys, const char *const *values,
                          char *err, size_t len) {
     for (int i = 0; i < n; i++) {
-        if (!keys[i] || !values[i]) return fail(err, len, path, "metadata entry %d has a NULL key or value", i);
+        if (!keys[i] || !values[i]) return tg_file_fail(err, len, path, "metadata entry %d has a NULL key or value", i);
         if (strcmp(keys[i], TG_SAFETENSORS_CHECKSUM_KEY) == 0)
-            return fail(err, len, path, "metadata key \"%s\" is reserved: the writer sets it", keys[i]);
-        if (json_object_get(meta, keys[i])) return fail(err, len, path, "metadata key \"%s\" appears twice", keys[i]);
+            return tg_file_fail(err, len, path, "metadata key \"%s\" is reserved: the writer sets it", keys[i]);
+        if (json_object_get(meta, keys[i])) return tg_file_fail(err, len, path, "metadata key \"%s\" appears twice", keys[i]);
         if (json_object_set_new(meta, keys[i], json_string(values[i])) != 0)
-            return fail(err, len, path, "metadata \"%s\": key or value is not valid UTF-8 (or out of memory)", keys[i]);
+            return tg_file_fail(err, len, path, "metadata \"%s\": key or value is not valid UTF-8 (or out of memory)", keys[i]);
     }
     return true;
 }
@@ -522,13 +520,13 @@ static char *build_header(const char *path, int n, const char *const *names, tg_
     char *text = NULL;
     size_t at = 0;
     bool ok = header && meta && json_object_set(header, METADATA_KEY, meta) == 0;
-    if (!ok) fail(err, len, path, "out of memory");
+    if (!ok) tg_file_fail(err, len, path, "out of memory");
     for (int i = 0; ok && i < n; i++) ok = add_tensor(header, path, i, names[i], tensors[i], &at, err, len);
     ok = ok && add_metadata(meta, path, n_meta, keys, values, err, len);
     if (ok &&
         (!data_checksum(n, tensors, sum) || json_object_set_new(meta, TG_SAFETENSORS_CHECKSUM_KEY, json_string(sum))))
-        ok = fail(err, len, path, "out of memory");
-    if (ok && !(text = json_dumps(header, JSON_COMPACT))) fail(err, len, path, "out of memory");
+        ok = tg_file_fail(err, len, path, "out of memory");
+    if (ok && !(text = json_dumps(header, JSON_COMPACT))) tg_file_fail(err, len, path, "out of memory");
     json_decref(meta);
     json_decref(header);
     return text;
@@ -571,20 +569,20 @@ static bool write_atomically(const char *path, const char *header, int n, tg_ten
                              size_t len) {
     size_t size = strlen(path) + 32;
     char *tmp = malloc(size);
-    if (!tmp) return fail(err, len, path, "out of memory");
+    if (!tmp) return tg_file_fail(err, len, path, "out of memory");
     snprintf(tmp, size, "%s.tmp.%ld", path, (long)getpid());
     bool ok = false;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
     FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!fp) {
-        fail(err, len, path, "cannot create the temporary file %s: %s", tmp, strerror(errno));
+        tg_file_fail(err, len, path, "cannot create the temporary file %s: %s", tmp, strerror(errno));
         if (fd >= 0) close(fd), unlink(tmp);
     } else if (!write_synced(fp, header, n, tensors)) {
-        fail(err, len, path, "cannot write %s: %s", tmp, strerror(errno));
+        tg_file_fail(err, len, path, "cannot write %s: %s", tmp, strerror(errno));
         fclose(fp);
         unlink(tmp);
     } else if (fclose(fp) != 0 || rename(tmp, path) != 0) {
-        fail(err, len, path, "cannot replace it with %s: %s", tmp, strerror(errno));
+        tg_file_fail(err, len, path, "cannot replace it with %s: %s", tmp, strerror(errno));
         unlink(tmp);
     } else {
         sync_dir(path);
@@ -596,14 +594,14 @@ static bool write_atomically(const char *path, const char *header, int n, tg_ten
 
 bool tg_safetensors_write(const char *path, int n, const char *const *names, tg_tensor *const *tensors, int n_meta,
                           const char *const *keys, const char *const *values, char *err, size_t len) {
-    if (!path) return fail(err, len, NULL, "tg_safetensors_write: no path given");
+    if (!path) return tg_file_fail(err, len, NULL, "tg_safetensors_write: no path given");
     if (n < 0 || n_meta < 0 || (n && (!names || !tensors)) || (n_meta && (!keys || !values)))
-        return fail(err, len, path, "bad arguments: %d tensors, %d metadata entries, or a NULL array", n, n_meta);
+        return tg_file_fail(err, len, path, "bad arguments: %d tensors, %d metadata entries, or a NULL array", n, n_meta);
     char *header = build_header(path, n, names, tensors, n_meta, keys, values, err, len);
     if (!header) return false;
     bool ok = strlen(header) <= MAX_HEADER
                   ? write_atomically(path, header, n, tensors, err, len)
-                  : fail(err, len, path, "header of %zu bytes is over the 100 MB limit", strlen(header));
+                  : tg_file_fail(err, len, path, "header of %zu bytes is over the 100 MB limit", strlen(header));
     free(header);
     return ok;
 }
@@ -612,7 +610,7 @@ bool tg_safetensors_write(const char *path, int n, const char *const *names, tg_
 
 bool tg_params_save(const tg_params *p, const char *path, int n_meta, const char *const *keys,
                     const char *const *values, char *err, size_t len) {
-    if (!p) return fail(err, len, path, "tg_params_save: no parameters given");
+    if (!p) return tg_file_fail(err, len, path, "tg_params_save: no parameters given");
     int n = tg_params_count(p);
     const char **names = malloc(((size_t)n + 1) * sizeof *names);
     tg_tensor **tensors = malloc(((size_t)n + 1) * sizeof *tensors);
@@ -622,7 +620,7 @@ bool tg_params_save(const tg_params *p, const char *path, int n_meta, const char
         names[i] = tensors[i]->name;
     }
     ok = ok ? tg_safetensors_write(path, n, names, tensors, n_meta, keys, values, err, len)
-            : fail(err, len, path, "out of memory");
+            : tg_file_fail(err, len, path, "out of memory");
     free(names);
     free(tensors);
     return ok;
@@ -663,7 +661,7 @@ static int report_mismatched(FILE *out, const tg_params *p, const tg_safetensors
 }
 
 bool tg_params_load(tg_params *p, const char *path, bool strict, char *err, size_t len) {
-    if (!p) return fail(err, len, path, "tg_params_load: no parameters given");
+    if (!p) return tg_file_fail(err, len, path, "tg_params_load: no parameters given");
     tg_safetensors *f = tg_safetensors_open(path, err, len);
     if (!f) return false;
     char *report = NULL;
@@ -671,7 +669,7 @@ bool tg_params_load(tg_params *p, const char *path, bool strict, char *err, size
     FILE *out = open_memstream(&report, &size);
     if (!out) {
         tg_safetensors_close(f);
-        return fail(err, len, path, "out of memory");
+        return tg_file_fail(err, len, path, "out of memory");
     }
     int skipped = report_missing(out, p, f) + report_unexpected(out, p, f);
     int bad = report_mismatched(out, p, f);
@@ -683,11 +681,11 @@ bool tg_params_load(tg_params *p, const char *path, bool strict, char *err, size
             if (e) copy_into(f, e, tg_params_at(p, i));
         }
         if (skipped)
-            fail(err, len, path, "loaded, skipping names not on both sides:%s", report);
+            tg_file_fail(err, len, path, "loaded, skipping names not on both sides:%s", report);
         else if (err && len)
             err[0] = 0;
     } else {
-        fail(err, len, path, "cannot load parameters (%s):%s",
+        tg_file_fail(err, len, path, "cannot load parameters (%s):%s",
              strict ? "strict" : "shapes must match even when not strict", report ? report : "");
     }
     free(report);

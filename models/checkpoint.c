@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include "tg_checkpoint.h"
+#include "tg_internal.h" // tg_file_fail: one error format for every file problem
 #include "tg_safetensors.h"
 
 // Metadata keys. The model file's are the ones a PyTorch user sees next to the weights.
@@ -36,17 +37,6 @@
 #define ID_LEN 16              // hex digits of the 64-bit id
 #define RNG_LEN (4 * 17 - 1)   // four 16-digit hex words separated by spaces
 
-// Writes "file: message" into err (file may be NULL) and returns false.
-__attribute__((format(printf, 4, 5))) static bool fail(char *err, size_t len, const char *file, const char *fmt, ...) {
-    if (!err || !len) return false;
-    int at = file ? snprintf(err, len, "%s: ", file) : 0;
-    if (at < 0 || (size_t)at >= len) return false;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err + at, len - (size_t)at, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 // a + b + c in a new string, or NULL when out of memory.
 static char *concat3(const char *a, const char *b, const char *c) {
@@ -89,7 +79,7 @@ static bool write_train(const char *train_path, const tg_optim *opt, const tg_rn
     if (!names || !tensors) {
         free(names);
         free(tensors);
-        return fail(err, len, train_path, "out of memory");
+        return tg_file_fail(err, len, train_path, "out of memory");
     }
     for (int i = 0; i < n; i++) tensors[i] = tg_optim_state_at(opt, i, &names[i]);
     char step_s[24], steps_s[24], lr_s[32], rng_s[RNG_LEN + 1];
@@ -155,12 +145,12 @@ static void remove_leftovers(const char *path, const char *keep) {
 
 bool tg_checkpoint_save(const char *path, const tg_params *p, const tg_optim *opt, const tg_rng *rng, int64_t step,
                         const char *config_json, char *err, size_t len) {
-    if (!path || !p) return fail(err, len, path, "tg_checkpoint_save: no %s given", path ? "parameters" : "path");
+    if (!path || !p) return tg_file_fail(err, len, path, "tg_checkpoint_save: no %s given", path ? "parameters" : "path");
     char id[ID_LEN + 1];
     new_id(id);
     size_t n = strlen(path) + strlen(TRAIN_INFIX) + ID_LEN + strlen(TRAIN_EXT) + 1;
     char *full = malloc(n);
-    if (!full) return fail(err, len, path, "out of memory");
+    if (!full) return tg_file_fail(err, len, path, "out of memory");
     snprintf(full, n, "%s%s%s%s", path, TRAIN_INFIX, id, TRAIN_EXT);
     const char *train_name = strrchr(full, '/') ? strrchr(full, '/') + 1 : full;
     const char *keys[4] = {KEY_FORMAT, KEY_ID, KEY_TRAIN_FILE, KEY_CONFIG};
@@ -184,8 +174,8 @@ static bool check_format(const tg_safetensors *f, const char *file, const char *
     const char *v = tg_safetensors_metadata(f, KEY_FORMAT);
     if (v && strcmp(v, want) == 0) return true;
     if (!required && (!v || strncmp(v, "tapegrad-", 9) != 0)) return true;
-    if (!v) return fail(err, len, file, "no \"%s\" in the metadata: not a %s file", KEY_FORMAT, want);
-    return fail(err, len, file, "%s \"%s\" is not \"%s\" (a file of another kind, or from another tapegrad version)",
+    if (!v) return tg_file_fail(err, len, file, "no \"%s\" in the metadata: not a %s file", KEY_FORMAT, want);
+    return tg_file_fail(err, len, file, "%s \"%s\" is not \"%s\" (a file of another kind, or from another tapegrad version)",
                 KEY_FORMAT, v, want);
 }
 
@@ -204,7 +194,7 @@ static tg_safetensors *open_train(const char *path, const tg_safetensors *model,
     const char *name = tg_safetensors_metadata(model, KEY_TRAIN_FILE);
     const char *id = tg_safetensors_metadata(model, KEY_ID);
     if (!name)
-        return fail(err, len, path,
+        return tg_file_fail(err, len, path,
                     "no training state: a weights-only file (from PyTorch or tg_params_save); load it with opt, "
                     "rng and step NULL"),
                NULL;
@@ -213,24 +203,24 @@ static tg_safetensors *open_train(const char *path, const tg_safetensors *model,
     if (id && strlen(id) == ID_LEN && is_hex(id, ID_LEN)) snprintf(tail, sizeof tail, TRAIN_INFIX "%s" TRAIN_EXT, id);
     size_t n = strlen(name), t = strlen(tail);
     if (!t || strchr(name, '/') || n <= t || strcmp(name + n - t, tail) != 0)
-        return fail(err, len, path, "damaged metadata: %s \"%s\" and %s \"%s\" do not name a training-state file",
+        return tg_file_fail(err, len, path, "damaged metadata: %s \"%s\" and %s \"%s\" do not name a training-state file",
                     KEY_TRAIN_FILE, name, KEY_ID, id ? id : "(none)"),
                NULL;
     const char *slash = strrchr(path, '/');
     size_t dir = slash ? (size_t)(slash - path) + 1 : 0;
     char *full = malloc(dir + n + 1);
-    if (!full) return fail(err, len, path, "out of memory"), NULL;
+    if (!full) return tg_file_fail(err, len, path, "out of memory"), NULL;
     snprintf(full, dir + n + 1, "%.*s%s", (int)dir, path, name);
     *train_path = full;
     if (access(full, F_OK) != 0 && errno == ENOENT)
-        return fail(err, len, path, "its training state %s is missing (copy it along with the model file)", full),
+        return tg_file_fail(err, len, path, "its training state %s is missing (copy it along with the model file)", full),
                NULL;
     tg_safetensors *f = tg_safetensors_open(full, err, len);
     if (!f) return NULL;
     const char *got = tg_safetensors_metadata(f, KEY_ID);
     bool ok = check_format(f, full, TG_CHECKPOINT_TRAIN_FORMAT, true, err, len);
     if (ok && (!got || strcmp(got, id) != 0))
-        ok = fail(err, len, full,
+        ok = tg_file_fail(err, len, full,
                   "belongs to another save (%s %s, but the model file %s has %s): the pair does not match, so "
                   "training cannot resume from it",
                   KEY_ID, got ? got : "(none)", path, id);
@@ -274,22 +264,22 @@ static bool parse_scalars(const tg_safetensors *f, const char *file, bool want_o
                           char *err, size_t len) {
     const char *step = tg_safetensors_metadata(f, KEY_STEP);
     if (!parse_i64(step, &out->step))
-        return fail(err, len, file, "\"%s\" is %s, not an integer", KEY_STEP, step ? step : "missing");
+        return tg_file_fail(err, len, file, "\"%s\" is %s, not an integer", KEY_STEP, step ? step : "missing");
     if (want_opt) {
         const char *steps = tg_safetensors_metadata(f, KEY_OPT_STEPS), *lr = tg_safetensors_metadata(f, KEY_OPT_LR);
         char *end = NULL;
         if (!steps || !lr)
-            return fail(err, len, file, "no optimizer state: it was saved without an optimizer (opt NULL)");
+            return tg_file_fail(err, len, file, "no optimizer state: it was saved without an optimizer (opt NULL)");
         if (!parse_i64(steps, &out->opt_steps) || out->opt_steps < 0)
-            return fail(err, len, file, "\"%s\" is \"%s\", not a count", KEY_OPT_STEPS, steps);
+            return tg_file_fail(err, len, file, "\"%s\" is \"%s\", not a count", KEY_OPT_STEPS, steps);
         out->lr = strtod(lr, &end);
-        if (!*lr || *end) return fail(err, len, file, "\"%s\" is \"%s\", not a number", KEY_OPT_LR, lr);
+        if (!*lr || *end) return tg_file_fail(err, len, file, "\"%s\" is \"%s\", not a number", KEY_OPT_LR, lr);
     }
     if (want_rng) {
         const char *r = tg_safetensors_metadata(f, KEY_RNG);
-        if (!r) return fail(err, len, file, "no generator state: it was saved without a generator (rng NULL)");
+        if (!r) return tg_file_fail(err, len, file, "no generator state: it was saved without a generator (rng NULL)");
         if (!parse_rng(r, &out->rng))
-            return fail(err, len, file, "\"%s\" is \"%s\", not four 16-digit hex words of a generator state", KEY_RNG,
+            return tg_file_fail(err, len, file, "\"%s\" is \"%s\", not four 16-digit hex words of a generator state", KEY_RNG,
                         r);
     }
     return true;
@@ -391,15 +381,15 @@ static bool prepare(load_state *L, const char *path, tg_params *p, tg_optim *opt
         !parse_scalars(L->train, L->train_path, opt != NULL, want_rng, &L->scalars, err, len))
         return false;
     const char *config = tg_safetensors_metadata(L->model, KEY_CONFIG);
-    if (want_config && config && !(L->config = strdup(config))) return fail(err, len, path, "out of memory");
-    if (!(L->slots = make_slots(p, opt, &L->n_param, &L->n_opt))) return fail(err, len, path, "out of memory");
+    if (want_config && config && !(L->config = strdup(config))) return tg_file_fail(err, len, path, "out of memory");
+    if (!(L->slots = make_slots(p, opt, &L->n_param, &L->n_opt))) return tg_file_fail(err, len, path, "out of memory");
     void *scratch = malloc(max_bytes(L->slots, L->n_param + L->n_opt));
     char *report = NULL;
     size_t size = 0;
     FILE *out = scratch ? open_memstream(&report, &size) : NULL;
     if (!out) {
         free(scratch);
-        return fail(err, len, path, "out of memory");
+        return tg_file_fail(err, len, path, "out of memory");
     }
     int bad = 0, skipped = check_slots(out, L->model, path, L->slots, L->n_param, "the parameters", scratch, &bad);
     if (opt) skipped += check_slots(out, L->train, L->train_path, L->slots + L->n_param, L->n_opt, "the optimizer",
@@ -407,10 +397,10 @@ static bool prepare(load_state *L, const char *path, tg_params *p, tg_optim *opt
     free(scratch);
     bool ok = fclose(out) == 0 && bad == 0 && (!strict || skipped == 0);
     if (!ok)
-        fail(err, len, path, "cannot load the checkpoint (%s):%s",
+        tg_file_fail(err, len, path, "cannot load the checkpoint (%s):%s",
              strict ? "strict" : "shapes must match even when not strict", report ? report : "");
     else if (skipped)
-        fail(err, len, path, "loaded, skipping names not on both sides:%s", report);
+        tg_file_fail(err, len, path, "loaded, skipping names not on both sides:%s", report);
     else if (err && len)
         err[0] = 0;
     free(report);
@@ -419,7 +409,7 @@ static bool prepare(load_state *L, const char *path, tg_params *p, tg_optim *opt
 
 bool tg_checkpoint_load(const char *path, tg_params *p, tg_optim *opt, tg_rng *rng, int64_t *step,
                         char **config_json, bool strict, char *err, size_t len) {
-    if (!path || !p) return fail(err, len, path, "tg_checkpoint_load: no %s given", path ? "parameters" : "path");
+    if (!path || !p) return tg_file_fail(err, len, path, "tg_checkpoint_load: no %s given", path ? "parameters" : "path");
     load_state L = {0};
     bool want_train = opt || rng || step;
     bool ok = prepare(&L, path, p, opt, want_train, rng != NULL, config_json != NULL, strict, err, len);
@@ -428,7 +418,7 @@ bool tg_checkpoint_load(const char *path, tg_params *p, tg_optim *opt, tg_rng *r
         char copy_err[600];
         ok = copy_slots(L.model, L.slots, L.n_param, copy_err, sizeof copy_err) &&
              (!opt || copy_slots(L.train, L.slots + L.n_param, L.n_opt, copy_err, sizeof copy_err));
-        if (!ok) fail(err, len, path, "internal error after validation: %s", copy_err);
+        if (!ok) tg_file_fail(err, len, path, "internal error after validation: %s", copy_err);
     }
     if (ok && opt) {
         tg_optim_set_step_count(opt, L.scalars.opt_steps);
@@ -442,7 +432,7 @@ bool tg_checkpoint_load(const char *path, tg_params *p, tg_optim *opt, tg_rng *r
 }
 
 bool tg_checkpoint_read_config(const char *path, char **config_json, bool *has_train_state, char *err, size_t len) {
-    if (!path || !config_json) return fail(err, len, path, "tg_checkpoint_read_config: no %s given",
+    if (!path || !config_json) return tg_file_fail(err, len, path, "tg_checkpoint_read_config: no %s given",
                                            path ? "config_json" : "path");
     tg_safetensors *f = open_model(path, err, len);
     if (!f) return false;
@@ -454,7 +444,7 @@ bool tg_checkpoint_read_config(const char *path, char **config_json, bool *has_t
         if (has_train_state) *has_train_state = tg_safetensors_metadata(f, KEY_TRAIN_FILE) != NULL;
         if (err && len) err[0] = 0;
     } else {
-        fail(err, len, path, "out of memory");
+        tg_file_fail(err, len, path, "out of memory");
     }
     tg_safetensors_close(f);
     return ok;
