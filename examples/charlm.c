@@ -6,7 +6,7 @@
 // tg_detach, so gradients flow back T steps while the model still sees the whole text.
 // It reports bits per character on the dev split and writes text sampled from a prime.
 //
-//   build/examples/charlm --minutes 20 --data data/full --threads 2 --save charlm.safetensors
+//   build/examples/charlm --minutes 20 --data data/full --save charlm.safetensors
 //   build/examples/charlm --load charlm.safetensors --minutes 0 --prime "The jury" --temperature 0.6
 #include <math.h>
 #include <stdlib.h>
@@ -254,6 +254,7 @@ int main(int argc, char **argv) {
     int32_t *dev = encode_split(&brown, TG_EX_DEV, vocab, false, &n_dev);
     int32_t *test = encode_split(&brown, TG_EX_TEST, vocab, false, &n_test);
     tg_ex_brown_free(&brown);
+    if (!train || !dev || !test) return fprintf(stderr, "charlm: out of memory\n"), 1;
     rows r_train = rows_of(train, n_train, B, T), r_dev = rows_of(dev, n_dev, B, T),
          r_test = rows_of(test, n_test, B, T);
     if (!r_train.chunks || !r_dev.chunks || !r_test.chunks) {

@@ -277,7 +277,7 @@ typedef struct {
 static bool write_curves_svg(const char *path, const char *x_label, const double *x, int n, const series *s, int ns) {
     FILE *f = fopen(path, "w");
     if (!f) return fprintf(stderr, "g2p: cannot write %s\n", path), false;
-    const double W = 640, H = 200, left = 64, right = 16, top = 28, gap = 48; // panel sizes in pixels
+    const double W = 640, H = 200, left = 64, right = 32, top = 28, gap = 48; // panel sizes in pixels
     double x0 = n ? x[0] : 0, x1 = n ? x[n - 1] : 1;
     if (x1 <= x0) x1 = x0 + 1;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" "

@@ -9,7 +9,7 @@
 // padding's targets are TG_EX_PAD, which the loss ignores. Reports token accuracy on the
 // test split (on words outside the vocabulary too) and tags a sentence given with --tag.
 //
-//   build/examples/postag --minutes 30 --data data/full --threads 2 --save postag.safetensors
+//   build/examples/postag --minutes 30 --data data/full --save postag.safetensors
 //   build/examples/postag --load postag.safetensors --minutes 0 --tag "The old man the boats ."
 #include <ctype.h>
 #include <math.h>
@@ -253,7 +253,7 @@ static void corpus_free(corpus *c) {
 }
 
 // Tags a sentence typed by a user. Words are separated by spaces; a final , . ; : ? or ! is
-// split off a word the vocabulary does not know with it ("boats." but not "Mr.").
+// split off a plain word that the vocabulary does not know with it ("boats." but not "Mr.").
 static void tag_sentence(tg_graph *g, const model *m, const char *text, tg_ex_vocab *words, tg_ex_vocab *suffixes,
                          const tg_ex_vocab *tags) {
     static const char *const MARKS = ",.;:?!", *const MARK[] = {",", ".", ";", ":", "?", "!"};
@@ -266,6 +266,8 @@ static void tag_sentence(tg_graph *g, const model *m, const char *text, tg_ex_vo
         char norm[MAX_WORD];
         normalise(w, norm);
         const char *mark = wl > 1 ? strchr(MARKS, w[wl - 1]) : NULL;
+        for (size_t i = 0; mark && i + 1 < wl; i++) // only after a plain word: not "U.S." nor "..."
+            if (!isalnum((unsigned char)w[i]) && (unsigned char)w[i] < 0x80 && !strchr("'-", w[i])) mark = NULL;
         if (mark && tg_ex_vocab_id(words, norm) == TG_EX_UNK) {
             w[wl - 1] = 0;
             tok[n++] = MARK[mark - MARKS];

@@ -8,7 +8,7 @@
 // Reports accuracy, precision and recall (spam is the positive class) on the test split, and
 // classifies a message given with --classify.
 //
-//   build/examples/spam --minutes 5 --data data/full --threads 2 --save spam.safetensors
+//   build/examples/spam --minutes 5 --data data/full --save spam.safetensors
 //   build/examples/spam --load spam.safetensors --minutes 0 --classify "Subject: WIN \$1000 now!!!"
 #include <ctype.h>
 #include <math.h>
