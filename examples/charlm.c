@@ -182,36 +182,26 @@ static void sample(carry *c, const model *m, const tg_ex_vocab *vocab, const cha
     free(ids);
 }
 
-// --- Checkpoints: the model and training state, its sizes as config, the vocabulary beside it
+// --- Checkpoints: tg_ex_saver's files, the sizes as config, the vocabulary as PATH.vocab
 
+static const char *const VOCAB_NAME[] = {"vocab"};
 // The config: written and read back with this one format, so any other text is refused.
 #define CONFIG_FORMAT "{\"model\": \"charlm\", \"embed\": %d, \"hidden\": %d, \"layers\": %d}"
 
-static bool save(const char *path, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step,
-                 const tg_ex_vocab *vocab) {
-    char config[128], vocab_path[1024], err[512];
+static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step) {
+    char config[128];
     snprintf(config, sizeof config, CONFIG_FORMAT, m->s.embed, m->s.hidden, m->s.layers);
-    snprintf(vocab_path, sizeof vocab_path, "%s.vocab", path);
-    tg_ex_error verr;
-    if (!tg_ex_vocab_save(vocab, vocab_path, &verr)) return fprintf(stderr, "charlm: %s\n", verr.msg), false;
-    if (!tg_checkpoint_save(path, m->params, opt, rng, step, config, err, sizeof err))
-        return fprintf(stderr, "charlm: %s\n", err), false;
-    printf("saved %s (and %s)\n", path, vocab_path);
-    return true;
+    return tg_ex_saver_save(saver, m->params, opt, rng, step, config);
 }
 
 // Before the model exists: its sizes and vocabulary. A weights-only file (from PyTorch, say)
 // has no config: the sizes given on the command line must then match it.
 static bool load_config(const char *path, sizes *s, tg_ex_vocab **vocab, bool *has_state) {
-    char *config = NULL, vocab_path[1024], err[512];
-    if (!tg_checkpoint_read_config(path, &config, has_state, err, sizeof err))
-        return fprintf(stderr, "charlm: %s\n", err), false;
+    char *config;
+    if (!tg_ex_checkpoint_config("charlm", path, &config, has_state, vocab, VOCAB_NAME, 1)) return false;
     bool ok = !config || sscanf(config, CONFIG_FORMAT, &s->embed, &s->hidden, &s->layers) == 3;
     if (!ok) fprintf(stderr, "charlm: %s was not written by charlm (its config is %s)\n", path, config);
     free(config);
-    snprintf(vocab_path, sizeof vocab_path, "%s.vocab", path);
-    tg_ex_error verr;
-    if (ok && !(*vocab = tg_ex_vocab_load(vocab_path, &verr))) ok = false, fprintf(stderr, "charlm: %s\n", verr.msg);
     return ok;
 }
 
@@ -274,10 +264,7 @@ int main(int argc, char **argv) {
     tg_lr_schedule schedule = {.kind = TG_LR_EXPONENTIAL, .gamma = lr_decay};
     int64_t step = 0;
     if (common.load) {
-        char msg[1024];
-        bool ok = has_state ? tg_checkpoint_load(common.load, m.params, opt, &rng, &step, NULL, true, msg, sizeof msg)
-                            : tg_checkpoint_load(common.load, m.params, NULL, NULL, NULL, NULL, true, msg, sizeof msg);
-        if (!ok) return fprintf(stderr, "charlm: %s\n", msg), 1;
+        if (!tg_ex_checkpoint_load("charlm", common.load, m.params, has_state, opt, &rng, &step)) return 1;
         printf("loaded %s: embed %d, hidden %d, %d layer(s), %lld steps trained\n", common.load, s.embed, s.hidden,
                s.layers, (long long)step);
     }
@@ -287,6 +274,7 @@ int main(int argc, char **argv) {
 
     carry c = {{tg_graph_new(), tg_graph_new()}, 0, {NULL, NULL}};
     int32_t *x = malloc(sizeof *x * (size_t)(T * B)), *y = malloc(sizeof *y * (size_t)(T * B)); // [T, B] each
+    tg_ex_saver saver = tg_ex_saver_make("charlm", &common, &vocab, VOCAB_NAME, 1);
     tg_ex_budget budget;
     tg_ex_budget_start(&budget, common.minutes);
     double first_loss = NAN, last_loss = NAN, dev_bpc = NAN;
@@ -303,6 +291,7 @@ int main(int argc, char **argv) {
         p.budget = &budget;
         c.state[0] = c.state[1] = NULL;
         for (; k < r_train.chunks && tg_ex_budget_left(&budget); k++, step++) {
+            if (tg_ex_saver_due(&saver)) save(&saver, &m, opt, &rng, step); // a failure is reported; training goes on
             tg_tensor *init[2];
             tg_graph *g = carry_next(&c, init);
             rows_chunk(&r_train, k, x, y);
@@ -325,7 +314,7 @@ int main(int argc, char **argv) {
             printf("epoch %lld: dev %.4f bits/char\n", (long long)epoch + 1, dev_bpc);
         }
     }
-    bool saved = !common.save || save(common.save, &m, opt, &rng, step, vocab); // before sampling draws from rng
+    bool saved = save(&saver, &m, opt, &rng, step); // before sampling draws from rng
     if (dev_step != step) dev_bpc = evaluate(&c, &m, &r_dev, x, y);
     double test_bpc = evaluate(&c, &m, &r_test, x, y);
     printf("dev %.4f bits/char, test %.4f bits/char after %lld steps\n", dev_bpc, test_bpc, (long long)step);

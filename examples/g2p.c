@@ -357,9 +357,9 @@ static errors test_words(tg_graph *g, const model *m, const example *ex, const i
 
 // --- Checkpoints: tg_checkpoint, with sizes, vocabularies and the schedule's state as config --
 
-static bool save(const char *path, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step,
+static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step,
                  plateau pl) {
-    char letters[256] = "", phones[1024] = "", config[2048], err[512];
+    char letters[256] = "", phones[1024] = "", config[2048];
     for (int i = TG_EX_RESERVED, n = 0; i < tg_ex_vocab_size(m->letters) && n < 255; i++)
         letters[n++] = tg_ex_vocab_token(m->letters, i)[0], letters[n] = 0;
     for (int i = TG_EX_RESERVED; i < tg_ex_vocab_size(m->phones); i++)
@@ -369,10 +369,7 @@ static bool save(const char *path, const model *m, const tg_optim *opt, const tg
              "{\"cell\": \"%s\", \"embed\": %d, \"hidden\": %d, \"layers\": %d, \"stress\": %d, \"letters\": \"%s\", "
              "\"phones\": \"%s\", \"best_dev_per\": %.17g, \"stale_evals\": %d}",
              m->s.cell, m->s.embed, m->s.hidden, m->s.layers, m->s.stress, letters, phones, pl.best, pl.stale);
-    if (!tg_checkpoint_save(path, m->params, opt, rng, step, config, err, sizeof err))
-        return fprintf(stderr, "g2p: %s\n", err), false;
-    printf("saved %s\n", path);
-    return true;
+    return tg_ex_saver_save(saver, m->params, opt, rng, step, config);
 }
 
 // Before the model exists: its sizes and vocabularies, from the checkpoint's config.
@@ -512,6 +509,7 @@ int main(int argc, char **argv) {
     curve c = {0};
     double first_loss = NAN, last_loss = NAN, window = 0;
     int64_t start_step = step, in_window = 0;
+    tg_ex_saver saver = tg_ex_saver_make("g2p", &common, NULL, NULL, 0); // the vocabularies are in the config
     tg_ex_budget budget;
     tg_ex_budget_start(&budget, trains ? common.minutes : 0);
     bool done = !trains;
@@ -524,6 +522,7 @@ int main(int argc, char **argv) {
         tg_ex_progress_begin(&p, stdout, label, per_epoch - k, "word");
         p.budget = &budget;
         for (; k < per_epoch && !done; k++) {
+            if (tg_ex_saver_due(&saver)) save(&saver, &m, opt, &rng, step, pl); // a failure is reported; training goes on
             tg_tensor *src, *len, *tgt; // [S, B], [B], [T, B]
             tg_graph_reset(g);
             make_batch(g, ex, order + start[k] * B, B, &src, &len, &tgt);
@@ -552,7 +551,7 @@ int main(int argc, char **argv) {
         }
         tg_ex_progress_end(&p);
     }
-    bool ok = !common.save || save(common.save, &m, opt, &rng, step, pl);
+    bool ok = save(&saver, &m, opt, &rng, step, pl);
     if (c.n > 1 && curve_path) {
         series s[2] = {{"training loss (nats per phoneme)", c.loss}, {"dev phoneme error rate (greedy)", c.dev_per}};
         if (write_curves_svg(curve_path, "step", c.step, c.n, s, 2))

@@ -298,42 +298,28 @@ static void tag_sentence(tg_graph *g, const model *m, const char *text, tg_ex_vo
     free(buf);
 }
 
-// --- Checkpoints: the model and training state, its sizes as config, the vocabularies beside it
+// --- Checkpoints: tg_ex_saver's files, the sizes as config, the vocabularies as PATH.words,
+// PATH.suffixes and PATH.tags
 
-static const char *const VOCAB_EXT[3] = {"words", "suffixes", "tags"};
+static const char *const VOCAB_NAME[3] = {"words", "suffixes", "tags"};
 // The config: written and read back with this one format, so any other text is refused.
 #define CONFIG_FORMAT                                                                                                  \
     "{\"model\": \"postag\", \"word_embed\": %d, \"suffix_embed\": %d, \"hidden\": %d, \"layers\": %d}"
 
-static bool save(const char *path, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step,
-                 tg_ex_vocab *const *vocab) {
-    char config[256], vocab_path[1024], err[512];
+static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step) {
+    char config[256];
     snprintf(config, sizeof config, CONFIG_FORMAT, m->s.word_embed, m->s.suffix_embed, m->s.hidden, m->s.layers);
-    tg_ex_error verr;
-    for (int i = 0; i < 3; i++) {
-        snprintf(vocab_path, sizeof vocab_path, "%s.%s", path, VOCAB_EXT[i]);
-        if (!tg_ex_vocab_save(vocab[i], vocab_path, &verr)) return fprintf(stderr, "postag: %s\n", verr.msg), false;
-    }
-    if (!tg_checkpoint_save(path, m->params, opt, rng, step, config, err, sizeof err))
-        return fprintf(stderr, "postag: %s\n", err), false;
-    printf("saved %s (and its .words, .suffixes and .tags vocabularies)\n", path);
-    return true;
+    return tg_ex_saver_save(saver, m->params, opt, rng, step, config);
 }
 
 // Before the model exists: its sizes and vocabularies. A weights-only file has no config:
 // the sizes given on the command line must then match it.
 static bool load_config(const char *path, sizes *s, tg_ex_vocab **vocab, bool *has_state) {
-    char *config = NULL, vocab_path[1024], err[512];
-    if (!tg_checkpoint_read_config(path, &config, has_state, err, sizeof err))
-        return fprintf(stderr, "postag: %s\n", err), false;
+    char *config;
+    if (!tg_ex_checkpoint_config("postag", path, &config, has_state, vocab, VOCAB_NAME, 3)) return false;
     bool ok = !config || sscanf(config, CONFIG_FORMAT, &s->word_embed, &s->suffix_embed, &s->hidden, &s->layers) == 4;
     if (!ok) fprintf(stderr, "postag: %s was not written by postag (its config is %s)\n", path, config);
     free(config);
-    tg_ex_error verr;
-    for (int i = 0; ok && i < 3; i++) {
-        snprintf(vocab_path, sizeof vocab_path, "%s.%s", path, VOCAB_EXT[i]);
-        if (!(vocab[i] = tg_ex_vocab_load(vocab_path, &verr))) ok = false, fprintf(stderr, "postag: %s\n", verr.msg);
-    }
     return ok;
 }
 
@@ -388,10 +374,7 @@ int main(int argc, char **argv) {
     tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = lr});
     int64_t step = 0;
     if (common.load) {
-        char msg[1024];
-        bool ok = has_state ? tg_checkpoint_load(common.load, m.params, opt, &rng, &step, NULL, true, msg, sizeof msg)
-                            : tg_checkpoint_load(common.load, m.params, NULL, NULL, NULL, NULL, true, msg, sizeof msg);
-        if (!ok) return fprintf(stderr, "postag: %s\n", msg), 1;
+        if (!tg_ex_checkpoint_load("postag", common.load, m.params, has_state, opt, &rng, &step)) return 1;
         printf("loaded %s, %lld steps trained\n", common.load, (long long)step);
     }
     printf("model: embeddings %d + %d + %d -> BiLSTM 2 x %d x %d layer(s) -> %d tags, %lld parameters\n", s.word_embed,
@@ -407,6 +390,7 @@ int main(int argc, char **argv) {
     tg_graph *g = tg_graph_new();
     int64_t n_batches = (c.n_split[TG_EX_TRAIN] + B - 1) / B, start_step = step, dev_step = -1; // dev scored at
     double first_loss = NAN, last_loss = NAN, dev_acc = NAN, dev_oov = NAN, test_oov;
+    tg_ex_saver saver = tg_ex_saver_make("postag", &common, vocab, VOCAB_NAME, 3);
     tg_ex_budget budget;
     tg_ex_budget_start(&budget, n_batches ? common.minutes : 0);
     while (tg_ex_budget_left(&budget)) {
@@ -418,6 +402,7 @@ int main(int argc, char **argv) {
         tg_ex_progress_begin(&p, stdout, label, n_batches - k, "tok");
         p.budget = &budget;
         for (; k < n_batches && tg_ex_budget_left(&budget); k++, step++) {
+            if (tg_ex_saver_due(&saver)) save(&saver, &m, opt, &rng, step); // a failure is reported; training goes on
             int at = (int)(k * B), size = c.n_split[TG_EX_TRAIN] - at < B ? c.n_split[TG_EX_TRAIN] - at : B;
             tg_graph_reset(g);
             make_batch(&c, order + at, size, &bt);
@@ -442,7 +427,7 @@ int main(int argc, char **argv) {
             printf("epoch %lld: dev accuracy %.4f\n", (long long)epoch + 1, dev_acc);
         }
     }
-    bool saved = !common.save || save(common.save, &m, opt, &rng, step, vocab);
+    bool saved = save(&saver, &m, opt, &rng, step);
     if (dev_step != step) dev_acc = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap, &dev_oov);
     double test_acc = evaluate(g, &m, &c, TG_EX_TEST, &bt, cap, &test_oov);
     printf("token accuracy: dev %.4f, test %.4f (words outside the vocabulary: %.4f) after %lld steps\n", dev_acc,

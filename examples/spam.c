@@ -238,36 +238,26 @@ static void classify(tg_graph *g, const model *m, const char *text, const tg_ex_
     free(ids);
 }
 
-// --- Checkpoints: the model and training state, its sizes as config, the vocabulary beside it
+// --- Checkpoints: tg_ex_saver's files, the sizes as config, the vocabulary as PATH.vocab
 
+static const char *const VOCAB_NAME[] = {"vocab"};
 // The config: written and read back with this one format, so any other text is refused.
 #define CONFIG_FORMAT "{\"model\": \"spam\", \"embed\": %d, \"hidden\": %d, \"layers\": %d}"
 
-static bool save(const char *path, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step,
-                 const tg_ex_vocab *vocab) {
-    char config[128], vocab_path[1024], err[512];
+static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step) {
+    char config[128];
     snprintf(config, sizeof config, CONFIG_FORMAT, m->s.embed, m->s.hidden, m->s.layers);
-    snprintf(vocab_path, sizeof vocab_path, "%s.vocab", path);
-    tg_ex_error verr;
-    if (!tg_ex_vocab_save(vocab, vocab_path, &verr)) return fprintf(stderr, "spam: %s\n", verr.msg), false;
-    if (!tg_checkpoint_save(path, m->params, opt, rng, step, config, err, sizeof err))
-        return fprintf(stderr, "spam: %s\n", err), false;
-    printf("saved %s (and %s)\n", path, vocab_path);
-    return true;
+    return tg_ex_saver_save(saver, m->params, opt, rng, step, config);
 }
 
 // Before the model exists: its sizes and vocabulary. A weights-only file has no config: the
 // sizes given on the command line must then match it.
 static bool load_config(const char *path, sizes *s, tg_ex_vocab **vocab, bool *has_state) {
-    char *config = NULL, vocab_path[1024], err[512];
-    if (!tg_checkpoint_read_config(path, &config, has_state, err, sizeof err))
-        return fprintf(stderr, "spam: %s\n", err), false;
+    char *config;
+    if (!tg_ex_checkpoint_config("spam", path, &config, has_state, vocab, VOCAB_NAME, 1)) return false;
     bool ok = !config || sscanf(config, CONFIG_FORMAT, &s->embed, &s->hidden, &s->layers) == 3;
     if (!ok) fprintf(stderr, "spam: %s was not written by spam (its config is %s)\n", path, config);
     free(config);
-    snprintf(vocab_path, sizeof vocab_path, "%s.vocab", path);
-    tg_ex_error verr;
-    if (ok && !(*vocab = tg_ex_vocab_load(vocab_path, &verr))) ok = false, fprintf(stderr, "spam: %s\n", verr.msg);
     return ok;
 }
 
@@ -323,10 +313,7 @@ int main(int argc, char **argv) {
     tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = lr});
     int64_t step = 0;
     if (common.load) {
-        char msg[1024];
-        bool ok = has_state ? tg_checkpoint_load(common.load, m.params, opt, &rng, &step, NULL, true, msg, sizeof msg)
-                            : tg_checkpoint_load(common.load, m.params, NULL, NULL, NULL, NULL, true, msg, sizeof msg);
-        if (!ok) return fprintf(stderr, "spam: %s\n", msg), 1;
+        if (!tg_ex_checkpoint_load("spam", common.load, m.params, has_state, opt, &rng, &step)) return 1;
         printf("loaded %s, %lld steps trained\n", common.load, (long long)step);
     }
     printf("model: embedding %d -> BiGRU 2 x %d x %d layer(s) -> mean over the message -> ham/spam, %lld parameters\n",
@@ -342,6 +329,7 @@ int main(int argc, char **argv) {
     int64_t n_batches = (c.n_split[TG_EX_TRAIN] + B - 1) / B, start_step = step, dev_step = -1; // dev scored at
     double first_loss = NAN, last_loss = NAN;
     scores dev = {NAN, NAN, NAN};
+    tg_ex_saver saver = tg_ex_saver_make("spam", &common, &vocab, VOCAB_NAME, 1);
     tg_ex_budget budget;
     tg_ex_budget_start(&budget, n_batches ? common.minutes : 0);
     while (tg_ex_budget_left(&budget)) {
@@ -353,6 +341,7 @@ int main(int argc, char **argv) {
         tg_ex_progress_begin(&p, stdout, label, n_batches - k, "msg");
         p.budget = &budget;
         for (; k < n_batches && tg_ex_budget_left(&budget); k++, step++) {
+            if (tg_ex_saver_due(&saver)) save(&saver, &m, opt, &rng, step); // a failure is reported; training goes on
             int at = (int)(k * B), size = c.n_split[TG_EX_TRAIN] - at < B ? c.n_split[TG_EX_TRAIN] - at : B;
             tg_graph_reset(g);
             make_batch(&c, order + at, size, &bt);
@@ -375,7 +364,7 @@ int main(int argc, char **argv) {
                    dev.precision, dev.recall);
         }
     }
-    bool saved = !common.save || save(common.save, &m, opt, &rng, step, vocab);
+    bool saved = save(&saver, &m, opt, &rng, step);
     if (dev_step != step) dev = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap);
     scores test = evaluate(g, &m, &c, TG_EX_TEST, &bt, cap);
     printf("test: accuracy %.4f, precision %.4f, recall %.4f (dev accuracy %.4f) after %lld steps\n", test.accuracy,

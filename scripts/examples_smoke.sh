@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# examples_smoke.sh: the CI check of the charlm, postag and spam examples. Builds them in
-# BUILD_DIR (configuring it when needed), trains each for a few seconds on the bundled data
-# with --save, and checks from its last line, `RESULT ... first_loss=X last_loss=Y ...`, that
-# it exited 0 and that its training loss went down (Y < X). Then loads each checkpoint with
-# --minutes 0 and has it predict (sample, tag, classify), which must also end in RESULT.
+# examples_smoke.sh: the CI check of the examples. Builds them in BUILD_DIR (configuring it
+# when needed), trains each for a few seconds on the bundled data (with --save when it has
+# it), and checks from its last line, `RESULT ... first_loss=X last_loss=Y ...`, that it
+# exited 0 and that its training loss went down (Y < X). Then loads each checkpoint with
+# --minutes 0 and has it predict (sample, tag, classify, score the test words), which must
+# also end in RESULT. Last, the crash check of issue 8 for charlm and g2p: a run saving every
+# second is killed with SIGKILL after its second checkpoint, and a run with --load must carry
+# on from the step of the last checkpoint the killed run reported.
 #
 #   scripts/examples_smoke.sh                 build/, 0.1 minutes each
 #   scripts/examples_smoke.sh build-asan      any build folder (a sanitizer build, say)
@@ -12,12 +15,12 @@
 # Exits non-zero when any check fails; the last line is "examples smoke: N passed, M failed".
 set -uo pipefail
 
-usage() { sed -n '2,12s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,15s/^# \{0,1\}//p' "$0"; }
 case "${1:-}" in -h | --help) usage; exit 0 ;; esac
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${1:-build}
 minutes=${TG_SMOKE_MINUTES:-0.1}
-examples=(charlm postag spam)
+examples=(charlm postag spam g2p names custom_cell)
 
 if [[ ! -f "$build/CMakeCache.txt" ]]; then
     cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release > /dev/null || { echo "examples smoke: cannot configure $build" >&2; exit 1; }
@@ -49,13 +52,16 @@ check() {
 
 for name in "${examples[@]}"; do
     bin="$build/examples/$name"
+    save=(--save "$tmp/$name.safetensors")
     case $name in
     charlm) predict=(--prime "The jury" --sample-len 80) ;;
     postag) predict=(--tag "The quixotic jury deliberated carefully .") ;;
     spam) predict=(--classify "Subject: You WON \$1,000,000!!! Click here now") ;;
+    g2p) predict=(--show 3 --heatmap "" --curve "") ;;
+    *) predict=() save=() ;; # names and custom_cell keep no checkpoint
     esac
     log="$tmp/$name.train.log"
-    "$bin" --minutes "$minutes" --threads 1 --seed 1 --save "$tmp/$name.safetensors" "${predict[@]}" > "$log" 2>&1
+    "$bin" --minutes "$minutes" --threads 1 --seed 1 "${save[@]}" "${predict[@]}" > "$log" 2>&1
     status=$?
     if [[ $status -ne 0 ]]; then
         echo "FAIL $name: exit status $status (training)"; tail -n 5 "$log" | sed 's/^/    /'
@@ -63,6 +69,7 @@ for name in "${examples[@]}"; do
         continue
     fi
     if check "$name" "$log"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    [[ ${#save[@]} -gt 0 ]] || continue
     log="$tmp/$name.load.log"
     if "$bin" --minutes 0 --threads 1 --load "$tmp/$name.safetensors" "${predict[@]}" > "$log" 2>&1 &&
         [[ $(tail -n 1 "$log") == RESULT\ *steps=0* ]]; then
@@ -72,6 +79,43 @@ for name in "${examples[@]}"; do
         echo "FAIL $name --load (exit status or RESULT line):"; tail -n 5 "$log" | sed 's/^/    /'
         failed=$((failed + 1))
     fi
+done
+
+# killed NAME: kill -9 a run after its second periodic checkpoint; restart it with --load.
+killed() {
+    local name=$1 bin="$build/examples/$1" ck="$tmp/$1.killed.safetensors" log="$tmp/$1.killed.log" pid saves=0 i
+    "$bin" --minutes 5 --save-every 0.015 --save "$ck" --threads 1 --seed 2 > "$log" 2>&1 &
+    pid=$!
+    for ((i = 0; i < 1200 && saves < 2; i++)); do # up to 2 minutes (sanitizer builds are slow)
+        kill -0 "$pid" 2> /dev/null || break
+        sleep 0.1
+        saves=$(grep -c "^saved $ck at step" "$log")
+    done
+    kill -9 "$pid" 2> /dev/null
+    wait "$pid" 2> /dev/null
+    local at
+    at=$(grep "^saved $ck at step" "$log" | tail -n 1 | awk '{ print $NF }')
+    if [[ $saves -lt 2 || -z $at ]]; then
+        echo "FAIL $name killed: no two checkpoints before the kill:"; tail -n 5 "$log" | sed 's/^/    /'
+        return 1
+    fi
+    log="$tmp/$1.resumed.log"
+    "$bin" --minutes 0.03 --save-every 0 --save "$ck" --load "$ck" --threads 1 --seed 2 > "$log" 2>&1 || {
+        echo "FAIL $name killed: the run with --load failed:"; tail -n 5 "$log" | sed 's/^/    /'
+        return 1
+    }
+    local loaded final
+    loaded=$(grep -o "[0-9]* steps trained" "$log" | awk '{ print $1 }')
+    final=$(grep "^saved $ck at step" "$log" | tail -n 1 | awk '{ print $NF }')
+    if [[ $loaded != "$at" || -z $final || $final -le $at || $(tail -n 1 "$log") != RESULT\ * ]]; then
+        echo "FAIL $name killed: last checkpoint at step $at, the restart loaded ${loaded:-nothing} and ended at ${final:-?}"
+        tail -n 5 "$log" | sed 's/^/    /'
+        return 1
+    fi
+    echo "ok   $name killed at a checkpoint of step $at: restarted from it and saved again at step $final"
+}
+for name in charlm g2p; do
+    if killed "$name"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 done
 echo "examples smoke: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

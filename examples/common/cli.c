@@ -14,7 +14,8 @@
 // --- Options ---
 
 tg_ex_common tg_ex_common_defaults(const char *data_dir, double minutes) {
-    return (tg_ex_common){.data = data_dir, .seed = 1, .threads = 1, .minutes = minutes, .save = NULL, .load = NULL};
+    return (tg_ex_common){.data = data_dir, .seed = 1, .threads = 1, .minutes = minutes, .save = NULL,
+                          .save_every = 5, .load = NULL};
 }
 
 // The common options as a table over the fields of c, so they parse and print like the rest.
@@ -24,9 +25,12 @@ static int common_table(tg_ex_common *c, tg_ex_option *t) {
     t[1] = (tg_ex_option){"seed", TG_EX_U64, &c->seed, "seed for initialisation, shuffling and sampling", 0, 0, "S"};
     t[2] = (tg_ex_option){"threads", TG_EX_INT, &c->threads, "threads for matrix products", 1, 1024, "N"};
     t[3] = (tg_ex_option){"minutes", TG_EX_DOUBLE, &c->minutes, "training time budget in minutes", 0, 1e6, "M"};
-    t[4] = (tg_ex_option){"save", TG_EX_STRING, &c->save, "write a checkpoint here after training", 0, 0, "PATH"};
-    t[5] = (tg_ex_option){"load", TG_EX_STRING, &c->load, "start from this checkpoint", 0, 0, "PATH"};
-    return 6;
+    t[4] = (tg_ex_option){"save", TG_EX_STRING, &c->save, "write a checkpoint here during and after training", 0, 0,
+                          "PATH"};
+    t[5] = (tg_ex_option){"save-every", TG_EX_DOUBLE, &c->save_every, "minutes between checkpoints (0: at the end only)",
+                          0, 1e6, "M"};
+    t[6] = (tg_ex_option){"load", TG_EX_STRING, &c->load, "start from this checkpoint", 0, 0, "PATH"};
+    return 7;
 }
 
 static const char *metavar(const tg_ex_option *o) {

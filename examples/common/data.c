@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "tg_example.h"
@@ -572,10 +573,17 @@ void tg_ex_vocab_prune(tg_ex_vocab *v, int64_t min_count) {
     }
 }
 
+// Written to path.tmp.<pid>, synced and renamed over path: a run killed while saving leaves
+// the previous vocabulary whole.
 bool tg_ex_vocab_save(const tg_ex_vocab *v, const char *path, tg_ex_error *err) {
-    FILE *f = fopen(path, "w");
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        set_error(err, "cannot write the vocabulary %s: the path is too long", path);
+        return false;
+    }
+    FILE *f = fopen(tmp, "w");
     if (!f) {
-        set_error(err, "cannot write the vocabulary %s: %s", path, strerror(errno));
+        set_error(err, "cannot write the vocabulary %s: %s", tmp, strerror(errno));
         return false;
     }
     for (int id = 0; id < v->size; id++) {
@@ -589,9 +597,13 @@ bool tg_ex_vocab_save(const tg_ex_vocab *v, const char *path, tg_ex_error *err) 
         }
         fputc('\n', f);
     }
-    bool ok = !ferror(f);
+    bool ok = !ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok &= fclose(f) == 0;
-    if (!ok) set_error(err, "cannot write the vocabulary %s (disk full?)", path);
+    if (ok && rename(tmp, path) != 0) ok = false;
+    if (!ok) {
+        set_error(err, "cannot write the vocabulary %s: %s", path, strerror(errno));
+        unlink(tmp);
+    }
     return ok;
 }
 

@@ -163,11 +163,13 @@ typedef struct {
     uint64_t seed;       // --seed S: initialisation, shuffling, sampling
     int threads;         // --threads N: threads for matrix products
     double minutes;      // --minutes M: the training time budget
-    const char *save;    // --save PATH: checkpoint written after training; NULL: none
+    const char *save;    // --save PATH: checkpoint written during and after training; NULL: none
+    double save_every;   // --save-every M: minutes between checkpoints while training (0: at the end only)
     const char *load;    // --load PATH: checkpoint read before training; NULL: none
 } tg_ex_common;
 
-// Defaults: data_dir, seed 1, 1 thread, the given minutes, no --save or --load.
+// Defaults: data_dir, seed 1, 1 thread, the given minutes, no --save or --load, a
+// checkpoint every 5 minutes when saving.
 tg_ex_common tg_ex_common_defaults(const char *data_dir, double minutes);
 
 typedef struct {
@@ -185,6 +187,44 @@ typedef enum { TG_EX_PARSE_OK, TG_EX_PARSE_HELP, TG_EX_PARSE_ERROR } tg_ex_parse
 // and returns TG_EX_PARSE_HELP (exit 0); an unknown option, a missing or malformed value or
 // one out of range prints one line naming it and returns TG_EX_PARSE_ERROR (exit 2).
 tg_ex_parse_result tg_ex_parse(const tg_ex_cli *cli, int argc, char **argv);
+
+// --- Checkpoints ----------------------------------------------------------------------
+
+// An example's checkpoint is tg_checkpoint's pair of files at PATH (the model, with the
+// program's config JSON, and the training state) and its vocabularies beside them, one file
+// each at PATH.NAME. Every file is replaced atomically, so a run killed at any moment leaves
+// the last whole checkpoint; with --save, training saves every --save-every minutes and at
+// the end, and a killed run restarted with --load carries on from its last checkpoint.
+typedef struct {
+    const char *program;            // "charlm": starts every message
+    const char *path;               // --save PATH; NULL: this run does not save
+    double every;                   // seconds between saves while training; 0: at the end only
+    double last;                    // tg_ex_now() at the last save (or when made)
+    tg_ex_vocab *const *vocabs;     // [n_vocabs], read when saving
+    const char *const *vocab_names; // [n_vocabs] file suffixes: "vocab" is PATH.vocab
+    int n_vocabs;
+    bool vocabs_saved; // vocabularies are fixed before training: written by the first save only
+} tg_ex_saver;
+
+// A saver for --save and --save-every of common; vocabs and names may be NULL when n is 0.
+tg_ex_saver tg_ex_saver_make(const char *program, const tg_ex_common *common, tg_ex_vocab *const *vocabs,
+                             const char *const *vocab_names, int n_vocabs);
+// True when this run saves and --save-every minutes have passed since the last save.
+bool tg_ex_saver_due(const tg_ex_saver *saver);
+// Writes the vocabularies (first time only), then the checkpoint: params, the training state
+// (opt, rng, step) and config. True when saving is off; false with a message on stderr.
+bool tg_ex_saver_save(tg_ex_saver *saver, const tg_params *params, const tg_optim *opt, const tg_rng *rng,
+                      int64_t step, const char *config);
+
+// Reads what the program needs before building its model from the checkpoint at path: its
+// config (*config malloc'd; NULL for a weights-only file, from PyTorch say), whether it has a
+// training state, and the n vocabularies PATH.NAME into vocabs. False with a message on stderr.
+bool tg_ex_checkpoint_config(const char *program, const char *path, char **config, bool *has_state,
+                             tg_ex_vocab **vocabs, const char *const *vocab_names, int n_vocabs);
+// Loads the weights into params and, when resume is true (the file has a training state and
+// the run trains on), the optimizer's state, the generator and *step. False with a message.
+bool tg_ex_checkpoint_load(const char *program, const char *path, tg_params *params, bool resume, tg_optim *opt,
+                           tg_rng *rng, int64_t *step);
 
 // --- Time budget, progress, result ------------------------------------------------------
 

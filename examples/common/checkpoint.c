@@ -1,0 +1,78 @@
+// checkpoint.c: the examples' checkpoints, tg_checkpoint plus vocabularies beside it, saved
+// periodically while training so that a killed run can be restarted with --load.
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tg_checkpoint.h"
+#include "tg_example.h"
+
+// PATH.NAME, the file of one vocabulary; false when it does not fit.
+static bool vocab_path(const char *program, const char *path, const char *name, char *buf, size_t size) {
+    if (snprintf(buf, size, "%s.%s", path, name) < (int)size) return true;
+    fprintf(stderr, "%s: the checkpoint path %s is too long\n", program, path);
+    return false;
+}
+
+tg_ex_saver tg_ex_saver_make(const char *program, const tg_ex_common *common, tg_ex_vocab *const *vocabs,
+                             const char *const *vocab_names, int n_vocabs) {
+    return (tg_ex_saver){.program = program,
+                         .path = common->save,
+                         .every = common->save_every * 60,
+                         .last = tg_ex_now(),
+                         .vocabs = vocabs,
+                         .vocab_names = vocab_names,
+                         .n_vocabs = n_vocabs};
+}
+
+bool tg_ex_saver_due(const tg_ex_saver *s) { return s->path && s->every > 0 && tg_ex_now() - s->last >= s->every; }
+
+bool tg_ex_saver_save(tg_ex_saver *s, const tg_params *params, const tg_optim *opt, const tg_rng *rng, int64_t step,
+                      const char *config) {
+    if (!s->path) return true;
+    char file[4096], err[1024];
+    // The vocabularies first: a checkpoint file never names ids its vocabulary lacks.
+    for (int i = 0; i < s->n_vocabs && !s->vocabs_saved; i++) {
+        tg_ex_error verr;
+        if (!vocab_path(s->program, s->path, s->vocab_names[i], file, sizeof file)) return false;
+        if (!tg_ex_vocab_save(s->vocabs[i], file, &verr)) return fprintf(stderr, "%s: %s\n", s->program, verr.msg), false;
+    }
+    s->vocabs_saved = true;
+    s->last = tg_ex_now(); // after a failure too: the next try comes after another period, not every step
+    if (!tg_checkpoint_save(s->path, params, opt, rng, step, config, err, sizeof err))
+        return fprintf(stderr, "%s: %s\n", s->program, err), false;
+    bool tty = isatty(fileno(stdout)); // then a progress bar may be on the line: replace it
+    printf("%ssaved %s at step %lld\n", tty ? "\r\033[K" : "", s->path, (long long)step);
+    fflush(stdout); // a log read while the run goes on (or after it is killed) shows the save
+    return true;
+}
+
+bool tg_ex_checkpoint_config(const char *program, const char *path, char **config, bool *has_state,
+                             tg_ex_vocab **vocabs, const char *const *vocab_names, int n_vocabs) {
+    char err[1024], file[4096];
+    *config = NULL;
+    if (!tg_checkpoint_read_config(path, config, has_state, err, sizeof err))
+        return fprintf(stderr, "%s: %s\n", program, err), false;
+    for (int i = 0; i < n_vocabs; i++) vocabs[i] = NULL;
+    bool ok = true;
+    for (int i = 0; ok && i < n_vocabs; i++) {
+        tg_ex_error verr;
+        ok = vocab_path(program, path, vocab_names[i], file, sizeof file);
+        if (ok && !(vocabs[i] = tg_ex_vocab_load(file, &verr))) ok = false, fprintf(stderr, "%s: %s\n", program, verr.msg);
+    }
+    if (!ok) {
+        for (int i = 0; i < n_vocabs; i++) tg_ex_vocab_free(vocabs[i]), vocabs[i] = NULL;
+        free(*config);
+        *config = NULL;
+    }
+    return ok;
+}
+
+bool tg_ex_checkpoint_load(const char *program, const char *path, tg_params *params, bool resume, tg_optim *opt,
+                           tg_rng *rng, int64_t *step) {
+    char err[1024];
+    bool ok = resume ? tg_checkpoint_load(path, params, opt, rng, step, NULL, true, err, sizeof err)
+                     : tg_checkpoint_load(path, params, NULL, NULL, NULL, NULL, true, err, sizeof err);
+    if (!ok) fprintf(stderr, "%s: %s\n", program, err);
+    return ok;
+}
