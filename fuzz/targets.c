@@ -3,7 +3,10 @@
 //
 // The input goes into a memfd, opened by the readers through /proc/self/fd/N: the same
 // fopen/fstat/fread path as a file on disk, without touching the disk or leaving files behind.
+// A checkpoint is the exception: its model file names its training-state file beside it, so
+// both are real files in a directory of the process's own (see "Checkpoints").
 #define _GNU_SOURCE // memfd_create
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,12 +17,14 @@
 
 #include "tapegrad.h"
 #include "tg_example.h"
+#include "fuzz_check.h"
 #include "tg_fuzz.h"
 #include "tg_safetensors.h"
 
 const tg_fuzz_target tg_fuzz_targets[] = {
     {"safetensors", tg_fuzz_safetensors},
     {"params_load", tg_fuzz_params_load},
+    {"checkpoint", tg_fuzz_checkpoint},
     {"cmudict", tg_fuzz_cmudict},
     {"brown", tg_fuzz_brown},
     {"spam", tg_fuzz_spam},
@@ -27,28 +32,7 @@ const tg_fuzz_target tg_fuzz_targets[] = {
     {NULL, NULL},
 };
 
-// --- Checks and files ---
-
-__attribute__((noreturn, format(printf, 4, 5))) static void broken(const char *file, int line, const char *cond,
-                                                                   const char *fmt, ...) {
-    fprintf(stderr, "tg-fuzz: %s:%d: broken promise (%s): ", file, line, cond);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    fflush(stderr);
-    abort();
-}
-
-// CHECK(condition, "printf format", ...): aborts, saying what broke, when condition is false.
-#define CHECK(cond, ...)                                                                                     \
-    do {                                                                                                     \
-        if (!(cond)) broken(__FILE__, __LINE__, #cond, __VA_ARGS__);                                        \
-    } while (0)
-
-// A message a reader left in a buffer of len bytes: present and NUL-terminated inside it.
-#define CHECK_MESSAGE(buf, len) CHECK((buf)[0] && memchr((buf), 0, (len)), "a refusal without a proper message")
+// --- Files ---
 
 typedef struct {
     int fd;
@@ -483,9 +467,12 @@ int tg_fuzz_vocab(const uint8_t *data, size_t size) {
     }
     check_vocab(v, "loaded");
     // What tg_ex_vocab_save writes, tg_ex_vocab_load reads back as it was.
-    memfile copy = memfile_new(NULL, 0);
-    CHECK(tg_ex_vocab_save(v, copy.path, &err), "cannot save a loaded vocabulary: %s", err.msg);
-    tg_ex_vocab *again = tg_ex_vocab_load(copy.path, &err);
+    // A real file: the save writes a temporary file beside it and renames it into place.
+    char copy[TG_FUZZ_DIR_MAX + 16];
+    snprintf(copy, sizeof copy, "%s/vocab", tg_fuzz_dir());
+    CHECK(tg_ex_vocab_save(v, copy, &err), "cannot save a loaded vocabulary: %s", err.msg);
+    tg_ex_vocab *again = tg_ex_vocab_load(copy, &err);
+    unlink(copy);
     CHECK(again, "cannot load the vocabulary just saved: %s", err.msg);
     check_vocab(again, "saved and loaded again");
     CHECK(tg_ex_vocab_size(again) == tg_ex_vocab_size(v), "size %d after a round trip, %d before",
@@ -502,7 +489,6 @@ int tg_fuzz_vocab(const uint8_t *data, size_t size) {
     check_vocab(again, "pruned");
     tg_ex_vocab_free(again);
     tg_ex_vocab_free(v);
-    memfile_free(&copy);
     memfile_free(&m);
     return 0;
 }

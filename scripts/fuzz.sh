@@ -4,10 +4,11 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
-# Targets: safetensors params_load cmudict brown spam vocab (default: all of them).
-# Seeds: tests/data/safetensors, tests/data/rnn (the safetensors targets), slices of data/*
-# (the dataset readers; data/full too when fetched), and every committed regression input
-# in tests/data/fuzz/TARGET/. New inputs collect in OUT/corpus/TARGET/ (kept between runs),
+# Targets: safetensors params_load checkpoint cmudict brown spam vocab (default: all of them).
+# Seeds: tests/data/safetensors, tests/data/rnn (the safetensors targets), real checkpoints
+# that tg-fuzz-checkpoint-seeds saves afresh (checkpoint), slices of data/* (the dataset
+# readers; data/full too when fetched), and every committed regression input in
+# tests/data/fuzz/TARGET/. New inputs collect in OUT/corpus/TARGET/ (kept between runs),
 # crashes, leaks, timeouts and out-of-memory inputs in OUT/crashes/TARGET/, libFuzzer's
 # output in OUT/logs/TARGET.log. A crash does not stop a target: it fuzzes on for its time.
 #
@@ -20,7 +21,7 @@
 set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-all_targets=(safetensors params_load cmudict brown spam vocab)
+all_targets=(safetensors params_load checkpoint cmudict brown spam vocab)
 seconds=60
 targets=()
 for arg in "$@"; do
@@ -50,6 +51,7 @@ grep -q 'add_subdirectory(fuzz)' CMakeLists.txt || {
 
 exes=()
 for t in "${targets[@]}"; do exes+=("tg-fuzz-${t//_/-}"); done
+[[ " ${targets[*]} " != *" checkpoint "* ]] || exes+=(tg-fuzz-checkpoint-seeds)
 echo "=== build: $build (CC=$cc)"
 mkdir -p "$out/logs"
 if ! { cmake -S . -B "$build" -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_BUILD_FUZZ=ON \
@@ -85,6 +87,11 @@ seeds() {
         for f in tests/data/safetensors/*.safetensors tests/data/rnn/*.safetensors; do
             [[ $(stat -c %s "$f") -le 32768 ]] && cp "$f" "$dest/"
         done ;;
+    checkpoint)
+        # Checkpoints of the target's parameters, saved now (so always of the current format),
+        # beside the committed ones of the same names.
+        "$build/fuzz/tg-fuzz-checkpoint-seeds" "$dest"
+        for f in "$dest"/*; do mv "$f" "$dest/fresh-${f##*/}"; done ;;
     cmudict)
         slices data/cmudict/cmudict.tsv "$dest" small 30 12
         slices data/full/cmudict/cmudict.tsv "$dest" full 30 8 ;;
@@ -124,6 +131,8 @@ for t in "${targets[@]}"; do
     safetensors | params_load)
         max_len=32768
         flags+=(-dict="$root/fuzz/safetensors.dict") ;;
+    checkpoint)
+        flags+=(-dict="$root/fuzz/checkpoint.dict") ;;
     esac
     echo "=== $t: ${seconds} s, seeds $(find "$seed" -type f | wc -l), corpus $(find "$corpus" -type f | wc -l), log $log"
     # Fork mode with the ignore flags: a crash is saved and fuzzing goes on until the time is up.

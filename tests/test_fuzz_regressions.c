@@ -6,6 +6,7 @@
 // aborts with a message naming the broken promise, and under ASan/UBSan any memory error
 // aborts too; either way Criterion reports the test as crashed. Each input's path is printed
 // before it runs, so the output of a failing test names the input.
+// The checkpoint target's seed generator is run too, and its fresh seeds replayed.
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "tg_fuzz.h"
 #include "tg_test.h"
+#include "tg_test_files.h"
 
 #ifndef TG_FUZZ_DATA_DIR
 #define TG_FUZZ_DATA_DIR "tests/data/fuzz"
@@ -41,12 +43,10 @@ static uint8_t *slurp(const char *path, size_t *size) {
     return data;
 }
 
-// Runs every input in TG_FUZZ_DATA_DIR/name through the target's entry point.
-static void replay(const char *name) {
+// Runs every input in dir through the target's entry point.
+static void replay_dir(const char *name, const char *dir) {
     const tg_fuzz_target *t = find_target(name);
     cr_assert(t, "no fuzz target named %s", name);
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/%s", TG_FUZZ_DATA_DIR, name);
     struct dirent **entries;
     int n = scandir(dir, &entries, not_hidden, alphasort);
     cr_assert(n > 0, "no inputs in %s", dir);
@@ -63,12 +63,29 @@ static void replay(const char *name) {
     free(entries);
 }
 
+// Runs every input in TG_FUZZ_DATA_DIR/name through the target's entry point.
+static void replay(const char *name) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/%s", TG_FUZZ_DATA_DIR, name);
+    replay_dir(name, dir);
+}
+
 Test(fuzz_regressions, safetensors) { replay("safetensors"); }
 Test(fuzz_regressions, params_load) { replay("params_load"); }
+Test(fuzz_regressions, checkpoint) { replay("checkpoint"); }
 Test(fuzz_regressions, cmudict) { replay("cmudict"); }
 Test(fuzz_regressions, brown) { replay("brown"); }
 Test(fuzz_regressions, spam) { replay("spam"); }
 Test(fuzz_regressions, vocab) { replay("vocab"); }
+
+// The checkpoint seeds scripts/fuzz.sh makes afresh (tg-fuzz-checkpoint-seeds) are real
+// checkpoints of today's format: they pass the target too.
+static void make_seed_dir(void) { test_scratch_make("tg_fuzz_checkpoint_seeds"); }
+
+Test(fuzz_regressions, checkpoint_seeds, .init = make_seed_dir, .fini = test_scratch_remove) {
+    cr_assert(tg_fuzz_checkpoint_seeds(test_scratch_dir), "tg_fuzz_checkpoint_seeds failed");
+    replay_dir("checkpoint", test_scratch_dir);
+}
 
 // Every folder is a target's (a misspelt one would never be replayed), and every target above
 // has a test.
@@ -90,6 +107,6 @@ Test(fuzz_regressions, folders_name_targets) {
     free(entries);
     int targets = 0;
     while (tg_fuzz_targets[targets].name) targets++;
-    cr_expect_eq(targets, 6, "a new fuzz target needs its Test() here and a folder of inputs");
+    cr_expect_eq(targets, 7, "a new fuzz target needs its Test() here and a folder of inputs");
     cr_expect_eq(folders, targets, "%d folders for %d targets", folders, targets);
 }
