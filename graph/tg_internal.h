@@ -103,6 +103,15 @@ tg_axis_split tg_split_at(tg_shape shape, int axis);
     (sizeof(x) == sizeof(float) ? tg_sigmoidf((float)(x))                                                   \
                                 : ((x) >= 0 ? 1 / (1 + exp(-(double)(x))) : exp((double)(x)) / (1 + exp((double)(x)))))
 
+// Before a loop over j that reads and writes rows of one buffer at offsets H apart (x[j],
+// x[H + j]): the iterations are independent, but GCC cannot prove it and would not
+// vectorize the loop.
+#if defined(__GNUC__) && !defined(__clang__)
+#define TG_IVDEP _Pragma("GCC ivdep")
+#else
+#define TG_IVDEP
+#endif
+
 // Runs BODY once with T as the float type of dtype (float or double).
 #define TG_DISPATCH(dtype, ...)                                                                              \
     do {                                                                                                     \
@@ -128,25 +137,34 @@ bool tg_broadcast(tg_graph *g, const char *op, int n, const tg_shape *shapes, tg
 
 // Visits every output element o of plan p with X0, X1, X2 (names the caller picks): the
 // elements of inputs 0, 1 and 2 it reads. BODY runs once per output element, in order.
+// Innermost strides are 1, or 0 where an input is stretched. The inner loop is written
+// once per pair of inputs 0 and 1's strides there, as literals, so that the compiler
+// vectorizes it (same shapes, a bias over rows, a [S, B, 1] weight over [S, B, H]).
 #define TG_BCAST_LOOP(p, X0, X1, X2, BODY)                                                                  \
     do {                                                                                                    \
-        const int64_t(*st_)[4] = (p)->stride;                                                               \
-        int64_t o = 0;                                                                                      \
+        const int64_t(*st_)[4] = (p)->stride, n3_ = (p)->out[3];                                            \
+        int64_t o_ = 0;                                                                                     \
         for (int64_t i0 = 0; i0 < (p)->out[0]; i0++)                                                        \
             for (int64_t i1 = 0; i1 < (p)->out[1]; i1++)                                                    \
-                for (int64_t i2 = 0; i2 < (p)->out[2]; i2++) {                                              \
-                    int64_t X0 = i0 * st_[0][0] + i1 * st_[0][1] + i2 * st_[0][2];                          \
-                    int64_t X1 = i0 * st_[1][0] + i1 * st_[1][1] + i2 * st_[1][2];                          \
-                    int64_t X2 = i0 * st_[2][0] + i1 * st_[2][1] + i2 * st_[2][2];                          \
-                    for (int64_t i3 = 0; i3 < (p)->out[3];                                                  \
-                         i3++, o++, X0 += st_[0][3], X1 += st_[1][3], X2 += st_[2][3]) {                    \
-                        (void)X0;                                                                           \
-                        (void)X1;                                                                           \
-                        (void)X2;                                                                           \
-                        BODY                                                                                \
+                for (int64_t i2 = 0; i2 < (p)->out[2]; i2++, o_ += n3_) {                                   \
+                    const int64_t b0_ = i0 * st_[0][0] + i1 * st_[0][1] + i2 * st_[0][2];                   \
+                    const int64_t b1_ = i0 * st_[1][0] + i1 * st_[1][1] + i2 * st_[1][2];                   \
+                    const int64_t b2_ = i0 * st_[2][0] + i1 * st_[2][1] + i2 * st_[2][2];                   \
+                    switch (2 * st_[0][3] + st_[1][3]) {                                                    \
+                    case 3: TG_BCAST_INNER_(1, 1, X0, X1, X2, BODY); break;                                 \
+                    case 2: TG_BCAST_INNER_(1, 0, X0, X1, X2, BODY); break;                                 \
+                    case 1: TG_BCAST_INNER_(0, 1, X0, X1, X2, BODY); break;                                 \
+                    default: TG_BCAST_INNER_(0, 0, X0, X1, X2, BODY); break;                                \
                     }                                                                                       \
                 }                                                                                           \
     } while (0)
+// The inner loop of TG_BCAST_LOOP with inputs 0 and 1 at the literal strides S0 and S1.
+#define TG_BCAST_INNER_(S0, S1, X0, X1, X2, BODY)                                                           \
+    for (int64_t i3 = 0; i3 < n3_; i3++) {                                                                  \
+        const int64_t o = o_ + i3, X0 = b0_ + i3 * (S0), X1 = b1_ + i3 * (S1), X2 = b2_ + i3 * st_[2][3];  \
+        (void)X0, (void)X1, (void)X2;                                                                       \
+        BODY                                                                                                \
+    }
 
 // --- Matrix product through BLIS (graph/runtime.c) ---
 // C = alpha * op(A) op(B) + beta * C for row-major A, B, C with leading dims lda, ldb,

@@ -6,30 +6,37 @@
 // activations from the gates in backward instead of saving them. They are an optional fast
 // path: the built-in cells use them, tg_cell_lstm_composite and tg_cell_gru_composite keep
 // the op-by-op steps, and tests/test_rnn.c checks that both agree.
+#include <string.h>
+
 #include "tg_internal.h"
+
+// The gradient buffer of t or, when t needs none (the zero initial state, say), a zeroed
+// scratch buffer of its size from the graph's arena, so that the backward loops below write
+// without a branch: with TG_IVDEP, they vectorize.
+static void *grad_or_scratch(tg_graph *g, tg_tensor *t) {
+    if (t->grad) return t->grad;
+    size_t bytes = (size_t)t->numel * tg_dtype_size(t->dtype);
+    return memset(tg_arena_alloc(g, bytes), 0, bytes);
+}
 
 // --- LSTM: gates [B, 4H] in PyTorch's row order i, f, g, o ---
 
 // c' = sigmoid(i)*tanh(g) + sigmoid(f)*c
 TG_VECTORIZE static void lstm_c_backward(tg_graph *g, tg_node *n) {
-    (void)g;
     tg_tensor *gates = n->in[0], *c = n->in[1], *cn = n->out;
     int64_t B = c->shape.d[0], H = c->shape.d[1];
     TG_DISPATCH(cn->dtype, {
-        const T *gv = gates->data, *cv = c->data, *dcn = cn->grad; // [B, 4H], [B, H], [B, H]
-        T *dg = gates->grad, *dc = c->grad;                       // [B, 4H] or NULL, [B, H] or NULL
+        const T *gv = gates->data, *cv = c->data, *dcn = cn->grad;     // [B, 4H], [B, H] x2
+        T *dg = grad_or_scratch(g, gates), *dc = grad_or_scratch(g, c); // [B, 4H], [B, H]
         for (int64_t b = 0; b < B; b++) {
-            const T *row = gv + b * 4 * H;
-            for (int64_t j = 0; j < H; j++) {
-                T i = (T)TG_SIGMOID(row[j]), f = (T)TG_SIGMOID(row[H + j]), u = (T)TG_TANH(row[2 * H + j]);
-                T d = dcn[b * H + j];
-                if (dg) {
-                    T *drow = dg + b * 4 * H;
-                    drow[j] += d * u * i * (1 - i);
-                    drow[H + j] += d * cv[b * H + j] * f * (1 - f);
-                    drow[2 * H + j] += d * i * (1 - u * u);
-                }
-                if (dc) dc[b * H + j] += d * f;
+            const T *gi = gv + b * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *cb = cv + b * H, *d = dcn + b * H; // [H]
+            T *di = dg + b * 4 * H, *df = di + H, *du = di + 2 * H, *dcb = dc + b * H;                      // [H]
+            TG_IVDEP for (int64_t j = 0; j < H; j++) {
+                T i = (T)TG_SIGMOID(gi[j]), f = (T)TG_SIGMOID(gf[j]), u = (T)TG_TANH(gg[j]);
+                di[j] += d[j] * u * i * (1 - i);
+                df[j] += d[j] * cb[j] * f * (1 - f);
+                du[j] += d[j] * i * (1 - u * u);
+                dcb[j] += d[j] * f;
             }
         }
     });
@@ -43,13 +50,13 @@ TG_VECTORIZE static void lstm_h_backward(tg_graph *g, tg_node *n) {
     tg_tensor *gates = n->in[0], *cn = n->in[1], *h = n->out;
     int64_t B = cn->shape.d[0], H = cn->shape.d[1];
     TG_DISPATCH(h->dtype, {
-        const T *gv = gates->data, *cv = cn->data, *dh = h->grad; // [B, 4H], [B, H], [B, H]
-        T *dg = gates->grad, *dc = cn->grad;
+        const T *gv = gates->data, *cv = cn->data, *dh = h->grad;        // [B, 4H], [B, H] x2
+        T *dg = grad_or_scratch(g, gates), *dc = grad_or_scratch(g, cn); // [B, 4H], [B, H]
         for (int64_t b = 0; b < B; b++)
             for (int64_t j = 0; j < H; j++) {
                 T o = (T)TG_SIGMOID(gv[b * 4 * H + 3 * H + j]), t = (T)TG_TANH(cv[b * H + j]), d = dh[b * H + j];
-                if (dg) dg[b * 4 * H + 3 * H + j] += d * t * o * (1 - o);
-                if (dc) dc[b * H + j] += d * o * (1 - t * t);
+                dg[b * 4 * H + 3 * H + j] += d * t * o * (1 - o);
+                dc[b * H + j] += d * o * (1 - t * t);
             }
     });
 }
@@ -105,32 +112,31 @@ TG_VECTORIZE tg_tensor *(tg_lstm_cell_output)(tg_graph *g, tg_tensor *gates, tg_
 // r = sigmoid(xr + hr), z = sigmoid(xz + hz), n = tanh(xn + r*hn), h' = n + z*(h - n)
 
 TG_VECTORIZE static void gru_backward(tg_graph *g, tg_node *n) {
-    (void)g;
     tg_tensor *xp = n->in[0], *hp = n->in[1], *h = n->in[2], *hn = n->out;
     int64_t B = h->shape.d[0], H = h->shape.d[1];
     TG_DISPATCH(hn->dtype, {
         const T *xv = xp->data, *hv = hp->data, *prev = h->data, *d = hn->grad; // [B, 3H] x2, [B, H] x2
-        T *dx = xp->grad, *dhp = hp->grad, *dh = h->grad;
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t j = 0; j < H; j++) {
-                int64_t k = b * 3 * H + j, s = b * H + j;
-                T r = (T)TG_SIGMOID(xv[k] + hv[k]), z = (T)TG_SIGMOID(xv[k + H] + hv[k + H]);
-                T nn = (T)TG_TANH(xv[k + 2 * H] + r * hv[k + 2 * H]);
-                T dn = d[s] * (1 - z), dz = d[s] * (prev[s] - nn);
-                T dpre_n = dn * (1 - nn * nn), dr = dpre_n * hv[k + 2 * H];
+        T *dx = grad_or_scratch(g, xp), *dhp = grad_or_scratch(g, hp), *dh = grad_or_scratch(g, h); // [B, 3H] x2, [B, H]
+        for (int64_t b = 0; b < B; b++) {
+            const T *xr = xv + b * 3 * H, *xz = xr + H, *xn = xr + 2 * H; // [H] each
+            const T *hr = hv + b * 3 * H, *hz = hr + H, *hn_ = hr + 2 * H, *hb = prev + b * H, *db = d + b * H;
+            T *dxr = dx + b * 3 * H, *dxz = dxr + H, *dxn = dxr + 2 * H;
+            T *dhr = dhp + b * 3 * H, *dhz = dhr + H, *dhn = dhr + 2 * H, *dhb = dh + b * H;
+            TG_IVDEP for (int64_t j = 0; j < H; j++) {
+                T r = (T)TG_SIGMOID(xr[j] + hr[j]), z = (T)TG_SIGMOID(xz[j] + hz[j]);
+                T nn = (T)TG_TANH(xn[j] + r * hn_[j]);
+                T dn = db[j] * (1 - z), dz = db[j] * (hb[j] - nn);
+                T dpre_n = dn * (1 - nn * nn), dr = dpre_n * hn_[j];
                 T dpre_r = dr * r * (1 - r), dpre_z = dz * z * (1 - z);
-                if (dx) {
-                    dx[k] += dpre_r;
-                    dx[k + H] += dpre_z;
-                    dx[k + 2 * H] += dpre_n;
-                }
-                if (dhp) {
-                    dhp[k] += dpre_r;
-                    dhp[k + H] += dpre_z;
-                    dhp[k + 2 * H] += dpre_n * r;
-                }
-                if (dh) dh[s] += d[s] * z;
+                dxr[j] += dpre_r;
+                dxz[j] += dpre_z;
+                dxn[j] += dpre_n;
+                dhr[j] += dpre_r;
+                dhz[j] += dpre_z;
+                dhn[j] += dpre_n * r;
+                dhb[j] += db[j] * z;
             }
+        }
     });
 }
 
