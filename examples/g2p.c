@@ -9,7 +9,7 @@
 // training curve as SVG pictures.
 //
 //   build/examples/g2p --minutes 2                                      # the bundled 15k words
-//   build/examples/g2p --minutes 60 --data data/full --save g2p.safetensors   # 125k words
+//   build/examples/g2p --minutes 60 --data data/full --hidden 192 --threads 2 --save g2p.safetensors
 //   build/examples/g2p --load g2p.safetensors --pronounce hello world tapegrad
 #include <ctype.h>
 #include <math.h>
