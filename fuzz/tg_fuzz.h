@@ -1,9 +1,9 @@
 // tg_fuzz.h: the fuzzed entry points, shared by the libFuzzer targets (fuzz_main.c) and by
 // the regression test that replays every committed input (tests/test_fuzz_regressions.c).
 //
-// Each entry point writes the bytes to an in-memory file (memfd; a checkpoint's two files go
-// to a private temporary directory) and runs one reader on its path, exactly as a program
-// would open a file, then checks what the reader promises: a bad file is refused with a
+// Each entry point writes the bytes to an in-memory file (memfd; a checkpoint's two files and
+// the vocabulary's saved copy go to a private temporary directory, tg_fuzz_dir) and runs one
+// reader on its path, exactly as a program would open a file, then checks what the reader promises: a bad file is refused with a
 // message, a good one is consistent (sizes, offsets, round trips).
 // A broken promise prints what broke and aborts, so libFuzzer and Criterion both see a crash.
 #ifndef TG_FUZZ_H
