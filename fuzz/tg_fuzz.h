@@ -3,8 +3,9 @@
 //
 // Each entry point writes the bytes to an in-memory file (memfd; a checkpoint's two files and
 // the vocabulary's saved copy go to a private temporary directory, tg_fuzz_dir) and runs one
-// reader on its path, exactly as a program would open a file, then checks what the reader promises: a bad file is refused with a
-// message, a good one is consistent (sizes, offsets, round trips).
+// reader on its path, exactly as a program would open a file, then checks what the reader
+// promises: a bad file is refused with a message, a good one is consistent (sizes, offsets,
+// round trips).
 // A broken promise prints what broke and aborts, so libFuzzer and Criterion both see a crash.
 #ifndef TG_FUZZ_H
 #define TG_FUZZ_H
