@@ -167,27 +167,6 @@ static void make_batch(const corpus *c, const int *idx, int B, batch *bt) {
         for (int b = 0; b < B; b++) bt->ids[t * B + b] = t < bt->lengths[b] ? c->ids[c->start[idx[b]] + t] : TG_EX_PAD;
 }
 
-static const int64_t *sort_start; // the corpus's start[]: qsort has no context argument in C11
-static int by_length(const void *a, const void *b) {
-    int i = *(const int *)a, j = *(const int *)b;
-    int64_t li = sort_start[i + 1] - sort_start[i], lj = sort_start[j + 1] - sort_start[j];
-    return (li > lj) - (li < lj);
-}
-
-// The training order of an epoch: shuffled by a generator seeded from (seed, epoch), so a
-// resumed run sees the same batches, then sorted by length within windows of 8 batches so
-// that little of a batch is padding, while batches still come in random order of length.
-static void epoch_order(const corpus *c, int *order, uint64_t seed, int64_t epoch, int B) {
-    int n = c->n_split[TG_EX_TRAIN];
-    memcpy(order, c->split[TG_EX_TRAIN], sizeof *order * (size_t)n);
-    tg_rng r;
-    tg_rng_seed(&r, seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(epoch + 1)));
-    tg_ex_shuffle(order, n, &r);
-    sort_start = c->start;
-    for (int at = 0; at < n; at += 8 * B)
-        qsort(order + at, (size_t)(n - at < 8 * B ? n - at : 8 * B), sizeof *order, by_length);
-}
-
 typedef struct {
     double accuracy, precision, recall;
 } scores;
@@ -334,7 +313,7 @@ int main(int argc, char **argv) {
     tg_ex_budget_start(&budget, n_batches ? common.minutes : 0);
     while (tg_ex_budget_left(&budget)) {
         int64_t epoch = step / n_batches, k = step % n_batches; // a resumed run carries on mid-epoch
-        epoch_order(&c, order, common.seed, epoch, B);
+        tg_ex_epoch_order(c.split[TG_EX_TRAIN], c.n_split[TG_EX_TRAIN], c.start, common.seed, epoch, 8 * B, order);
         char label[48];
         snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
         tg_ex_progress p;

@@ -446,6 +446,28 @@ Test(vocab, shuffle_is_a_seeded_permutation) {
     cr_assert_gt(moved, 50);
 }
 
+// Items 0..59 of lengths i % 7 + 1; train holds the even ones (30 ids), windows of 8.
+Test(vocab, epoch_order_is_a_seeded_permutation_sorted_within_windows) {
+    int64_t start[61] = {0};
+    for (int i = 0; i < 60; i++) start[i + 1] = start[i] + i % 7 + 1;
+    int train[30], a[30], b[30], other[30];
+    for (int i = 0; i < 30; i++) train[i] = 2 * i;
+    tg_ex_epoch_order(train, 30, start, 9, 3, 8, a);
+    tg_ex_epoch_order(train, 30, start, 9, 3, 8, b);
+    tg_ex_epoch_order(train, 30, start, 9, 4, 8, other);
+    int seen[60] = {0}, differ = 0;
+    for (int i = 0; i < 30; i++) {
+        cr_assert_eq(a[i], b[i], "the same seed and epoch give the same order");
+        cr_assert(a[i] >= 0 && a[i] < 60 && a[i] % 2 == 0, "position %d holds %d, not a training id", i, a[i]);
+        seen[a[i]]++;
+        differ += a[i] != other[i];
+        if (i % 8) // sorted by length inside each window of 8
+            cr_assert_leq(start[a[i - 1] + 1] - start[a[i - 1]], start[a[i] + 1] - start[a[i]], "window order at %d", i);
+    }
+    for (int i = 0; i < 60; i += 2) cr_assert_eq(seen[i], 1, "id %d appears %d times", i, seen[i]);
+    cr_assert_gt(differ, 0, "another epoch gives another order");
+}
+
 // --- Command-line options ---
 
 typedef struct {

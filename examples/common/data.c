@@ -650,3 +650,21 @@ void tg_ex_shuffle(int *idx, int n, tg_rng *rng) {
         idx[j] = t;
     }
 }
+
+static const int64_t *sort_start; // tg_ex_epoch_order's start[]: qsort has no context argument in C11
+static int by_length(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    int64_t li = sort_start[i + 1] - sort_start[i], lj = sort_start[j + 1] - sort_start[j];
+    return (li > lj) - (li < lj);
+}
+
+void tg_ex_epoch_order(const int *train, int n, const int64_t *start, uint64_t seed, int64_t epoch, int window,
+                       int *order) {
+    memcpy(order, train, sizeof *order * (size_t)n);
+    tg_rng r;
+    tg_rng_seed(&r, seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(epoch + 1)));
+    tg_ex_shuffle(order, n, &r);
+    sort_start = start;
+    for (int at = 0; at < n; at += window)
+        qsort(order + at, (size_t)(n - at < window ? n - at : window), sizeof *order, by_length);
+}

@@ -140,6 +140,12 @@ tg_ex_vocab *tg_ex_vocab_load(const char *path, tg_ex_error *err);
 
 // Shuffles idx[0..n-1] in place (Fisher-Yates with the given generator).
 void tg_ex_shuffle(int *idx, int n, tg_rng *rng);
+// The training order of an epoch into order[n]: the ids train[n] shuffled by a generator
+// seeded from (seed, epoch), so a resumed run sees the same batches, then sorted by length
+// (start[id + 1] - start[id]) within windows of `window` ids, so that little of a batch is
+// padding while batches still come in random order of length.
+void tg_ex_epoch_order(const int *train, int n, const int64_t *start, uint64_t seed, int64_t epoch, int window,
+                       int *order);
 
 // --- Command-line options -------------------------------------------------------------
 
