@@ -6,7 +6,8 @@
 // [outer, n, inner] (span() gives the products), and one routine, move_block, copies or
 // accumulates a block along that axis: concat, stack and slice are all made of it, in
 // both directions. Stack is concat of inputs seen with a size-1 axis inserted; chunk is n
-// slices. Reshape alone shares its input's data instead of copying it.
+// slices. Reshape shares its input's data instead of copying it, and so does a slice that is
+// one contiguous run of its input (along the first axis, or any axis after size-1 ones).
 #include <string.h>
 
 #include "tg_internal.h"
@@ -253,9 +254,19 @@ tg_tensor *(tg_slice)(tg_graph *g, tg_tensor *x, int axis, int64_t start, int64_
     }
     tg_shape ys = x->shape;
     ys.d[axis] = length;
-    tg_tensor *y = tg_new_tensor(g, x->dtype, ys);
-    move_block(x->dtype, false, span(ys, 0, axis), span(ys, axis + 1, ys.n), length, y->data, length, 0, x->data,
-               size, start);
+    int64_t outer = span(ys, 0, axis), inner = span(ys, axis + 1, ys.n);
+    tg_tensor *y;
+    if (outer == 1) { // one contiguous run of x: share it, as reshape does (a step's rows of a projection)
+        y = tg_arena_alloc(g, sizeof *y);
+        memset(y, 0, sizeof *y);
+        y->dtype = x->dtype;
+        y->shape = ys;
+        y->numel = length * inner;
+        y->data = (char *)x->data + (size_t)(start * inner) * tg_dtype_size(x->dtype);
+    } else {
+        y = tg_new_tensor(g, x->dtype, ys);
+        move_block(x->dtype, false, outer, inner, length, y->data, length, 0, x->data, size, start);
+    }
     tg_node *n = tg_record(g, &SLICE_OP, y, 1, x);
     if (n) {
         int64_t *saved = tg_arena_alloc(g, sizeof *saved);

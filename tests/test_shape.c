@@ -299,6 +299,24 @@ Test(slice, values_and_backward_positions) {
     tg_graph_free(g);
 }
 
+// A slice that is one contiguous run of its input shares the input's data (a time step's
+// rows of a projection); any other slice is a copy. The values are the same either way.
+Test(slice, contiguous_slices_share_their_input) {
+    tg_graph *g = tg_graph_new();
+    tg_tensor *x = iota3(g, TG_I32); // [2, 3, 4]
+    tg_tensor *rows = tg_slice(g, x, 0, 1, 1);
+    cr_assert_eq(rows->data, (int32_t *)x->data + 12);
+    cr_assert_eq(tg_tensor_get(rows, 0), 100);
+    tg_tensor *inner = tg_slice(g, tg_slice(g, x, 0, 1, 1), 1, 2, 1); // [1, 1, 4]: only size 1 before axis 1
+    cr_assert_eq(inner->data, (int32_t *)x->data + 20);
+    cr_assert_eq(tg_tensor_get(inner, 3), 123);
+    tg_tensor *cols = tg_slice(g, x, 1, 1, 2); // [2, 2, 4]: two runs, so a copy
+    uintptr_t at = (uintptr_t)cols->data, from = (uintptr_t)x->data, to = from + 24 * sizeof(int32_t);
+    cr_assert(at < from || at >= to, "a slice of two runs shares its input's data");
+    cr_assert_eq(tg_tensor_get(cols, 8), 110);
+    tg_graph_free(g);
+}
+
 Test(slice, out_of_range_is_reported) {
     test_capture_errors();
     tg_graph *g = tg_graph_new();
