@@ -57,12 +57,16 @@ bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed) {
                 x->grad = tg_grad_alloc(g, (size_t)x->numel * tg_dtype_size(x->dtype));
         }
         if (n->op->backward) n->op->backward(g, n);
-        if (!tg_check_node_gradients(g, n)) return false;
+        if (!tg_check_node_gradients(g, n)) {
+            tg_weight_grads_flush(g);
+            return false;
+        }
         // Every consumer of this output came later on the tape and has run: its gradient is
         // spent. As in PyTorch, intermediate gradients are not kept after backward.
         tg_grad_release(g, n->out->grad, (size_t)n->out->numel * tg_dtype_size(n->out->dtype));
         n->out->grad = NULL;
     }
+    tg_weight_grads_flush(g); // leaves' gradients are complete only now
     return true;
 }
 

@@ -50,6 +50,7 @@ struct tg_graph {
     free_grad *spare;                     // list records not in use
     memo_entry memo[MEMO_SIZE];           // derived values of leaves, see tg_graph_memo
     int n_memo;
+    struct tg_weight_grads *weight_grads; // staged weight gradients of the current walk, or NULL
     tg_node **tape;           // nodes in the order they were recorded
     size_t n_nodes, cap_nodes;
     bool grad_enabled, training;
@@ -143,6 +144,8 @@ void tg_graph_memo_put(tg_graph *g, const tg_tensor *key, tg_tensor *value) {
     g->memo[i] = (memo_entry){key, key->data, key->version, value};
 }
 
+struct tg_weight_grads **tg_graph_weight_grads(tg_graph *g) { return &g->weight_grads; }
+
 // --- Lifecycle ---
 
 tg_graph *tg_graph_new(void) {
@@ -180,6 +183,7 @@ void tg_graph_reset(tg_graph *g) {
     memset(g->free_grads, 0, sizeof g->free_grads); // they pointed into the rewound arena
     g->spare = NULL;
     g->n_memo = 0;
+    g->weight_grads = NULL;
     g->has_error = false;
     g->numerics_tripped = false;
 }

@@ -67,6 +67,14 @@ void tg_graph_call_site(const tg_graph *g, const char **file, int *line);
 void *tg_grad_alloc(tg_graph *g, size_t bytes);
 void tg_grad_release(tg_graph *g, void *ptr, size_t bytes);
 
+// Adds dy^T x (dy [rows, out], x [rows, in]) to the gradient of weight w [out, in]. For a
+// leaf and few rows the sum may be staged and done later in one larger product
+// (autodiff/weight_grad.c); tg_weight_grads_flush, at the end of every backward walk, does
+// what is staged. tg_graph_weight_grads is where a graph keeps the staging (NULL at reset).
+void tg_weight_grad_add(tg_graph *g, tg_tensor *w, const void *dy, const void *x, int64_t rows);
+void tg_weight_grads_flush(tg_graph *g);
+struct tg_weight_grads **tg_graph_weight_grads(tg_graph *g);
+
 // A tensor the graph derived from the leaf key (a weight's transposed copy), or NULL when
 // there is none or key's data has changed since (its version); put records one. Entries
 // last until reset.

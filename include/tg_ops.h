@@ -3,8 +3,8 @@
 //
 // Conventions, shared by every op:
 // - Float inputs of one op share a dtype (f32 or f64); ids and targets are i32.
-// - Outputs are fresh, contiguous tensors in the graph's arena (reshape and detach share
-//   their input's data, as documented there).
+// - Outputs are fresh, contiguous tensors in the graph's arena (reshape, detach and some
+//   slices share their input's data, as documented there). No op writes into its inputs.
 // - A wrong shape or dtype is reported through tg_graph.h's error path, naming the op, the
 //   shapes and the call site, and the op returns NULL.
 // - Binary elementwise ops broadcast as NumPy does: shapes are aligned on the right and a
@@ -28,6 +28,9 @@ tg_tensor *tg_matmul_t(tg_graph *g, tg_tensor *a, tg_tensor *b, bool trans_a, bo
 // rows and a leaf weight, the product runs on a transposed copy of the weight that the graph
 // makes once and keeps while the weight's data is unchanged (see tg_tensor_touch).
 tg_tensor *tg_linear(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *bias);
+// addend + x W^T + b in one op (PyTorch's addmm), addend of the output's shape: a recurrent
+// step's input projection plus its state's, without keeping the product as its own tensor.
+tg_tensor *tg_linear_add(tg_graph *g, tg_tensor *addend, tg_tensor *x, tg_tensor *weight, tg_tensor *bias);
 
 // --- Elementwise arithmetic, broadcasting (ops/arith.c) -------------------------------
 tg_tensor *tg_add(tg_graph *g, tg_tensor *a, tg_tensor *b); // a + b
@@ -90,7 +93,8 @@ tg_tensor *tg_reshape(tg_graph *g, tg_tensor *x, tg_shape shape);
 tg_tensor *tg_transpose(tg_graph *g, tg_tensor *x, int axis0, int axis1);
 // Joins n tensors along an existing axis; all other sizes must match.
 tg_tensor *tg_concat(tg_graph *g, int n, tg_tensor *const *xs, int axis);
-// Elements start .. start+length-1 along an axis.
+// Elements start .. start+length-1 along an axis. When they are one contiguous run of x
+// (axis 0, or only size-1 axes before it) the output shares x's data instead of a copy.
 tg_tensor *tg_slice(tg_graph *g, tg_tensor *x, int axis, int64_t start, int64_t length);
 // Joins n tensors of one shape along a new axis (0 .. ndim).
 tg_tensor *tg_stack(tg_graph *g, int n, tg_tensor *const *xs, int axis);
@@ -129,6 +133,7 @@ tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
 #define tg_matmul(g, ...) tg_matmul(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_matmul_t(g, ...) tg_matmul_t(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_linear(g, ...) tg_linear(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_linear_add(g, ...) tg_linear_add(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_add(g, ...) tg_add(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_sub(g, ...) tg_sub(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_mul(g, ...) tg_mul(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)

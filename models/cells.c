@@ -75,17 +75,23 @@ static tg_tensor *project_state(tg_graph *g, const tg_cell *c, tg_tensor *h) {
     return tg_linear(g, h, c->param[W_HH], c->param[B_HH]);
 }
 
+// xp [B, G*H], h [B, H] -> xp + h W_hh^T + b_hh [B, G*H], in one op: the same sum as
+// tg_add(xp, project_state(h)), without keeping the state's product for backward.
+static tg_tensor *add_projected_state(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *h) {
+    return tg_linear_add(g, xp, h, c->param[W_HH], c->param[B_HH]);
+}
+
 static void rnn_tanh_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *const *state, tg_tensor **next) {
-    next[0] = tg_tanh(g, tg_add(g, xp, project_state(g, c, state[0])));
+    next[0] = tg_tanh(g, add_projected_state(g, c, xp, state[0]));
 }
 
 static void rnn_relu_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *const *state, tg_tensor **next) {
-    next[0] = tg_relu(g, tg_add(g, xp, project_state(g, c, state[0])));
+    next[0] = tg_relu(g, add_projected_state(g, c, xp, state[0]));
 }
 
 // state = (h, c); gate rows i, f, g, o; the pointwise part fused (ops/rnn_fused.c).
 static void lstm_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *const *state, tg_tensor **next) {
-    tg_tensor *gates = tg_add(g, xp, project_state(g, c, state[0])); // [B, 4H]
+    tg_tensor *gates = add_projected_state(g, c, xp, state[0]); // [B, 4H]
     next[1] = tg_lstm_cell_state(g, gates, state[1]);
     next[0] = tg_lstm_cell_output(g, gates, next[1]);
 }

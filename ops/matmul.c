@@ -84,26 +84,33 @@ tg_tensor *(tg_matmul_t)(tg_graph *g, tg_tensor *a, tg_tensor *b, bool trans_a, 
 
 tg_tensor *(tg_matmul)(tg_graph *g, tg_tensor *a, tg_tensor *b) { return (tg_matmul_t)(g, a, b, false, false); }
 
-// --- linear: y [rows, out] = x [rows, in] W^T + b, rows being all leading dims of x ---
+// --- linear: y [rows, out] = x [rows, in] W^T + b (+ addend), rows being all leading dims of x ---
+// Inputs x, weight, then bias and addend when given; iarg[0] and iarg[1] hold their input
+// positions (0 when absent).
 
 static void linear_backward(tg_graph *g, tg_node *n) {
-    (void)g;
-    tg_tensor *x = n->in[0], *w = n->in[1], *bias = n->n_in > 2 ? n->in[2] : NULL, *y = n->out;
+    tg_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
+    tg_tensor *bias = n->iarg[0] ? n->in[n->iarg[0]] : NULL, *addend = n->iarg[1] ? n->in[n->iarg[1]] : NULL;
     int64_t out = w->shape.d[0], in = w->shape.d[1], rows = x->numel / (in ? in : 1);
     if (x->grad) // dx [rows, in] += dy [rows, out] W [out, in]
         tg_gemm(y->dtype, false, false, rows, in, out, 1.0, y->grad, out, w->data, in, 1.0, x->grad, in);
-    if (w->grad) // dW [out, in] += dy^T [out, rows] x [rows, in]
-        tg_gemm(y->dtype, true, false, out, in, rows, 1.0, y->grad, out, x->data, in, 1.0, w->grad, in);
-    if (bias && bias->grad)
-        TG_DISPATCH(y->dtype, {
-            const T *gy = y->grad;
-            T *gb = bias->grad;
+    if (w->grad) tg_weight_grad_add(g, w, y->grad, x->data, rows); // dW [out, in] += dy^T x, maybe staged
+    TG_DISPATCH(y->dtype, {
+        const T *gy = y->grad; // [rows, out]
+        if (bias && bias->grad) {
+            T *gb = bias->grad; // [out]
             for (int64_t r = 0; r < rows; r++)
                 for (int64_t j = 0; j < out; j++) gb[j] += gy[r * out + j];
-        });
+        }
+        if (addend && addend->grad) {
+            T *ga = addend->grad; // [rows, out]
+            for (int64_t i = 0; i < y->numel; i++) ga[i] += gy[i];
+        }
+    });
 }
 
 static const tg_op LINEAR_OP = {"linear", linear_backward};
+static const tg_op LINEAR_ADD_OP = {"linear_add", linear_backward};
 
 // W^T [in, out] of a leaf weight, made once per graph and reused while the weight's data
 // is unchanged. BLIS multiplies by a transposed right operand at half speed when the left
@@ -130,36 +137,59 @@ static tg_tensor *transposed_weight(tg_graph *g, tg_tensor *w) {
 // packing cost is then spread over enough rows not to matter.
 #define TRANSPOSE_BELOW_ROWS 256
 
-tg_tensor *(tg_linear)(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *bias) {
-    if (!tg_check_float(g, "linear", 2, x, weight)) return NULL;
-    if (bias && !tg_check_float(g, "linear", 2, x, bias)) return NULL;
+// y = x W^T + bias + addend, for tg_linear (addend NULL) and tg_linear_add.
+static tg_tensor *linear(tg_graph *g, const tg_op *op, tg_tensor *x, tg_tensor *weight, tg_tensor *bias,
+                         tg_tensor *addend) {
+    if (!tg_check_float(g, op->name, 2, x, weight)) return NULL;
+    if (bias && !tg_check_float(g, op->name, 2, x, bias)) return NULL;
     if (weight->shape.n != 2 || x->shape.n < 1 || x->shape.d[x->shape.n - 1] != weight->shape.d[1])
-        return tg_fail(g, "linear", "input %s and weight %s: the weight must be [out, in] with in = the "
+        return tg_fail(g, op->name, "input %s and weight %s: the weight must be [out, in] with in = the "
                                     "input's last size", TG_SHAPE_STR(x->shape), TG_SHAPE_STR(weight->shape));
     int64_t out = weight->shape.d[0], in = weight->shape.d[1];
     if (bias && (bias->shape.n != 1 || bias->shape.d[0] != out))
-        return tg_fail(g, "linear", "weight %s and bias %s: the bias must be [%lld]", TG_SHAPE_STR(weight->shape),
+        return tg_fail(g, op->name, "weight %s and bias %s: the bias must be [%lld]", TG_SHAPE_STR(weight->shape),
                        TG_SHAPE_STR(bias->shape), (long long)out);
     tg_shape shape = x->shape;
     shape.d[shape.n - 1] = out;
+    if (op == &LINEAR_ADD_OP && !tg_check_float(g, op->name, 2, x, addend)) return NULL;
+    if (addend && !tg_shape_equal(addend->shape, shape))
+        return tg_fail(g, op->name, "input %s, weight %s and addend %s: the addend must be %s, the product's shape",
+                       TG_SHAPE_STR(x->shape), TG_SHAPE_STR(weight->shape), TG_SHAPE_STR(addend->shape),
+                       TG_SHAPE_STR(shape));
     tg_tensor *y = tg_new_tensor(g, x->dtype, shape);
     int64_t rows = x->numel / (in ? in : 1);
+    size_t es = tg_dtype_size(y->dtype);
     if (bias) // start from the bias in every row, then add the product onto it
-        for (int64_t r = 0; r < rows; r++)
-            memcpy((char *)y->data + (size_t)(r * out) * tg_dtype_size(y->dtype), bias->data,
-                   (size_t)out * tg_dtype_size(y->dtype));
+        for (int64_t r = 0; r < rows; r++) memcpy((char *)y->data + (size_t)(r * out) * es, bias->data, (size_t)out * es);
+    double beta = bias ? 1.0 : 0.0;
     tg_tensor *weight_t = !weight->node && rows < TRANSPOSE_BELOW_ROWS ? transposed_weight(g, weight) : NULL;
     if (weight_t) // y [rows, out] (+)= x [rows, in] W^T [in, out]
-        tg_gemm(x->dtype, false, false, rows, out, in, 1.0, x->data, in, weight_t->data, out, bias ? 1.0 : 0.0,
-                y->data, out);
+        tg_gemm(x->dtype, false, false, rows, out, in, 1.0, x->data, in, weight_t->data, out, beta, y->data, out);
     else
-        tg_gemm(x->dtype, false, true, rows, out, in, 1.0, x->data, in, weight->data, in, bias ? 1.0 : 0.0, y->data,
-                out);
+        tg_gemm(x->dtype, false, true, rows, out, in, 1.0, x->data, in, weight->data, in, beta, y->data, out);
+    if (addend) // added last, so the sum rounds as tg_add(addend, tg_linear(...)) does
+        TG_DISPATCH(y->dtype, {
+            T *yv = y->data;            // [rows, out]
+            const T *av = addend->data; // [rows, out]
+            for (int64_t i = 0; i < y->numel; i++) yv[i] = av[i] + yv[i];
+        });
     // The transposed copy is a constant: gradients go to W itself (linear_backward).
-    if (bias)
-        tg_record(g, &LINEAR_OP, y, 3, x, weight, bias);
-    else
-        tg_record(g, &LINEAR_OP, y, 2, x, weight);
+    tg_tensor *in_[4] = {x, weight};
+    int n_in = 2, at_bias = 0, at_addend = 0;
+    if (bias) in_[at_bias = n_in++] = bias;
+    if (addend) in_[at_addend = n_in++] = addend;
+    tg_node *n = tg_record_array(g, op, y, n_in, in_);
+    if (n) {
+        n->iarg[0] = at_bias;
+        n->iarg[1] = at_addend;
+    }
     return y;
 }
 
+tg_tensor *(tg_linear)(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *bias) {
+    return linear(g, &LINEAR_OP, x, weight, bias, NULL);
+}
+
+tg_tensor *(tg_linear_add)(tg_graph *g, tg_tensor *addend, tg_tensor *x, tg_tensor *weight, tg_tensor *bias) {
+    return linear(g, &LINEAR_ADD_OP, x, weight, bias, addend);
+}

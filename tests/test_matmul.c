@@ -1,15 +1,16 @@
-// Gradient checks and values for matmul (2-D, batched, transposed) and linear.
+// Gradient checks and values for matmul (2-D, batched, transposed), linear and linear_add.
 #include <math.h>
 
 #include "tg_test.h"
 
 typedef struct {
-    tg_tensor *a, *b, *bias;
+    tg_tensor *a, *b, *bias, *addend;
     bool ta, tb, linear;
 } mm_case;
 
 static tg_tensor *run_mm(tg_graph *g, void *ctx) {
     mm_case *c = ctx;
+    if (c->addend) return tg_linear_add(g, c->addend, c->a, c->b, c->bias);
     if (c->linear) return tg_linear(g, c->a, c->b, c->bias);
     return tg_matmul_t(g, c->a, c->b, c->ta, c->tb);
 }
@@ -25,7 +26,7 @@ Test(matmul, gradcheck_every_transpose_2d_and_batched) {
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
                 mm_case c = {test_input(stored(batch, 4, 3, ta), 1, -1, 1), test_input(stored(batch, 3, 5, tb), 2, -1, 1),
-                             NULL, ta, tb, false};
+                             NULL, NULL, ta, tb, false};
                 tg_tensor *wrt[] = {c.a, c.b};
                 ASSERT_GRADCHECK(run_mm, &c, wrt, 2);
                 tg_tensor_free(c.a);
@@ -35,7 +36,7 @@ Test(matmul, gradcheck_every_transpose_2d_and_batched) {
 
 Test(matmul, gradcheck_batched_times_shared_matrix) {
     for (int tb = 0; tb < 2; tb++) {
-        mm_case c = {test_input(tg_shape3(2, 3, 4), 5, -1, 1), test_input(stored(0, 4, 2, tb), 6, -1, 1), NULL, false, tb, false};
+        mm_case c = {test_input(tg_shape3(2, 3, 4), 5, -1, 1), test_input(stored(0, 4, 2, tb), 6, -1, 1), NULL, NULL, false, tb, false};
         tg_tensor *wrt[] = {c.a, c.b};
         ASSERT_GRADCHECK(run_mm, &c, wrt, 2);
         tg_tensor_free(c.a);
@@ -44,7 +45,7 @@ Test(matmul, gradcheck_batched_times_shared_matrix) {
 }
 
 Test(matmul, gradcheck_size_one_dims) {
-    mm_case c = {test_input(tg_shape2(1, 3), 8, -1, 1), test_input(tg_shape2(3, 1), 9, -1, 1), NULL, false, false, false};
+    mm_case c = {test_input(tg_shape2(1, 3), 8, -1, 1), test_input(tg_shape2(3, 1), 9, -1, 1), NULL, NULL, false, false, false};
     tg_tensor *wrt[] = {c.a, c.b};
     ASSERT_GRADCHECK(run_mm, &c, wrt, 2);
     tg_tensor_free(c.a);
@@ -71,7 +72,7 @@ Test(matmul, values_against_naive_product) {
 Test(linear, gradcheck_with_and_without_bias) {
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         mm_case c = {test_input(tg_shape3(2, 3, 4), 1, -1, 1), test_input(tg_shape2(5, 4), 2, -1, 1),
-                     with_bias ? test_input(tg_shape1(5), 3, -1, 1) : NULL, false, false, true};
+                     with_bias ? test_input(tg_shape1(5), 3, -1, 1) : NULL, NULL, false, false, true};
         tg_tensor *wrt[] = {c.a, c.b, c.bias};
         ASSERT_GRADCHECK(run_mm, &c, wrt, with_bias ? 3 : 2);
         tg_tensor_free(c.a);
@@ -131,4 +132,82 @@ Test(linear, transposed_weight_copy_follows_changes_to_the_weight) {
     tg_optim_free(opt);
     tg_graph_free(g);
     tg_params_free(p);
+}
+
+// --- linear_add: addend + x W^T + b ---
+
+Test(linear_add, gradcheck_with_and_without_bias) {
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        mm_case c = {test_input(tg_shape3(2, 3, 4), 11, -1, 1), test_input(tg_shape2(5, 4), 12, -1, 1),
+                     with_bias ? test_input(tg_shape1(5), 13, -1, 1) : NULL, test_input(tg_shape3(2, 3, 5), 14, -1, 1),
+                     false, false, true};
+        tg_tensor *wrt[] = {c.a, c.b, c.addend, c.bias};
+        ASSERT_GRADCHECK(run_mm, &c, wrt, with_bias ? 4 : 3);
+        tg_tensor_free(c.a);
+        tg_tensor_free(c.b);
+        tg_tensor_free(c.bias);
+        tg_tensor_free(c.addend);
+    }
+}
+
+// The fused op is the recurrent cells' fast path for tg_add(addend, tg_linear(...)): its
+// sum must round the same way, so that both paths give bit-identical values, for a leaf
+// weight with few rows (multiplied through its transposed copy) and with many.
+Test(linear_add, equals_add_of_linear_bit_for_bit) {
+    tg_params *p = tg_params_new();
+    tg_rng rng;
+    tg_rng_seed(&rng, 5);
+    tg_tensor *w = tg_params_add(p, "w", TG_F32, tg_shape2(24, 16)), *b = tg_params_add(p, "b", TG_F32, tg_shape1(24));
+    tg_tensor_fill_uniform(w, &rng, -1, 1);
+    tg_tensor_fill_uniform(b, &rng, -1, 1);
+    tg_graph *g = tg_graph_new();
+    for (int64_t rows = 3; rows <= 300; rows += 297) {
+        tg_tensor *x = tg_rand_uniform(g, TG_F32, tg_shape2(rows, 16), &rng, -1, 1);
+        tg_tensor *a = tg_rand_uniform(g, TG_F32, tg_shape2(rows, 24), &rng, -1, 1);
+        tg_tensor *fused = tg_linear_add(g, a, x, w, b), *plain = tg_add(g, a, tg_linear(g, x, w, b));
+        cr_assert(memcmp(fused->data, plain->data, (size_t)fused->numel * sizeof(float)) == 0, "rows %lld",
+                  (long long)rows);
+    }
+    tg_graph_free(g);
+    tg_params_free(p);
+}
+
+Test(linear_add, wrong_addend_shape_is_reported) {
+    test_capture_errors();
+    tg_graph *g = tg_graph_new();
+    tg_tensor *x = tg_zeros(g, TG_F32, tg_shape2(2, 3)), *w = tg_zeros(g, TG_F32, tg_shape2(4, 3));
+    cr_assert_null(tg_linear_add(g, tg_zeros(g, TG_F32, tg_shape2(2, 5)), x, w, NULL));
+    cr_assert(strstr(test_error_message, "tg_linear_add") && strstr(test_error_message, "[2, 5]") &&
+                  strstr(test_error_message, "must be [2, 4]"),
+              "%s", test_error_message);
+    cr_assert_null(tg_linear_add(g, NULL, x, w, NULL));
+    cr_assert(strstr(test_error_message, "tg_linear_add") && strstr(test_error_message, "NULL"), "%s",
+              test_error_message);
+    tg_graph_free(g);
+}
+
+// A leaf weight's gradient from few-row products is staged and summed in larger products
+// (autodiff/weight_grad.c). 600 one-row uses fill the staging twice over; 20 weights at once
+// are more than it keeps. Each gradient must still be the sum of every use's dy^T x.
+Test(linear, staged_weight_gradients_sum_every_use) {
+    enum { WEIGHTS = 20, USES = 600 };
+    tg_tensor *w[WEIGHTS];
+    for (int k = 0; k < WEIGHTS; k++) w[k] = test_input(tg_shape2(3, 2), 30 + k, -1, 1); // [out, in]
+    tg_graph *g = tg_graph_new();
+    tg_tensor *terms[WEIGHTS * USES];
+    double want[WEIGHTS][6] = {{0}};
+    for (int u = 0; u < USES; u++)
+        for (int k = 0; k < WEIGHTS; k++) {
+            double xs[2] = {u % 7 - 3, (u * k) % 5 - 2}, scale = 1 + u % 3; // loss term: scale * sum(x W^T)
+            tg_tensor *y = tg_linear(g, tg_from_data(g, TG_F64, tg_shape2(1, 2), xs), w[k], NULL); // [1, 3]
+            terms[u * WEIGHTS + k] = tg_mul_scalar(g, tg_sum(g, y), scale);
+            for (int o = 0; o < 3; o++)
+                for (int i = 0; i < 2; i++) want[k][o * 2 + i] += scale * xs[i];
+        }
+    tg_tensor *loss = tg_sum(g, tg_stack(g, WEIGHTS * USES, terms, 0));
+    cr_assert(tg_backward(g, loss));
+    for (int k = 0; k < WEIGHTS; k++)
+        for (int e = 0; e < 6; e++) cr_assert_eq(((double *)w[k]->grad)[e], want[k][e], "weight %d element %d", k, e);
+    tg_graph_free(g);
+    for (int k = 0; k < WEIGHTS; k++) tg_tensor_free(w[k]);
 }
