@@ -9,18 +9,42 @@
 #include "tg_internal.h"
 
 // C[m, n] = alpha * op(A) op(B) + beta * C, row-major, op() per the flags (see tg_gemm).
-#define GEMM_SMALL(T, NAME)                                                                                  \
+// V is a vector of 64 bytes of T (one AVX-512 register; the compiler splits it where the
+// CPU's are narrower).
+#define GEMM_SMALL(T, V, NAME)                                                                               \
     TG_VECTORIZE static void NAME(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T *a,  \
                                   int64_t lda, const T *b, int64_t ldb, T beta, T *c, int64_t ldc) {        \
+        enum { LANES = sizeof(V) / sizeof(T), BLOCK = 4 * LANES };                                          \
         for (int64_t i = 0; i < m; i++) {                                                                   \
             T *ci = c + i * ldc;                                                                            \
             if (beta != 1)                                                                                  \
                 for (int64_t j = 0; j < n; j++) ci[j] = beta == 0 ? 0 : beta * ci[j];                       \
-            if (!tb) { /* B [k, n]: C row i += a_ip * B row p */                                            \
-                for (int64_t p = 0; p < k; p++) {                                                           \
+            if (!tb) { /* B [k, n]: C row i += sum over p of a_ip * B row p */                              \
+                int64_t j = 0;                                                                              \
+                /* BLOCK columns at a time, summed in four registers over all of k: C is read and */        \
+                /* written once, not once per p (the batch-1 step's h [1, H] @ W^T [H, 4H]). */              \
+                for (; k >= 4 && j + BLOCK <= n; j += BLOCK) {                                            \
+                    V acc[4] = {{0}};                                                                       \
+                    for (int64_t p = 0; p < k; p++) {                                                       \
+                        T aip = ta ? a[p * lda + i] : a[i * lda + p];                                       \
+                        const T *bp = b + p * ldb + j;                                                      \
+                        for (int r = 0; r < 4; r++) {                                                       \
+                            V bv;                                                                           \
+                            __builtin_memcpy(&bv, bp + r * LANES, sizeof bv);                               \
+                            acc[r] += aip * bv;                                                             \
+                        }                                                                                   \
+                    }                                                                                       \
+                    for (int r = 0; r < 4; r++) {                                                           \
+                        V cv;                                                                               \
+                        __builtin_memcpy(&cv, ci + j + r * LANES, sizeof cv);                               \
+                        cv += alpha * acc[r];                                                               \
+                        __builtin_memcpy(ci + j + r * LANES, &cv, sizeof cv);                               \
+                    }                                                                                       \
+                }                                                                                           \
+                for (int64_t p = 0; p < k && j < n; p++) { /* the last n % BLOCK columns */                 \
                     T aip = alpha * (ta ? a[p * lda + i] : a[i * lda + p]);                                  \
                     const T *bp = b + p * ldb;                                                              \
-                    for (int64_t j = 0; j < n; j++) ci[j] += aip * bp[j];                                   \
+                    for (int64_t jj = j; jj < n; jj++) ci[jj] += aip * bp[jj];                              \
                 }                                                                                           \
             } else { /* B [n, k]: c_ij += dot(op(A) row i, B row j), in 16 lanes so it vectorises */        \
                 for (int64_t j = 0; j < n; j++) {                                                           \
@@ -38,8 +62,11 @@
         }                                                                                                   \
     }
 
-GEMM_SMALL(float, gemm_small_f32)
-GEMM_SMALL(double, gemm_small_f64)
+typedef float tg_f32x16 __attribute__((vector_size(64)));
+typedef double tg_f64x8 __attribute__((vector_size(64)));
+
+GEMM_SMALL(float, tg_f32x16, gemm_small_f32)
+GEMM_SMALL(double, tg_f64x8, gemm_small_f64)
 
 void tg_gemm_small(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                    const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
