@@ -10,11 +10,18 @@
 //                    chain is built outside the timed region);
 //   no-grad fwd      the same ops with recording off (tg_graph_set_grad_enabled false).
 // The reset after each chain is inside the timed region (one per CHAIN ops).
+//
+//   tg-microbench --gemm          the products whose sizes decide tg_gemm's choice
+//
+// times float32 products of shapes the benchmark models run, through BLIS and through the
+// small-matrix loops (graph/gemm_small.c): the measurements behind tg_gemm's choice.
+#include <blis.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
-#include "tapegrad.h"
+#include "tg_internal.h"
 
 #define CHAIN 1000
 #define SIZE 4
@@ -85,7 +92,67 @@ static double bench_backward(tg_graph *g, op_kind op, long ops) {
     return best;
 }
 
+// One product's shape: C [m, n] = op(A) op(B) with inner size k.
+typedef struct {
+    bool ta, tb;
+    int64_t m, n, k;
+    const char *what;
+} gemm_shape;
+
+static const gemm_shape gemm_shapes[] = {
+    {false, false, 1, 256, 64, "batch-1 step h @ W_hh^T (lm-lstm-tiny-b1)"},
+    {false, false, 1, 64, 256, "its backward, dh = dgates @ W_hh"},
+    {true, false, 256, 64, 1, "its weight gradient, one step (an outer product)"},
+    {true, false, 256, 64, 50, "the same, all 50 steps in one product"},
+    {false, true, 640, 1, 256, "attention scores, [S*B, H] @ v^T (s2s-gru-attn)"},
+    {false, false, 16, 256, 64, "16 rows"},
+    {false, false, 32, 768, 256, "batch-32 GRU step (s2s-gru-attn)"},
+};
+
+// Best ns per call over reps x calls products through tg_gemm_small (small) or BLIS.
+static double time_gemm(const gemm_shape *s, bool small, const float *a, const float *b, float *c) {
+    int64_t lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
+    int calls = (int)(2e7 / (double)(s->m * s->n * s->k + 1000)) + 1;
+    float one = 1;
+    double best = 1e300;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_ns();
+        for (int i = 0; i < calls; i++)
+            if (small)
+                tg_gemm_small(TG_F32, s->ta, s->tb, s->m, s->n, s->k, 1.0, a, lda, b, ldb, 1.0, c, s->n);
+            else
+                bli_sgemm(s->ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, s->tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, s->m,
+                          s->n, s->k, &one, (float *)a, lda, 1, (float *)b, ldb, 1, &one, c, s->n, 1);
+        double t = (now_ns() - t0) / calls;
+        if (t < best) best = t;
+    }
+    sink = c[0];
+    return best;
+}
+
+// The table of --gemm: each shape through BLIS and through the small-matrix loops.
+static int gemm_mode(void) {
+    size_t bytes = 1 << 22; // 1M floats: every operand above fits
+    float *a = malloc(bytes * sizeof(float)), *b = malloc(bytes * sizeof(float)), *c = calloc(bytes, sizeof(float));
+    if (!a || !b || !c) return 1;
+    for (size_t i = 0; i < bytes; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
+    tg_blas_arch(); // initialise BLIS with tapegrad's choice of kernels
+    printf("BLIS %s, kernels: %s; float32, best of %d, ns per product\n", tg_blas_version(), tg_blas_arch(), reps);
+    printf("%-5s %-5s %5s %5s %5s %10s %10s  %s\n", "opA", "opB", "m", "n", "k", "BLIS", "small", "");
+    for (size_t i = 0; i < sizeof gemm_shapes / sizeof *gemm_shapes; i++) {
+        const gemm_shape *s = &gemm_shapes[i];
+        double blis = time_gemm(s, false, a, b, c), small = time_gemm(s, true, a, b, c);
+        printf("%-5s %-5s %5lld %5lld %5lld %10.0f %10.0f  %s\n", s->ta ? "A^T" : "A", s->tb ? "B^T" : "B",
+               (long long)s->m, (long long)s->n, (long long)s->k, blis, small, s->what);
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--gemm") == 0) return gemm_mode();
     long ops = argc > 1 ? atol(argv[1]) : 1000000;
     if (argc > 2) reps = atoi(argv[2]);
     if (reps < 1) reps = 1;
