@@ -18,6 +18,25 @@ tg_tensor *(tg_detach)(tg_graph *g, tg_tensor *x) {
     return t;
 }
 
+// The byte offset of view v's data in its input's, whose gradient has the same layout.
+static ptrdiff_t view_offset(const tg_tensor *v) { return (const char *)v->data - (const char *)v->node->in[0]->data; }
+
+bool tg_grad_is_alias(const tg_tensor *t) {
+    const tg_tensor *base = t->node && t->node->op->view ? t->node->in[0] : NULL;
+    return base && base->grad && t->grad == (const char *)base->grad + view_offset(t);
+}
+
+// Gives x a zeroed gradient: a view's is the region of its input's gradient under its data
+// (making that first if need be); any other tensor's is a buffer of its own.
+static void make_grad(tg_graph *g, tg_tensor *x) {
+    tg_tensor *base = x->node && x->node->op->view ? x->node->in[0] : NULL;
+    if (base && !base->grad && base->node) make_grad(g, base); // a leaf's gradient is its own to keep
+    if (base && base->grad)
+        x->grad = (char *)base->grad + view_offset(x);
+    else
+        x->grad = tg_grad_alloc(g, (size_t)x->numel * tg_dtype_size(x->dtype));
+}
+
 bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed) {
     if (!out) {
         tg_fail(g, "backward", "output is NULL (did an earlier op fail?)");
@@ -53,8 +72,7 @@ bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed) {
         if (!n->out->grad) continue; // no gradient reached this node: nothing to pass on
         for (int k = 0; k < n->n_in; k++) {
             tg_tensor *x = n->in[k];
-            if (x && x->requires_grad && !x->grad)
-                x->grad = tg_grad_alloc(g, (size_t)x->numel * tg_dtype_size(x->dtype));
+            if (x && x->requires_grad && !x->grad) make_grad(g, x);
         }
         if (n->op->backward) n->op->backward(g, n);
         if (!tg_check_node_gradients(g, n)) {
@@ -62,8 +80,10 @@ bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed) {
             return false;
         }
         // Every consumer of this output came later on the tape and has run: its gradient is
-        // spent. As in PyTorch, intermediate gradients are not kept after backward.
-        tg_grad_release(g, n->out->grad, (size_t)n->out->numel * tg_dtype_size(n->out->dtype));
+        // spent. As in PyTorch, intermediate gradients are not kept after backward. A view's
+        // is part of its input's, still being summed.
+        if (!tg_grad_is_alias(n->out))
+            tg_grad_release(g, n->out->grad, (size_t)n->out->numel * tg_dtype_size(n->out->dtype));
         n->out->grad = NULL;
     }
     tg_weight_grads_flush(g); // leaves' gradients are complete only now

@@ -23,6 +23,11 @@ typedef void (*tg_backward_fn)(tg_graph *g, tg_node *n);
 typedef struct {
     const char *name;        // "add", "matmul", ...: for errors, DOT and the numerics check
     tg_backward_fn backward; // NULL for ops without a gradient
+    // The output is a view: its data lies inside in[0]'s (reshape, a contiguous slice). The
+    // backward walk then gives it the matching region of in[0]'s gradient as its own, so
+    // gradients land where they belong with no buffer or copy, and backward has nothing
+    // left to do unless the view's gradient is a buffer of its own (tg_grad_is_alias).
+    bool view;
 } tg_op;
 
 struct tg_node {
@@ -61,6 +66,9 @@ bool tg_check_node_gradients(tg_graph *g, const tg_node *n);
 tg_node *tg_graph_node(const tg_graph *g, size_t i);
 // The call site recorded by the last tg_here.
 void tg_graph_call_site(const tg_graph *g, const char **file, int *line);
+
+// True when the backward walk made t's gradient a region of its view input's (see tg_op.view).
+bool tg_grad_is_alias(const tg_tensor *t);
 
 // A zeroed gradient buffer for the backward walk, reusing one released earlier in the walk
 // when one of the size is free; and the release of a buffer no node will read again.

@@ -22,7 +22,7 @@
             }                                                                                               \
         });                                                                                                 \
     }                                                                                                       \
-    static const tg_op NAME##_OP = {#NAME, NAME##_backward};                                                \
+    static const tg_op NAME##_OP = {.name = #NAME, .backward = NAME##_backward};                            \
     TG_VECTORIZE static tg_tensor *NAME##_forward(tg_graph *g, tg_tensor *in, double arg) {                              \
         if (!tg_check_float(g, #NAME, 1, in)) return NULL;                                                  \
         tg_tensor *out = tg_new_tensor(g, in->dtype, in->shape);                                            \

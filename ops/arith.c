@@ -34,10 +34,10 @@ TG_VECTORIZE static void binary_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op ADD_OP = {"add", binary_backward};
-static const tg_op SUB_OP = {"sub", binary_backward};
-static const tg_op MUL_OP = {"mul", binary_backward};
-static const tg_op DIV_OP = {"div", binary_backward};
+static const tg_op ADD_OP = {.name = "add", .backward = binary_backward};
+static const tg_op SUB_OP = {.name = "sub", .backward = binary_backward};
+static const tg_op MUL_OP = {.name = "mul", .backward = binary_backward};
+static const tg_op DIV_OP = {.name = "div", .backward = binary_backward};
 
 TG_VECTORIZE static tg_tensor *binary(tg_graph *g, const tg_op *op, binary_kind kind, tg_tensor *a, tg_tensor *b) {
     if (!tg_check_float(g, op->name, 2, a, b)) return NULL;
@@ -80,9 +80,9 @@ TG_VECTORIZE static void affine_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op NEG_OP = {"neg", affine_backward};
-static const tg_op ADD_SCALAR_OP = {"add_scalar", affine_backward};
-static const tg_op MUL_SCALAR_OP = {"mul_scalar", affine_backward};
+static const tg_op NEG_OP = {.name = "neg", .backward = affine_backward};
+static const tg_op ADD_SCALAR_OP = {.name = "add_scalar", .backward = affine_backward};
+static const tg_op MUL_SCALAR_OP = {.name = "mul_scalar", .backward = affine_backward};
 
 TG_VECTORIZE static tg_tensor *affine(tg_graph *g, const tg_op *op, tg_tensor *x, double scale, double shift) {
     if (!tg_check_float(g, op->name, 1, x)) return NULL;

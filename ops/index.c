@@ -24,7 +24,7 @@ TG_VECTORIZE static void embedding_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op EMBEDDING_OP = {"embedding", embedding_backward};
+static const tg_op EMBEDDING_OP = {.name = "embedding", .backward = embedding_backward};
 
 tg_tensor *(tg_embedding)(tg_graph *g, tg_tensor *weight, tg_tensor *ids) {
     if (!tg_check_float(g, "embedding", 1, weight) || !tg_check_i32(g, "embedding", ids, "ids")) return NULL;

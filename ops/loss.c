@@ -111,7 +111,7 @@ TG_VECTORIZE static void cross_entropy_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op CROSS_ENTROPY_OP = {"cross_entropy", cross_entropy_backward};
+static const tg_op CROSS_ENTROPY_OP = {.name = "cross_entropy", .backward = cross_entropy_backward};
 
 TG_VECTORIZE tg_tensor *(tg_cross_entropy)(tg_graph *g, tg_tensor *logits, tg_tensor *targets, tg_reduction reduction,
                               int ignore_index) {
@@ -170,7 +170,7 @@ static void nll_loss_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op NLL_LOSS_OP = {"nll_loss", nll_loss_backward};
+static const tg_op NLL_LOSS_OP = {.name = "nll_loss", .backward = nll_loss_backward};
 
 tg_tensor *(tg_nll_loss)(tg_graph *g, tg_tensor *log_probs, tg_tensor *targets, tg_reduction reduction,
                          int ignore_index) {
@@ -211,7 +211,7 @@ TG_VECTORIZE static void mse_loss_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op MSE_LOSS_OP = {"mse_loss", mse_loss_backward};
+static const tg_op MSE_LOSS_OP = {.name = "mse_loss", .backward = mse_loss_backward};
 
 tg_tensor *(tg_mse_loss)(tg_graph *g, tg_tensor *input, tg_tensor *target, tg_reduction reduction) {
     if (!tg_check_float(g, "mse_loss", 2, input, target) || !check_reduction(g, "mse_loss", reduction)) return NULL;

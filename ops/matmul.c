@@ -43,7 +43,7 @@ static void matmul_backward(tg_graph *g, tg_node *n) {
     }
 }
 
-static const tg_op MATMUL_OP = {"matmul", matmul_backward};
+static const tg_op MATMUL_OP = {.name = "matmul", .backward = matmul_backward};
 
 tg_tensor *(tg_matmul_t)(tg_graph *g, tg_tensor *a, tg_tensor *b, bool trans_a, bool trans_b) {
     if (!tg_check_float(g, "matmul", 2, a, b)) return NULL;
@@ -109,8 +109,8 @@ static void linear_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op LINEAR_OP = {"linear", linear_backward};
-static const tg_op LINEAR_ADD_OP = {"linear_add", linear_backward};
+static const tg_op LINEAR_OP = {.name = "linear", .backward = linear_backward};
+static const tg_op LINEAR_ADD_OP = {.name = "linear_add", .backward = linear_backward};
 
 // W^T [in, out] of a leaf weight, made once per graph and reused while the weight's data
 // is unchanged. BLIS multiplies by a transposed right operand at half speed when the left

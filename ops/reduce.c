@@ -37,10 +37,10 @@ TG_VECTORIZE static void reduce_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op SUM_OP = {"sum", reduce_backward};
-static const tg_op MEAN_OP = {"mean", reduce_backward};
-static const tg_op SUM_AXIS_OP = {"sum_axis", reduce_backward};
-static const tg_op MEAN_AXIS_OP = {"mean_axis", reduce_backward};
+static const tg_op SUM_OP = {.name = "sum", .backward = reduce_backward};
+static const tg_op MEAN_OP = {.name = "mean", .backward = reduce_backward};
+static const tg_op SUM_AXIS_OP = {.name = "sum_axis", .backward = reduce_backward};
+static const tg_op MEAN_AXIS_OP = {.name = "mean_axis", .backward = reduce_backward};
 
 // Normalises axis for x; a scalar takes 0 or -1. False (reported) when out of range.
 static bool check_reduce_axis(tg_graph *g, const char *op, const tg_tensor *x, int *axis) {

@@ -42,7 +42,7 @@ TG_VECTORIZE static void lstm_c_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op LSTM_C_OP = {"lstm_cell_state", lstm_c_backward};
+static const tg_op LSTM_C_OP = {.name = "lstm_cell_state", .backward = lstm_c_backward};
 
 // h' = sigmoid(o)*tanh(c')
 TG_VECTORIZE static void lstm_h_backward(tg_graph *g, tg_node *n) {
@@ -61,7 +61,7 @@ TG_VECTORIZE static void lstm_h_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op LSTM_H_OP = {"lstm_cell_output", lstm_h_backward};
+static const tg_op LSTM_H_OP = {.name = "lstm_cell_output", .backward = lstm_h_backward};
 
 // The shapes every fused op checks: gates [B, G*H] against a state [B, H].
 static bool check_gates(tg_graph *g, const char *op, tg_tensor *gates, tg_tensor *state, int G) {
@@ -140,7 +140,7 @@ TG_VECTORIZE static void gru_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op GRU_OP = {"gru_cell", gru_backward};
+static const tg_op GRU_OP = {.name = "gru_cell", .backward = gru_backward};
 
 TG_VECTORIZE tg_tensor *(tg_gru_cell)(tg_graph *g, tg_tensor *xp, tg_tensor *hp, tg_tensor *h) {
     if (!check_gates(g, "gru_cell", xp, h, 3) || !check_gates(g, "gru_cell", hp, h, 3)) return NULL;

@@ -26,7 +26,7 @@ TG_VECTORIZE static void where_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op WHERE_OP = {"where", where_backward};
+static const tg_op WHERE_OP = {.name = "where", .backward = where_backward};
 
 TG_VECTORIZE tg_tensor *(tg_where)(tg_graph *g, tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
     if (!tg_check_i32(g, "where", cond, "cond") || !tg_check_float(g, "where", 2, a, b)) return NULL;
@@ -61,7 +61,7 @@ TG_VECTORIZE static void masked_fill_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op MASKED_FILL_OP = {"masked_fill", masked_fill_backward};
+static const tg_op MASKED_FILL_OP = {.name = "masked_fill", .backward = masked_fill_backward};
 
 TG_VECTORIZE tg_tensor *(tg_masked_fill)(tg_graph *g, tg_tensor *x, tg_tensor *mask, double value) {
     if (!tg_check_float(g, "masked_fill", 1, x) || !tg_check_i32(g, "masked_fill", mask, "mask")) return NULL;
@@ -100,7 +100,7 @@ static void dropout_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op DROPOUT_OP = {"dropout", dropout_backward};
+static const tg_op DROPOUT_OP = {.name = "dropout", .backward = dropout_backward};
 
 tg_tensor *(tg_dropout)(tg_graph *g, tg_tensor *x, double p, tg_rng *rng) {
     if (!tg_check_float(g, "dropout", 1, x)) return NULL;

@@ -54,10 +54,10 @@ static bool check_present(tg_graph *g, const char *op, const tg_tensor *x) {
 static void reshape_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *y = n->out;
-    if (x->grad) put_run(y->dtype, true, x->grad, y->grad, y->numel); // same element order
+    if (x->grad && !tg_grad_is_alias(y)) put_run(y->dtype, true, x->grad, y->grad, y->numel); // same element order
 }
 
-static const tg_op RESHAPE_OP = {"reshape", reshape_backward};
+static const tg_op RESHAPE_OP = {.name = "reshape", .backward = reshape_backward, .view = true};
 
 tg_tensor *(tg_reshape)(tg_graph *g, tg_tensor *x, tg_shape shape) {
     if (!check_present(g, "reshape", x)) return NULL;
@@ -132,7 +132,7 @@ static void transpose_backward(tg_graph *g, tg_node *n) {
         swap_axes(y->dtype, true, x->grad, y->grad, d[0], d[3], d[2], d[1], d[4]);
 }
 
-static const tg_op TRANSPOSE_OP = {"transpose", transpose_backward};
+static const tg_op TRANSPOSE_OP = {.name = "transpose", .backward = transpose_backward};
 
 tg_tensor *(tg_transpose)(tg_graph *g, tg_tensor *x, int axis0, int axis1) {
     if (!check_present(g, "transpose", x)) return NULL;
@@ -178,8 +178,8 @@ static void join_backward(tg_graph *g, tg_node *n) {
     join_runs(n->out, n->n_in, n->in, n->iarg[0], true);
 }
 
-static const tg_op CONCAT_OP = {"concat", join_backward};
-static const tg_op STACK_OP = {"stack", join_backward};
+static const tg_op CONCAT_OP = {.name = "concat", .backward = join_backward};
+static const tg_op STACK_OP = {.name = "stack", .backward = join_backward};
 
 // concat (new_axis false) or stack (true) of n tensors of one dtype.
 static tg_tensor *join(tg_graph *g, const tg_op *op, int n, tg_tensor *const *xs, int axis, bool new_axis) {
@@ -234,12 +234,14 @@ static void slice_backward(tg_graph *g, tg_node *n) {
     tg_tensor *x = n->in[0], *y = n->out;
     int axis = n->iarg[0];
     int64_t start = *(const int64_t *)n->saved, size = x->shape.d[axis], length = y->shape.d[axis];
-    if (x->grad)
+    if (x->grad && !tg_grad_is_alias(y))
         move_block(y->dtype, true, span(x->shape, 0, axis), span(x->shape, axis + 1, x->shape.n), length, x->grad,
                    size, start, y->grad, length, 0);
 }
 
-static const tg_op SLICE_OP = {"slice", slice_backward};
+static const tg_op SLICE_OP = {.name = "slice", .backward = slice_backward};
+// A slice that is one run of its input, and shares it: its gradient is that run of x's.
+static const tg_op SLICE_VIEW_OP = {.name = "slice", .backward = slice_backward, .view = true};
 
 tg_tensor *(tg_slice)(tg_graph *g, tg_tensor *x, int axis, int64_t start, int64_t length) {
     if (!check_present(g, "slice", x)) return NULL;
@@ -267,7 +269,7 @@ tg_tensor *(tg_slice)(tg_graph *g, tg_tensor *x, int axis, int64_t start, int64_
         y = tg_new_tensor(g, x->dtype, ys);
         move_block(x->dtype, false, outer, inner, length, y->data, length, 0, x->data, size, start);
     }
-    tg_node *n = tg_record(g, &SLICE_OP, y, 1, x);
+    tg_node *n = tg_record(g, outer == 1 ? &SLICE_VIEW_OP : &SLICE_OP, y, 1, x);
     if (n) {
         int64_t *saved = tg_arena_alloc(g, sizeof *saved);
         *saved = start;

@@ -60,8 +60,8 @@ TG_VECTORIZE static void log_softmax_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op SOFTMAX_OP = {"softmax", softmax_backward};
-static const tg_op LOG_SOFTMAX_OP = {"log_softmax", log_softmax_backward};
+static const tg_op SOFTMAX_OP = {.name = "softmax", .backward = softmax_backward};
+static const tg_op LOG_SOFTMAX_OP = {.name = "log_softmax", .backward = log_softmax_backward};
 
 TG_VECTORIZE static tg_tensor *softmax(tg_graph *g, const tg_op *op, tg_tensor *x, int axis, bool log_space) {
     if (!tg_check_float(g, op->name, 1, x)) return NULL;

@@ -433,3 +433,33 @@ Test(chunk, uneven_split_and_bad_axis_are_reported) {
     cr_assert(strstr(test_error_message, "n = 0"), "%s", test_error_message);
     tg_graph_free(g);
 }
+
+// Backward gives a view (reshape, contiguous slice) the region of its input's gradient as its
+// own. Gradients through views of views, beside direct uses of the input, must sum into the
+// right elements of a leaf that already holds a gradient; a seed placed on a view itself is
+// a buffer of its own and must still reach the input.
+Test(slice, gradients_of_views_land_in_their_inputs_gradient) {
+    tg_graph *g = tg_graph_new();
+    tg_tensor *x = tg_tensor_create(TG_F64, tg_shape2(4, 3), true);
+    tg_tensor_fill(x, 2);
+    for (int i = 0; i < 12; i++) ((double *)x->grad)[i] = 100; // accumulated earlier
+    tg_tensor *h = tg_mul_scalar(g, x, 1);                      // a non-leaf with the same values
+    tg_tensor *rows = tg_slice(g, h, 0, 1, 2);                  // rows 1, 2: a view
+    tg_tensor *flat = tg_reshape(g, rows, tg_shape1(6));        // a view of a view
+    tg_tensor *last = tg_slice(g, tg_reshape(g, x, tg_shape1(12)), 0, 9, 3); // a view of a leaf: row 3
+    double w[6] = {1, 2, 3, 4, 5, 6};
+    tg_tensor *terms[] = {tg_sum(g, tg_mul(g, flat, tg_from_data(g, TG_F64, tg_shape1(6), w))),
+                          tg_mul_scalar(g, tg_sum(g, last), 10), tg_sum(g, h)};
+    cr_assert(tg_backward(g, tg_sum(g, tg_stack(g, 3, terms, 0))));
+    double want[12] = {1, 1, 1, 2, 3, 4, 5, 6, 7, 11, 11, 11}; // sum(h): 1 each; rows 1-2 add w; row 3 adds 10
+    for (int i = 0; i < 12; i++) cr_assert_eq(((double *)x->grad)[i], 100 + want[i], "grad[%d]", i);
+
+    tg_tensor_zero_grad(x);
+    tg_tensor *view = tg_slice(g, tg_mul_scalar(g, x, 3), 0, 2, 1); // [1, 3]: row 2
+    double seed[3] = {1, 2, 3};
+    cr_assert(tg_backward_seed(g, view, seed));
+    for (int i = 0; i < 12; i++)
+        cr_assert_eq(((double *)x->grad)[i], i >= 6 && i < 9 ? 3 * seed[i - 6] : 0, "seeded: grad[%d]", i);
+    tg_tensor_free(x);
+    tg_graph_free(g);
+}
