@@ -4,7 +4,8 @@
 // Conventions, shared by every op:
 // - Float inputs of one op share a dtype (f32 or f64); ids and targets are i32.
 // - Outputs are fresh, contiguous tensors in the graph's arena (reshape, detach and some
-//   slices share their input's data, as documented there). No op writes into its inputs.
+//   slices share their input's data, as documented there). No op writes into its inputs
+//   but the one whose name ends in _ (tg_linear_add_), as in PyTorch.
 // - A wrong shape or dtype is reported through tg_graph.h's error path, naming the op, the
 //   shapes and the call site, and the op returns NULL.
 // - Binary elementwise ops broadcast as NumPy does: shapes are aligned on the right and a
@@ -31,6 +32,11 @@ tg_tensor *tg_linear(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *bi
 // addend + x W^T + b in one op (PyTorch's addmm), addend of the output's shape: a recurrent
 // step's input projection plus its state's, without keeping the product as its own tensor.
 tg_tensor *tg_linear_add(tg_graph *g, tg_tensor *addend, tg_tensor *x, tg_tensor *weight, tg_tensor *bias);
+// The same sum written over addend's data (PyTorch's addmm_), returned as a new tensor over
+// it: addend's old value is gone, so only for an addend nothing else reads, forward or
+// backward (a step's rows of an input projection). Refused for a leaf that requires a
+// gradient and for an addend sharing data with x, weight or bias.
+tg_tensor *tg_linear_add_(tg_graph *g, tg_tensor *addend, tg_tensor *x, tg_tensor *weight, tg_tensor *bias);
 
 // --- Elementwise arithmetic, broadcasting (ops/arith.c) -------------------------------
 tg_tensor *tg_add(tg_graph *g, tg_tensor *a, tg_tensor *b); // a + b
@@ -134,6 +140,7 @@ tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
 #define tg_matmul_t(g, ...) tg_matmul_t(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_linear(g, ...) tg_linear(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_linear_add(g, ...) tg_linear_add(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_linear_add_(g, ...) tg_linear_add_(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_add(g, ...) tg_add(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_sub(g, ...) tg_sub(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_mul(g, ...) tg_mul(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)

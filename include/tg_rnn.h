@@ -39,7 +39,9 @@ typedef struct {
     // each step its rows; without it, step gets x_t itself.
     tg_tensor *(*project_input)(tg_graph *g, const tg_cell *cell, tg_tensor *x);
     // One step: x [B, input] (or [B, P] when projected) and state[i] [B, hidden] ->
-    // next[i] [B, hidden]. Written with ordinary ops.
+    // next[i] [B, hidden]. Written with ordinary ops. x is the step's own: a step may write
+    // over it (the built-in RNN and LSTM steps add the state's product onto it in place),
+    // so callers pass a value nothing else reads, such as the step's rows of the projection.
     void (*step)(tg_graph *g, const tg_cell *cell, tg_tensor *x, tg_tensor *const *state, tg_tensor **next);
 } tg_cell_type;
 

@@ -75,10 +75,12 @@ static tg_tensor *project_state(tg_graph *g, const tg_cell *c, tg_tensor *h) {
     return tg_linear(g, h, c->param[W_HH], c->param[B_HH]);
 }
 
-// xp [B, G*H], h [B, H] -> xp + h W_hh^T + b_hh [B, G*H], in one op: the same sum as
-// tg_add(xp, project_state(h)), without keeping the state's product for backward.
+// xp [B, G*H], h [B, H] -> xp + h W_hh^T + b_hh [B, G*H]: the sum tg_add(xp,
+// project_state(h)) makes, written over xp, which is the step's own (tg_cell_type.step).
+// Neither the state's product nor a copy of the sum is kept for backward: an LSTM step then
+// keeps its gates in its rows of the layer's input projection, and c' and h' beside them.
 static tg_tensor *add_projected_state(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *h) {
-    return tg_linear_add(g, xp, h, c->param[W_HH], c->param[B_HH]);
+    return tg_linear_add_(g, xp, h, c->param[W_HH], c->param[B_HH]);
 }
 
 static void rnn_tanh_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *const *state, tg_tensor **next) {

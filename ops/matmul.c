@@ -111,6 +111,7 @@ static void linear_backward(tg_graph *g, tg_node *n) {
 
 static const tg_op LINEAR_OP = {.name = "linear", .backward = linear_backward};
 static const tg_op LINEAR_ADD_OP = {.name = "linear_add", .backward = linear_backward};
+static const tg_op LINEAR_ADD_IN_PLACE_OP = {.name = "linear_add_", .backward = linear_backward};
 
 // W^T [in, out] of a leaf weight, made once per graph and reused while the weight's data
 // is unchanged. BLIS multiplies by a transposed right operand at half speed when the left
@@ -137,7 +138,32 @@ static tg_tensor *transposed_weight(tg_graph *g, tg_tensor *w) {
 // packing cost is then spread over enough rows not to matter.
 #define TRANSPOSE_BELOW_ROWS 256
 
-// y = x W^T + bias + addend, for tg_linear (addend NULL) and tg_linear_add.
+// True when the data of a and b share a byte.
+static bool overlap(const tg_tensor *a, const tg_tensor *b) {
+    const char *a0 = a->data, *b0 = b->data;
+    size_t na = (size_t)a->numel * tg_dtype_size(a->dtype), nb = (size_t)b->numel * tg_dtype_size(b->dtype);
+    return na && nb && a0 < b0 + nb && b0 < a0 + na;
+}
+
+// Writing the sum over the addend loses its value: refused for a leaf that requires a
+// gradient (as PyTorch refuses), and for an addend that shares data with another input,
+// which the product is still reading.
+static bool check_in_place(tg_graph *g, tg_tensor *addend, tg_tensor *x, tg_tensor *weight, tg_tensor *bias) {
+    if (addend->requires_grad && !addend->node) {
+        tg_fail(g, "linear_add_", "the addend %s is a leaf that requires a gradient; writing the sum over it would "
+                                  "lose its value (use tg_linear_add)", TG_SHAPE_STR(addend->shape));
+        return false;
+    }
+    if (overlap(addend, x) || overlap(addend, weight) || (bias && overlap(addend, bias))) {
+        tg_fail(g, "linear_add_", "the addend %s shares data with the input, weight or bias it is summed with "
+                                  "(use tg_linear_add)", TG_SHAPE_STR(addend->shape));
+        return false;
+    }
+    return true;
+}
+
+// y = x W^T + bias + addend, for tg_linear (addend NULL), tg_linear_add and, written over
+// the addend's data, tg_linear_add_.
 static tg_tensor *linear(tg_graph *g, const tg_op *op, tg_tensor *x, tg_tensor *weight, tg_tensor *bias,
                          tg_tensor *addend) {
     if (!tg_check_float(g, op->name, 2, x, weight)) return NULL;
@@ -151,23 +177,42 @@ static tg_tensor *linear(tg_graph *g, const tg_op *op, tg_tensor *x, tg_tensor *
                        TG_SHAPE_STR(bias->shape), (long long)out);
     tg_shape shape = x->shape;
     shape.d[shape.n - 1] = out;
-    if (op == &LINEAR_ADD_OP && !tg_check_float(g, op->name, 2, x, addend)) return NULL;
+    bool in_place = op == &LINEAR_ADD_IN_PLACE_OP;
+    if (op != &LINEAR_OP && !tg_check_float(g, op->name, 2, x, addend)) return NULL;
     if (addend && !tg_shape_equal(addend->shape, shape))
         return tg_fail(g, op->name, "input %s, weight %s and addend %s: the addend must be %s, the product's shape",
                        TG_SHAPE_STR(x->shape), TG_SHAPE_STR(weight->shape), TG_SHAPE_STR(addend->shape),
                        TG_SHAPE_STR(shape));
-    tg_tensor *y = tg_new_tensor(g, x->dtype, shape);
+    if (in_place && !check_in_place(g, addend, x, weight, bias)) return NULL;
     int64_t rows = x->numel / (in ? in : 1);
-    size_t es = tg_dtype_size(y->dtype);
-    if (bias) // start from the bias in every row, then add the product onto it
-        for (int64_t r = 0; r < rows; r++) memcpy((char *)y->data + (size_t)(r * out) * es, bias->data, (size_t)out * es);
+    size_t es = tg_dtype_size(x->dtype);
+    tg_tensor *y;
     double beta = bias ? 1.0 : 0.0;
+    if (in_place) { // y is a new tensor over the addend's data: addend + bias, then the product added on
+        y = tg_arena_alloc(g, sizeof *y);
+        *y = (tg_tensor){.dtype = addend->dtype, .shape = shape, .numel = addend->numel, .data = addend->data};
+        tg_tensor_touch(addend);
+        if (bias)
+            TG_DISPATCH(y->dtype, {
+                T *yv = y->data;          // [rows, out]
+                const T *bv = bias->data; // [out]
+                for (int64_t r = 0; r < rows; r++)
+                    for (int64_t j = 0; j < out; j++) yv[r * out + j] += bv[j];
+            });
+        beta = 1.0;
+        addend = addend->requires_grad ? addend : NULL; // its gradient is y's; its value is gone
+    } else {
+        y = tg_new_tensor(g, x->dtype, shape);
+        if (bias) // start from the bias in every row, then add the product onto it
+            for (int64_t r = 0; r < rows; r++)
+                memcpy((char *)y->data + (size_t)(r * out) * es, bias->data, (size_t)out * es);
+    }
     tg_tensor *weight_t = !weight->node && rows < TRANSPOSE_BELOW_ROWS ? transposed_weight(g, weight) : NULL;
     if (weight_t) // y [rows, out] (+)= x [rows, in] W^T [in, out]
         tg_gemm(x->dtype, false, false, rows, out, in, 1.0, x->data, in, weight_t->data, out, beta, y->data, out);
     else
         tg_gemm(x->dtype, false, true, rows, out, in, 1.0, x->data, in, weight->data, in, beta, y->data, out);
-    if (addend) // added last, so the sum rounds as tg_add(addend, tg_linear(...)) does
+    if (addend && !in_place) // added last, so the sum rounds as tg_add(addend, tg_linear(...)) does
         TG_DISPATCH(y->dtype, {
             T *yv = y->data;            // [rows, out]
             const T *av = addend->data; // [rows, out]
@@ -192,4 +237,8 @@ tg_tensor *(tg_linear)(tg_graph *g, tg_tensor *x, tg_tensor *weight, tg_tensor *
 
 tg_tensor *(tg_linear_add)(tg_graph *g, tg_tensor *addend, tg_tensor *x, tg_tensor *weight, tg_tensor *bias) {
     return linear(g, &LINEAR_ADD_OP, x, weight, bias, addend);
+}
+
+tg_tensor *(tg_linear_add_)(tg_graph *g, tg_tensor *addend, tg_tensor *x, tg_tensor *weight, tg_tensor *bias) {
+    return linear(g, &LINEAR_ADD_IN_PLACE_OP, x, weight, bias, addend);
 }

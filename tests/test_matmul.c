@@ -3,16 +3,23 @@
 
 #include "tg_test.h"
 
+typedef enum { MATMUL, LINEAR, LINEAR_ADD, LINEAR_ADD_IN_PLACE } mm_kind;
+
 typedef struct {
     tg_tensor *a, *b, *bias, *addend;
-    bool ta, tb, linear;
+    bool ta, tb;
+    mm_kind kind;
 } mm_case;
 
 static tg_tensor *run_mm(tg_graph *g, void *ctx) {
     mm_case *c = ctx;
-    if (c->addend) return tg_linear_add(g, c->addend, c->a, c->b, c->bias);
-    if (c->linear) return tg_linear(g, c->a, c->b, c->bias);
-    return tg_matmul_t(g, c->a, c->b, c->ta, c->tb);
+    switch (c->kind) {
+    case LINEAR: return tg_linear(g, c->a, c->b, c->bias);
+    case LINEAR_ADD: return tg_linear_add(g, c->addend, c->a, c->b, c->bias);
+    case LINEAR_ADD_IN_PLACE: // over a fresh non-leaf copy of the addend, whose gradient is checked
+        return tg_linear_add_(g, tg_mul_scalar(g, c->addend, 1), c->a, c->b, c->bias);
+    default: return tg_matmul_t(g, c->a, c->b, c->ta, c->tb);
+    }
 }
 
 // Stored shape of an operand: rows x cols, swapped when it is read transposed.
@@ -26,7 +33,7 @@ Test(matmul, gradcheck_every_transpose_2d_and_batched) {
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
                 mm_case c = {test_input(stored(batch, 4, 3, ta), 1, -1, 1), test_input(stored(batch, 3, 5, tb), 2, -1, 1),
-                             NULL, NULL, ta, tb, false};
+                             NULL, NULL, ta, tb, MATMUL};
                 tg_tensor *wrt[] = {c.a, c.b};
                 ASSERT_GRADCHECK(run_mm, &c, wrt, 2);
                 tg_tensor_free(c.a);
@@ -36,7 +43,7 @@ Test(matmul, gradcheck_every_transpose_2d_and_batched) {
 
 Test(matmul, gradcheck_batched_times_shared_matrix) {
     for (int tb = 0; tb < 2; tb++) {
-        mm_case c = {test_input(tg_shape3(2, 3, 4), 5, -1, 1), test_input(stored(0, 4, 2, tb), 6, -1, 1), NULL, NULL, false, tb, false};
+        mm_case c = {test_input(tg_shape3(2, 3, 4), 5, -1, 1), test_input(stored(0, 4, 2, tb), 6, -1, 1), NULL, NULL, false, tb, MATMUL};
         tg_tensor *wrt[] = {c.a, c.b};
         ASSERT_GRADCHECK(run_mm, &c, wrt, 2);
         tg_tensor_free(c.a);
@@ -45,7 +52,7 @@ Test(matmul, gradcheck_batched_times_shared_matrix) {
 }
 
 Test(matmul, gradcheck_size_one_dims) {
-    mm_case c = {test_input(tg_shape2(1, 3), 8, -1, 1), test_input(tg_shape2(3, 1), 9, -1, 1), NULL, NULL, false, false, false};
+    mm_case c = {test_input(tg_shape2(1, 3), 8, -1, 1), test_input(tg_shape2(3, 1), 9, -1, 1), NULL, NULL, false, false, MATMUL};
     tg_tensor *wrt[] = {c.a, c.b};
     ASSERT_GRADCHECK(run_mm, &c, wrt, 2);
     tg_tensor_free(c.a);
@@ -72,7 +79,7 @@ Test(matmul, values_against_naive_product) {
 Test(linear, gradcheck_with_and_without_bias) {
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         mm_case c = {test_input(tg_shape3(2, 3, 4), 1, -1, 1), test_input(tg_shape2(5, 4), 2, -1, 1),
-                     with_bias ? test_input(tg_shape1(5), 3, -1, 1) : NULL, NULL, false, false, true};
+                     with_bias ? test_input(tg_shape1(5), 3, -1, 1) : NULL, NULL, false, false, LINEAR};
         tg_tensor *wrt[] = {c.a, c.b, c.bias};
         ASSERT_GRADCHECK(run_mm, &c, wrt, with_bias ? 3 : 2);
         tg_tensor_free(c.a);
@@ -140,7 +147,7 @@ Test(linear_add, gradcheck_with_and_without_bias) {
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         mm_case c = {test_input(tg_shape3(2, 3, 4), 11, -1, 1), test_input(tg_shape2(5, 4), 12, -1, 1),
                      with_bias ? test_input(tg_shape1(5), 13, -1, 1) : NULL, test_input(tg_shape3(2, 3, 5), 14, -1, 1),
-                     false, false, true};
+                     false, false, LINEAR_ADD};
         tg_tensor *wrt[] = {c.a, c.b, c.addend, c.bias};
         ASSERT_GRADCHECK(run_mm, &c, wrt, with_bias ? 4 : 3);
         tg_tensor_free(c.a);
@@ -210,4 +217,52 @@ Test(linear, staged_weight_gradients_sum_every_use) {
         for (int e = 0; e < 6; e++) cr_assert_eq(((double *)w[k]->grad)[e], want[k][e], "weight %d element %d", k, e);
     tg_graph_free(g);
     for (int k = 0; k < WEIGHTS; k++) tg_tensor_free(w[k]);
+}
+
+// --- linear_add_: the same sum, written over the addend ---
+
+Test(linear_add_, gradcheck_with_and_without_bias) {
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        mm_case c = {test_input(tg_shape2(3, 4), 21, -1, 1), test_input(tg_shape2(5, 4), 22, -1, 1),
+                     with_bias ? test_input(tg_shape1(5), 23, -1, 1) : NULL, test_input(tg_shape2(3, 5), 24, -1, 1),
+                     false, false, LINEAR_ADD_IN_PLACE};
+        tg_tensor *wrt[] = {c.a, c.b, c.addend, c.bias};
+        ASSERT_GRADCHECK(run_mm, &c, wrt, with_bias ? 4 : 3);
+        tg_tensor_free(c.a);
+        tg_tensor_free(c.b);
+        tg_tensor_free(c.bias);
+        tg_tensor_free(c.addend);
+    }
+}
+
+Test(linear_add_, writes_the_sum_over_the_addend) {
+    tg_graph *g = tg_graph_new();
+    tg_rng rng;
+    tg_rng_seed(&rng, 9);
+    tg_tensor *x = tg_rand_uniform(g, TG_F64, tg_shape2(4, 3), &rng, -1, 1);
+    tg_tensor *w = tg_rand_uniform(g, TG_F64, tg_shape2(6, 3), &rng, -1, 1);
+    tg_tensor *b = tg_rand_uniform(g, TG_F64, tg_shape1(6), &rng, -1, 1);
+    tg_tensor *a = tg_rand_uniform(g, TG_F64, tg_shape2(4, 6), &rng, -1, 1);
+    tg_tensor *want = tg_linear_add(g, a, x, w, b);
+    uint64_t version = a->version;
+    tg_tensor *y = tg_linear_add_(g, a, x, w, b);
+    cr_assert(y->data == a->data && a->version > version, "the sum was not written over the addend");
+    for (int i = 0; i < 24; i++) ASSERT_CLOSE(tg_tensor_get(y, i), tg_tensor_get(want, i), 1e-15, 1e-15);
+    tg_graph_free(g);
+}
+
+Test(linear_add_, refuses_a_leaf_with_a_gradient_and_shared_data) {
+    test_capture_errors();
+    tg_graph *g = tg_graph_new();
+    tg_tensor *leaf = tg_tensor_create(TG_F32, tg_shape2(2, 2), true);
+    tg_tensor *x = tg_zeros(g, TG_F32, tg_shape2(2, 2)), *w = tg_zeros(g, TG_F32, tg_shape2(2, 2));
+    cr_assert_null(tg_linear_add_(g, leaf, x, w, NULL));
+    cr_assert(strstr(test_error_message, "tg_linear_add_") && strstr(test_error_message, "leaf"), "%s",
+              test_error_message);
+    cr_assert_null(tg_linear_add_(g, x, x, w, NULL)); // the product would read what it writes
+    cr_assert(strstr(test_error_message, "shares data"), "%s", test_error_message);
+    cr_assert_null(tg_linear_add_(g, tg_reshape(g, w, tg_shape2(2, 2)), x, w, NULL));
+    cr_assert(strstr(test_error_message, "shares data"), "%s", test_error_message);
+    tg_graph_free(g);
+    tg_tensor_free(leaf);
 }
