@@ -35,8 +35,8 @@ typedef struct {
     // like "_l0" or "_l1_reverse"), initialised from rng. Returns false on error.
     bool (*init)(tg_cell *cell, tg_params *p, const char *prefix, const char *suffix, tg_rng *rng);
     // Optional (may be NULL): the part of a step that depends on the input alone, for many
-    // steps at once: x [N, input] -> [N, P]. A layer calls it once on all T*B rows and hands
-    // each step its rows; without it, step gets x_t itself.
+    // steps at once: x [N, input] -> [N, P]. A layer calls it on the rows of many steps at a
+    // time (about 1024 rows) and hands each step its rows; without it, step gets x_t itself.
     tg_tensor *(*project_input)(tg_graph *g, const tg_cell *cell, tg_tensor *x);
     // One step: x [B, input] (or [B, P] when projected) and state[i] [B, hidden] ->
     // next[i] [B, hidden]. Written with ordinary ops. x is the step's own: a step may write

@@ -2,7 +2,7 @@
 //
 // All three share PyTorch's parameter layout: weight_ih [G*H, in], weight_hh [G*H, H],
 // bias_ih [G*H], bias_hh [G*H], with G = 1 (RNN), 4 (LSTM) or 3 (GRU). The input half,
-// x W_ih^T + b_ih, depends on no state, so layers compute it for all steps in one product
+// x W_ih^T + b_ih, depends on no state, so layers compute it for many steps in one product
 // (project_input) and each step adds only h W_hh^T + b_hh.
 #include <math.h>
 #include <stdio.h>

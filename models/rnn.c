@@ -11,6 +11,8 @@
 #include "tapegrad.h"
 #include "tg_rnn.h"
 
+#define PROJECT_ROWS 1024 // rows of input per product of the input projection
+
 bool tg_rnn_init(tg_rnn *rnn, const tg_rnn_config *cfg, tg_params *p, const char *prefix, tg_rng *rng) {
     memset(rnn, 0, sizeof *rnn);
     if (!cfg->cell || cfg->num_layers < 1 || cfg->num_layers > TG_RNN_MAX_LAYERS) {
@@ -87,18 +89,25 @@ bool (tg_rnn_unroll)(tg_graph *g, const tg_cell *cell, tg_tensor *x, tg_tensor *
             return false;
         }
     }
-    // All steps' input projections in one product: [T*B, P].
-    tg_tensor *proj = NULL;
-    if (cell->type->project_input) {
-        proj = cell->type->project_input(g, cell, tg_reshape(g, x, tg_shape2(T * B, cell->input_size)));
-        if (!proj) return false;
-    }
+    // Input projections, one product per chunk of steps (about PROJECT_ROWS rows), made when
+    // the walk over time reaches the chunk. A product that large runs near BLIS's peak, and
+    // backward then holds one chunk's projection gradient at a time, not all T*B rows of it.
+    tg_tensor *rows = cell->type->project_input ? tg_reshape(g, x, tg_shape2(T * B, cell->input_size)) : NULL;
+    int64_t chunk = B < PROJECT_ROWS ? PROJECT_ROWS / B : 1; // steps per chunk
+    tg_tensor *proj = NULL; // [steps of the chunk * B, P]
+    int64_t proj_first = -1; // the chunk's first step
     const int32_t *len = lengths ? lengths->data : NULL;
     tg_tensor **out = tg_graph_alloc(g, (size_t)T * sizeof *out);
     tg_tensor *zero = len ? tg_zeros(g, cell->dtype, tg_shape0()) : NULL;
     for (int64_t k = 0; k < T; k++) {
         int64_t t = reverse ? T - 1 - k : k;
-        tg_tensor *xt = proj ? tg_slice(g, proj, 0, t * B, B) // [B, P]
+        if (rows && t / chunk * chunk != proj_first) {
+            proj_first = t / chunk * chunk;
+            int64_t steps = T - proj_first < chunk ? T - proj_first : chunk;
+            proj = cell->type->project_input(g, cell, tg_slice(g, rows, 0, proj_first * B, steps * B));
+            if (!proj) return false;
+        }
+        tg_tensor *xt = proj ? tg_slice(g, proj, 0, (t - proj_first) * B, B) // [B, P]
                              : tg_reshape(g, tg_slice(g, x, 0, t, 1), tg_shape2(B, cell->input_size));
         for (int i = 0; i < n_states; i++) next[i] = NULL;
         cell->type->step(g, cell, xt, state, next);
