@@ -105,8 +105,19 @@ static const gemm_shape gemm_shapes[] = {
     {true, false, 256, 64, 1, "its weight gradient, one step (an outer product)"},
     {true, false, 256, 64, 50, "the same, all 50 steps in one product"},
     {false, true, 640, 1, 256, "attention scores, [S*B, H] @ v^T (s2s-gru-attn)"},
+    {false, false, 50, 256, 32, "input projection, 50 steps x batch 1 (lm-lstm-tiny-b1)"},
+    {false, false, 50, 32, 256, "its backward, dx"},
+    {false, false, 50, 96, 64, "output layer, 50 rows"},
+    {true, false, 96, 64, 50, "its weight gradient"},
     {false, false, 16, 256, 64, "16 rows"},
+    {false, false, 64, 256, 256, "64 rows"},
     {false, false, 32, 768, 256, "batch-32 GRU step (s2s-gru-attn)"},
+    {false, false, 32, 1024, 256, "batch-32 LSTM step (lm-lstm-small)"},
+    {false, false, 32, 256, 1024, "its backward, dh"},
+    {true, false, 1024, 256, 256, "its weight gradient, 8 steps staged"},
+    {false, false, 32, 2048, 512, "32 rows, a 4 MB right operand"},
+    {false, false, 64, 2048, 512, "batch-64 LSTM step (lm-lstm-2x512)"},
+    {false, false, 64, 512, 2048, "its backward, dh"},
 };
 
 // Best ns per call over reps x calls products through tg_gemm_small (small) or BLIS.

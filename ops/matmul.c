@@ -125,10 +125,14 @@ static tg_tensor *transposed_weight(tg_graph *g, tg_tensor *w) {
     TG_DISPATCH(w->dtype, {
         const T *src = w->data; // [out, in]
         T *dst = wt->data;      // [in, out]
-        for (int64_t i0 = 0; i0 < out; i0 += 32) // 32 x 32 tiles keep both sides in cache
-            for (int64_t j0 = 0; j0 < in; j0 += 32)
-                for (int64_t i = i0; i < out && i < i0 + 32; i++)
-                    for (int64_t j = j0; j < in && j < j0 + 32; j++) dst[j * out + i] = src[i * in + j];
+        // 32 x 32 tiles keep both sides in cache; within one, the writes run along a row of
+        // dst: strided reads from cache cost less than strided writes.
+        for (int64_t i0 = 0; i0 < out; i0 += 32)
+            for (int64_t j0 = 0; j0 < in; j0 += 32) {
+                int64_t i1 = i0 + 32 < out ? i0 + 32 : out, j1 = j0 + 32 < in ? j0 + 32 : in;
+                for (int64_t j = j0; j < j1; j++)
+                    for (int64_t i = i0; i < i1; i++) dst[j * out + i] = src[i * in + j];
+            }
     });
     tg_graph_memo_put(g, w, wt);
     return wt;

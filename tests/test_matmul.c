@@ -266,3 +266,48 @@ Test(linear_add_, refuses_a_leaf_with_a_gradient_and_shared_data) {
     tg_graph_free(g);
     tg_tensor_free(leaf);
 }
+
+// Products of up to 64 rows run through register tiles of 4 rows by 4 vectors of columns
+// (graph/gemm_small.c), with narrower tiles and plain loops at the edges. Every edge case
+// (rows not a multiple of 4, columns not a multiple of a vector, k < 4), every transpose and
+// both dtypes must match the product summed in long double; linear adds its bias (beta = 1).
+Test(matmul, tile_edges_against_a_plain_sum) {
+    const int64_t ms[] = {1, 3, 4, 5, 9, 33, 64}, ns[] = {1, 7, 16, 17, 64, 65, 130}, ks[] = {1, 3, 4, 17};
+    tg_rng rng;
+    tg_rng_seed(&rng, 17);
+    for (int dt = 0; dt < 2; dt++) {
+        tg_dtype dtype = dt ? TG_F64 : TG_F32;
+        double tol = dt ? 1e-12 : 2e-5;
+        for (int flags = 0; flags < 4; flags++) {
+            bool ta = flags & 1, tb = flags & 2;
+            for (int im = 0; im < 7; im++)
+                for (int in = 0; in < 7; in++)
+                    for (int ik = 0; ik < 4; ik++) {
+                        int64_t m = ms[im], n = ns[in], k = ks[ik];
+                        tg_graph *g = tg_graph_new();
+                        tg_tensor *a = tg_rand_uniform(g, dtype, ta ? tg_shape2(k, m) : tg_shape2(m, k), &rng, -1, 1);
+                        tg_tensor *b = tg_rand_uniform(g, dtype, tb ? tg_shape2(n, k) : tg_shape2(k, n), &rng, -1, 1);
+                        tg_tensor *c = tg_matmul_t(g, a, b, ta, tb);
+                        tg_tensor *bias = tg_rand_uniform(g, dtype, tg_shape1(n), &rng, -1, 1);
+                        tg_tensor *lin = ta || tb ? NULL : tg_linear(g, a, tg_transpose(g, b, 0, 1), bias);
+                        for (int64_t i = 0; i < m; i++)
+                            for (int64_t j = 0; j < n; j++) {
+                                long double s = 0;
+                                for (int64_t p = 0; p < k; p++)
+                                    s += (long double)tg_tensor_get(a, ta ? p * m + i : i * k + p) *
+                                         tg_tensor_get(b, tb ? j * k + p : p * n + j);
+                                cr_assert(fabs(tg_tensor_get(c, i * n + j) - (double)s) <= tol * (1 + k),
+                                          "%s ta %d tb %d %lldx%lldx%lld: C[%lld, %lld] = %g, expected %g",
+                                          tg_dtype_name(dtype), ta, tb, (long long)m, (long long)n, (long long)k,
+                                          (long long)i, (long long)j, tg_tensor_get(c, i * n + j), (double)s);
+                                if (lin)
+                                    cr_assert(fabs(tg_tensor_get(lin, i * n + j) - (double)s - tg_tensor_get(bias, j)) <=
+                                                  tol * (2 + k),
+                                              "linear %lldx%lldx%lld: [%lld, %lld]", (long long)m, (long long)n,
+                                              (long long)k, (long long)i, (long long)j);
+                            }
+                        tg_graph_free(g);
+                    }
+        }
+    }
+}
