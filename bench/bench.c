@@ -5,7 +5,8 @@
 //   tg-bench CONFIG... [--threads N] [--roofline]
 //   tg-bench --cell lstm|gru|rnn --layers L --hidden H --embed E --vocab V --seq T --batch B
 //            [--bidirectional] [--threads N] [--roofline]
-//   --composite: LSTM and GRU steps op by op instead of the fused pointwise ops.
+//   --composite: LSTM and GRU steps, and s2s-gru-attn's attention, op by op instead of the
+//   fused ops.
 //
 // --roofline adds the step's matrix-product FLOPs (counted as BLIS runs them, backward
 // included), the sgemm rate BLIS reaches on a 1024^3 product in this process, and the
@@ -48,7 +49,8 @@ typedef struct {
     tg_rnn rnn;                       // the LM's or classifier's RNN, or the s2s encoder
     tg_tensor *emb, *out_w, *out_b;   // [V, E]; [V or C, H or 2H]; [V or C]
     tg_cell dec;                      // s2s: decoder GRU cell over [E + H]
-    tg_tensor *temb, *wa, *ua, *ua_b, *va; // s2s: target embedding, attention W, U (+bias), v
+    tg_tensor *temb;                  // s2s: target embedding
+    tg_attention attn;                // s2s: Bahdanau attention, W.weight, U.weight, U.bias, v.weight
     int32_t *src, *in, *out;          // token ids: [S or T, B], [T, B], [T, B] (or [B] targets)
     tg_optim *opt;
 } model;
@@ -63,8 +65,8 @@ static void fill_ids(int32_t *ids, int n, int vocab, tg_rng *rng) {
     for (int i = 0; i < n; i++) ids[i] = (int32_t)tg_rng_below(rng, (uint64_t)vocab);
 }
 
-// --composite: the op-by-op LSTM and GRU steps instead of the fused ones, to measure the
-// fused path against the composite one in one run.
+// --composite: the op-by-op LSTM and GRU steps and attention instead of the fused ones, to
+// measure the fused path against the composite one in one run.
 static bool composite;
 
 static const tg_cell_type *cell_for(const tg_cell_type *cell) {
@@ -88,10 +90,8 @@ static void model_init(model *m, const config *c) {
     if (c->kind == S2S) {
         m->temb = param(m, "temb.weight", tg_shape2(V, E), &rng, 1.0);
         tg_cell_init(&m->dec, cell_for(&tg_cell_gru), E + H, H, TG_F32, m->p, "dec.", "", &rng);
-        m->wa = param(m, "Wa.weight", tg_shape2(H, H), &rng, 1 / sqrt(H));
-        m->ua = param(m, "Ua.weight", tg_shape2(H, H), &rng, 1 / sqrt(H));
-        m->ua_b = param(m, "Ua.bias", tg_shape1(H), &rng, 1 / sqrt(H));
-        m->va = param(m, "va.weight", tg_shape2(1, H), &rng, 1 / sqrt(H));
+        tg_attention_config ac = {&tg_attention_bahdanau, H, H, H, TG_F32};
+        tg_attention_init(&m->attn, &ac, m->p, "attn.", &rng);
     }
     int S = c->kind == S2S ? c->src_seq : T;
     m->src = malloc(sizeof(int32_t) * (size_t)(S * B));
@@ -134,14 +134,23 @@ static tg_tensor *model_loss(tg_graph *g, model *m) {
     tg_rnn_forward(g, &m->rnn, src, NULL, NULL, NULL, &r);
     tg_tensor *enc = r.output;                                                         // [S, B, H]
     tg_tensor *h = tg_reshape(g, r.state[0], tg_shape2(B, H));                         // [B, H]
-    tg_tensor *keys = tg_linear(g, enc, m->ua, m->ua_b);                               // [S, B, H]
+    // Attention through the library's module (tg_attention_bahdanau, whose score is one fused
+    // op); with --composite, the same arithmetic op by op, as PyTorch's model writes it.
+    tg_tensor *const *w = m->attn.param;                                               // W, U, U.bias, v
+    tg_attention_memory mem;
+    tg_tensor *keys = composite ? tg_linear(g, enc, w[1], w[2]) : NULL;                // [S, B, H]
+    if (!composite) tg_attention_prepare(g, &m->attn, enc, NULL, &mem);
     tg_tensor *temb = tg_embedding(g, m->temb, tg_from_data(g, TG_I32, tg_shape2(T, B), m->in)); // [T, B, E]
     tg_tensor **outs = tg_graph_alloc(g, sizeof(tg_tensor *) * (size_t)T);
     for (int t = 0; t < T; t++) {
-        tg_tensor *q = tg_reshape(g, tg_linear(g, h, m->wa, NULL), tg_shape3(1, B, H));      // [1, B, H]
-        tg_tensor *score = tg_linear(g, tg_tanh(g, tg_add(g, keys, q)), m->va, NULL);         // [S, B, 1]
-        tg_tensor *a = tg_softmax(g, score, 0);                                              // [S, B, 1]
-        tg_tensor *ctx = tg_sum_axis(g, tg_mul(g, a, enc), 0, false);                        // [B, H]
+        tg_tensor *ctx; // [B, H]
+        if (composite) {
+            tg_tensor *q = tg_reshape(g, tg_linear(g, h, w[0], NULL), tg_shape3(1, B, H));       // [1, B, H]
+            tg_tensor *score = tg_linear(g, tg_tanh(g, tg_add(g, keys, q)), w[3], NULL);          // [S, B, 1]
+            ctx = tg_sum_axis(g, tg_mul(g, tg_softmax(g, score, 0), enc), 0, false);
+        } else {
+            tg_attention_forward(g, &mem, h, &ctx, NULL);
+        }
         tg_tensor *e = tg_reshape(g, tg_slice(g, temb, 0, t, 1), tg_shape2(B, -1));          // [B, E]
         tg_tensor *in[2] = {e, ctx}, *next;
         tg_tensor *xt = tg_linear(g, tg_concat(g, 2, in, 1), m->dec.param[0], m->dec.param[2]); // [B, 3H]

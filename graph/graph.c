@@ -119,6 +119,12 @@ void *tg_grad_alloc(tg_graph *g, size_t bytes) {
     return tg_graph_alloc(g, bytes);
 }
 
+void *tg_grad_or_scratch(tg_graph *g, tg_tensor *t) {
+    if (t->grad) return t->grad;
+    size_t bytes = (size_t)t->numel * tg_dtype_size(t->dtype);
+    return memset(tg_arena_alloc(g, bytes), 0, bytes);
+}
+
 void tg_grad_release(tg_graph *g, void *ptr, size_t bytes) {
     free_grad *f = g->spare;
     if (f) g->spare = f->next;

@@ -74,6 +74,10 @@ bool tg_grad_is_alias(const tg_tensor *t);
 // when one of the size is free; and the release of a buffer no node will read again.
 void *tg_grad_alloc(tg_graph *g, size_t bytes);
 void tg_grad_release(tg_graph *g, void *ptr, size_t bytes);
+// The gradient buffer of t or, when t needs none (the zero initial state, say), a zeroed
+// scratch buffer of its size from the arena, so that a fused op's backward loop writes
+// without a branch: with TG_IVDEP, it vectorizes.
+void *tg_grad_or_scratch(tg_graph *g, tg_tensor *t);
 
 // Adds dy^T x (dy [rows, out], x [rows, in]) to the gradient of weight w [out, in]. For a
 // leaf and few rows the sum may be staged and done later in one larger product

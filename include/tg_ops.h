@@ -131,6 +131,12 @@ tg_tensor *tg_lstm_cell_output(tg_graph *g, tg_tensor *gates, tg_tensor *c_next)
 // h' = (1-z)*n + z*h with n = tanh(xn + r*hn).
 tg_tensor *tg_gru_cell(tg_graph *g, tg_tensor *xp, tg_tensor *hp, tg_tensor *h);
 
+// --- Fused attention score (ops/attention_fused.c) --------------------------------------
+// Additive (Bahdanau) scores in one op, an optional fast path for the built-in attention:
+// keys [B, S, A], query [B, A] (broadcast over S), v [1, A] -> [B, S] with
+// scores[b, s] = sum_a v[a] * tanh(keys[b, s, a] + query[b, a]).
+tg_tensor *tg_additive_scores(tg_graph *g, tg_tensor *keys, tg_tensor *query, tg_tensor *v);
+
 // --- Gradient flow (autodiff/backward.c) ----------------------------------------------
 // Same data as x, cut from the tape: no gradient flows back through it.
 tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
@@ -177,6 +183,7 @@ tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
 #define tg_lstm_cell_state(g, ...) tg_lstm_cell_state(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_lstm_cell_output(g, ...) tg_lstm_cell_output(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_gru_cell(g, ...) tg_gru_cell(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_additive_scores(g, ...) tg_additive_scores(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_detach(g, ...) tg_detach(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 
 #ifdef __cplusplus

@@ -96,12 +96,11 @@ static tg_tensor *general_keys(tg_graph *g, const tg_attention *a, tg_tensor *ke
     return tg_linear(g, keys, a->param[GEN_W], NULL);
 }
 
-// v^T tanh(keys_part + query_part): keys_part [B, S, A], query_part [B, A], v [1, A] -> [B, S].
+// v^T tanh(keys_part + query_part): keys_part [B, S, A], query_part [B, A], v [1, A] -> [B, S],
+// fused (ops/attention_fused.c; tests/test_attention.c checks it against the ops
+// tg_reshape(tg_linear(tg_tanh(tg_add(keys_part, q [B, 1, A])), v), [B, S])).
 static tg_tensor *additive(tg_graph *g, tg_tensor *keys_part, tg_tensor *query_part, tg_tensor *v) {
-    int64_t B = keys_part->shape.d[0], S = keys_part->shape.d[1], A = keys_part->shape.d[2];
-    tg_tensor *q = tg_reshape(g, query_part, tg_shape3(B, 1, A));    // broadcast over S
-    tg_tensor *e = tg_tanh(g, tg_add(g, keys_part, q));              // [B, S, A]
-    return tg_reshape(g, tg_linear(g, e, v, NULL), tg_shape2(B, S)); // [B, S, 1] -> [B, S]
+    return tg_additive_scores(g, keys_part, query_part, v);
 }
 
 // q^T x_s for every position: x [B, S, X], query [B, X] -> [B, S].

@@ -6,18 +6,7 @@
 // activations from the gates in backward instead of saving them. They are an optional fast
 // path: the built-in cells use them, tg_cell_lstm_composite and tg_cell_gru_composite keep
 // the op-by-op steps, and tests/test_rnn.c checks that both agree.
-#include <string.h>
-
 #include "tg_internal.h"
-
-// The gradient buffer of t or, when t needs none (the zero initial state, say), a zeroed
-// scratch buffer of its size from the graph's arena, so that the backward loops below write
-// without a branch: with TG_IVDEP, they vectorize.
-static void *grad_or_scratch(tg_graph *g, tg_tensor *t) {
-    if (t->grad) return t->grad;
-    size_t bytes = (size_t)t->numel * tg_dtype_size(t->dtype);
-    return memset(tg_arena_alloc(g, bytes), 0, bytes);
-}
 
 // --- LSTM: gates [B, 4H] in PyTorch's row order i, f, g, o ---
 
@@ -27,7 +16,7 @@ TG_VECTORIZE static void lstm_c_backward(tg_graph *g, tg_node *n) {
     int64_t B = c->shape.d[0], H = c->shape.d[1];
     TG_DISPATCH(cn->dtype, {
         const T *gv = gates->data, *cv = c->data, *dcn = cn->grad;     // [B, 4H], [B, H] x2
-        T *dg = grad_or_scratch(g, gates), *dc = grad_or_scratch(g, c); // [B, 4H], [B, H]
+        T *dg = tg_grad_or_scratch(g, gates), *dc = tg_grad_or_scratch(g, c); // [B, 4H], [B, H]
         for (int64_t b = 0; b < B; b++) {
             const T *gi = gv + b * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *cb = cv + b * H, *d = dcn + b * H; // [H]
             T *di = dg + b * 4 * H, *df = di + H, *du = di + 2 * H, *dcb = dc + b * H;                      // [H]
@@ -51,7 +40,7 @@ TG_VECTORIZE static void lstm_h_backward(tg_graph *g, tg_node *n) {
     int64_t B = cn->shape.d[0], H = cn->shape.d[1];
     TG_DISPATCH(h->dtype, {
         const T *gv = gates->data, *cv = cn->data, *dh = h->grad;        // [B, 4H], [B, H] x2
-        T *dg = grad_or_scratch(g, gates), *dc = grad_or_scratch(g, cn); // [B, 4H], [B, H]
+        T *dg = tg_grad_or_scratch(g, gates), *dc = tg_grad_or_scratch(g, cn); // [B, 4H], [B, H]
         for (int64_t b = 0; b < B; b++)
             for (int64_t j = 0; j < H; j++) {
                 T o = (T)TG_SIGMOID(gv[b * 4 * H + 3 * H + j]), t = (T)TG_TANH(cv[b * H + j]), d = dh[b * H + j];
@@ -116,7 +105,7 @@ TG_VECTORIZE static void gru_backward(tg_graph *g, tg_node *n) {
     int64_t B = h->shape.d[0], H = h->shape.d[1];
     TG_DISPATCH(hn->dtype, {
         const T *xv = xp->data, *hv = hp->data, *prev = h->data, *d = hn->grad; // [B, 3H] x2, [B, H] x2
-        T *dx = grad_or_scratch(g, xp), *dhp = grad_or_scratch(g, hp), *dh = grad_or_scratch(g, h); // [B, 3H] x2, [B, H]
+        T *dx = tg_grad_or_scratch(g, xp), *dhp = tg_grad_or_scratch(g, hp), *dh = tg_grad_or_scratch(g, h); // [B, 3H] x2, [B, H]
         for (int64_t b = 0; b < B; b++) {
             const T *xr = xv + b * 3 * H, *xz = xr + H, *xn = xr + 2 * H; // [H] each
             const T *hr = hv + b * 3 * H, *hz = hr + H, *hn_ = hr + 2 * H, *hb = prev + b * H, *db = d + b * H;

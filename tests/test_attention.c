@@ -308,3 +308,53 @@ Test(attention, svg_heatmap_has_labels_and_one_rect_per_cell) {
     cr_assert(strstr(svg, ">2</text>") && count(svg, "<rect ") == 6);
     free(svg);
 }
+
+// --- The fused additive score against the ops it stands for ---
+
+typedef struct {
+    tg_tensor *keys, *query, *v; // [B, S, A], [B, A], [1, A]
+    bool fused;
+} additive_case;
+
+static tg_tensor *additive_scores(tg_graph *g, void *ctx) {
+    additive_case *c = ctx;
+    if (c->fused) return tg_additive_scores(g, c->keys, c->query, c->v);
+    int64_t b = c->keys->shape.d[0], s = c->keys->shape.d[1], a = c->keys->shape.d[2];
+    tg_tensor *e = tg_tanh(g, tg_add(g, c->keys, tg_reshape(g, c->query, tg_shape3(b, 1, a)))); // [B, S, A]
+    return tg_reshape(g, tg_linear(g, e, c->v, NULL), tg_shape2(b, s));
+}
+
+// A of 37 covers both the 16-lane sums and the tail of the forward loop.
+Test(additive_scores, gradcheck_and_agreement_with_the_ops) {
+    additive_case c = {test_input(tg_shape3(2, 3, 37), 1, -1.5, 1.5), test_input(tg_shape2(2, 37), 2, -1, 1),
+                       test_input(tg_shape2(1, 37), 3, -1, 1), true};
+    tg_tensor *wrt[] = {c.keys, c.query, c.v};
+    ASSERT_GRADCHECK(additive_scores, &c, wrt, 3);
+    double got[2][6 + 222 + 74 + 37]; // scores, then the gradients of keys, query and v
+    for (int k = 0; k < 2; k++) {
+        c.fused = k == 0;
+        for (int i = 0; i < 3; i++) tg_tensor_zero_grad(wrt[i]);
+        tg_graph *g = tg_graph_new();
+        tg_tensor *y = additive_scores(g, &c);
+        double seed[6] = {0.3, -1, 2, 0.5, -0.7, 1.1};
+        cr_assert(tg_backward_seed(g, y, seed));
+        int at = 0;
+        for (int i = 0; i < 6; i++) got[k][at++] = tg_tensor_get(y, i);
+        for (int i = 0; i < 3; i++)
+            for (int64_t e = 0; e < wrt[i]->numel; e++) got[k][at++] = ((double *)wrt[i]->grad)[e];
+        tg_graph_free(g);
+    }
+    for (size_t i = 0; i < sizeof got[0] / sizeof got[0][0]; i++) ASSERT_CLOSE(got[0][i], got[1][i], 1e-14, 1e-12);
+    for (int i = 0; i < 3; i++) tg_tensor_free(wrt[i]);
+}
+
+Test(additive_scores, wrong_shapes_are_reported) {
+    test_capture_errors();
+    tg_graph *g = tg_graph_new();
+    tg_tensor *keys = tg_zeros(g, TG_F32, tg_shape3(2, 3, 4));
+    cr_assert_null(tg_additive_scores(g, keys, tg_zeros(g, TG_F32, tg_shape2(2, 5)), tg_zeros(g, TG_F32, tg_shape2(1, 4))));
+    cr_assert(strstr(test_error_message, "tg_additive_scores") && strstr(test_error_message, "[2, 3, 4]") &&
+                  strstr(test_error_message, "[2, 5]"),
+              "%s", test_error_message);
+    tg_graph_free(g);
+}
