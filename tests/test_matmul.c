@@ -143,11 +143,13 @@ Test(linear, transposed_weight_copy_follows_changes_to_the_weight) {
 
 // --- linear_add: addend + x W^T + b ---
 
-Test(linear_add, gradcheck_with_and_without_bias) {
+// Gradchecks linear_add or linear_add_ (kind) of x [rows, 4] (rows = its leading sizes) and
+// weight [5, 4], with and without a bias: x, weight, addend [rows, 5] and bias.
+static void gradcheck_linear_add(mm_kind kind, tg_shape x, tg_shape sum, uint64_t seed) {
     for (int with_bias = 0; with_bias < 2; with_bias++) {
-        mm_case c = {test_input(tg_shape3(2, 3, 4), 11, -1, 1), test_input(tg_shape2(5, 4), 12, -1, 1),
-                     with_bias ? test_input(tg_shape1(5), 13, -1, 1) : NULL, test_input(tg_shape3(2, 3, 5), 14, -1, 1),
-                     false, false, LINEAR_ADD};
+        mm_case c = {test_input(x, seed, -1, 1), test_input(tg_shape2(5, 4), seed + 1, -1, 1),
+                     with_bias ? test_input(tg_shape1(5), seed + 2, -1, 1) : NULL, test_input(sum, seed + 3, -1, 1),
+                     false, false, kind};
         tg_tensor *wrt[] = {c.a, c.b, c.addend, c.bias};
         ASSERT_GRADCHECK(run_mm, &c, wrt, with_bias ? 4 : 3);
         tg_tensor_free(c.a);
@@ -155,6 +157,10 @@ Test(linear_add, gradcheck_with_and_without_bias) {
         tg_tensor_free(c.bias);
         tg_tensor_free(c.addend);
     }
+}
+
+Test(linear_add, gradcheck_with_and_without_bias) {
+    gradcheck_linear_add(LINEAR_ADD, tg_shape3(2, 3, 4), tg_shape3(2, 3, 5), 11);
 }
 
 // The fused op is the recurrent cells' fast path for tg_add(addend, tg_linear(...)): its
@@ -222,17 +228,7 @@ Test(linear, staged_weight_gradients_sum_every_use) {
 // --- linear_add_: the same sum, written over the addend ---
 
 Test(linear_add_, gradcheck_with_and_without_bias) {
-    for (int with_bias = 0; with_bias < 2; with_bias++) {
-        mm_case c = {test_input(tg_shape2(3, 4), 21, -1, 1), test_input(tg_shape2(5, 4), 22, -1, 1),
-                     with_bias ? test_input(tg_shape1(5), 23, -1, 1) : NULL, test_input(tg_shape2(3, 5), 24, -1, 1),
-                     false, false, LINEAR_ADD_IN_PLACE};
-        tg_tensor *wrt[] = {c.a, c.b, c.addend, c.bias};
-        ASSERT_GRADCHECK(run_mm, &c, wrt, with_bias ? 4 : 3);
-        tg_tensor_free(c.a);
-        tg_tensor_free(c.b);
-        tg_tensor_free(c.bias);
-        tg_tensor_free(c.addend);
-    }
+    gradcheck_linear_add(LINEAR_ADD_IN_PLACE, tg_shape2(3, 4), tg_shape2(3, 5), 21);
 }
 
 Test(linear_add_, writes_the_sum_over_the_addend) {

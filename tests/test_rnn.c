@@ -308,23 +308,29 @@ static double *outputs_and_gradients(rnn_case *c, int64_t *count) {
     return all;
 }
 
+// Runs two cases of the same batch size B over sequences of lengths len[B] and asserts that
+// their outputs and gradients agree within atol + rtol*|b's|; frees both cases.
+static void assert_cases_agree(rnn_case *a, rnn_case *b, const int32_t *len, int64_t B, double atol, double rtol) {
+    a->lengths = tg_tensor_create(TG_I32, tg_shape1(B), false);
+    b->lengths = tg_tensor_create(TG_I32, tg_shape1(B), false);
+    tg_tensor_copy_from(a->lengths, len);
+    tg_tensor_copy_from(b->lengths, len);
+    int64_t na, nb;
+    double *va = outputs_and_gradients(a, &na), *vb = outputs_and_gradients(b, &nb);
+    cr_assert_eq(na, nb);
+    for (int64_t i = 0; i < na; i++) ASSERT_CLOSE(va[i], vb[i], atol, rtol);
+    free(va);
+    free(vb);
+    free_case(a);
+    free_case(b);
+}
+
 Test(rnn_fused, fused_cells_agree_with_the_composite_steps) {
     const tg_cell_type *fused[] = {&tg_cell_lstm, &tg_cell_gru}, *composite[] = {&tg_cell_lstm_composite, &tg_cell_gru_composite};
     for (int k = 0; k < 2; k++) {
         rnn_case a = make_case(fused[k], 2, true, 5, 3, true), b = make_case(composite[k], 2, true, 5, 3, true);
         int32_t len[] = {5, 2, 4};
-        a.lengths = tg_tensor_create(TG_I32, tg_shape1(3), false);
-        b.lengths = tg_tensor_create(TG_I32, tg_shape1(3), false);
-        tg_tensor_copy_from(a.lengths, len);
-        tg_tensor_copy_from(b.lengths, len);
-        int64_t na, nb;
-        double *va = outputs_and_gradients(&a, &na), *vb = outputs_and_gradients(&b, &nb);
-        cr_assert_eq(na, nb);
-        for (int64_t i = 0; i < na; i++) ASSERT_CLOSE(va[i], vb[i], 1e-13, 1e-11);
-        free(va);
-        free(vb);
-        free_case(&a);
-        free_case(&b);
+        assert_cases_agree(&a, &b, len, 3, 1e-13, 1e-11);
     }
 }
 
@@ -346,17 +352,6 @@ Test(rnn, chunked_input_projection_matches_projection_per_step) {
         stepwise.step = stepwise_step;
         rnn_case a = make_case(cells[k], 1, true, 400, 3, false), b = make_case(&stepwise, 1, true, 400, 3, false);
         int32_t len[] = {400, 350, 17};
-        a.lengths = tg_tensor_create(TG_I32, tg_shape1(3), false);
-        b.lengths = tg_tensor_create(TG_I32, tg_shape1(3), false);
-        tg_tensor_copy_from(a.lengths, len);
-        tg_tensor_copy_from(b.lengths, len);
-        int64_t na, nb;
-        double *va = outputs_and_gradients(&a, &na), *vb = outputs_and_gradients(&b, &nb);
-        cr_assert_eq(na, nb);
-        for (int64_t i = 0; i < na; i++) ASSERT_CLOSE(va[i], vb[i], 1e-12, 1e-10);
-        free(va);
-        free(vb);
-        free_case(&a);
-        free_case(&b);
+        assert_cases_agree(&a, &b, len, 3, 1e-12, 1e-10);
     }
 }
