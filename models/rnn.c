@@ -93,6 +93,7 @@ bool (tg_rnn_unroll)(tg_graph *g, const tg_cell *cell, tg_tensor *x, tg_tensor *
     // the walk over time reaches the chunk. A product that large runs near BLIS's peak, and
     // backward then holds one chunk's projection gradient at a time, not all T*B rows of it.
     tg_tensor *rows = cell->type->project_input ? tg_reshape(g, x, tg_shape2(T * B, cell->input_size)) : NULL;
+    if (cell->type->project_input && !rows) return false;
     int64_t chunk = B < PROJECT_ROWS ? PROJECT_ROWS / B : 1; // steps per chunk
     tg_tensor *proj = NULL; // [steps of the chunk * B, P]
     int64_t proj_first = -1; // the chunk's first step
