@@ -432,14 +432,15 @@ static int greedy_exact(tg_graph *g, const tg_seq2seq *m, const digits *xs, int 
 static const char *const TOKEN_NAMES[N_VOCAB] = {"<pad>", "<s>", "</s>", "0", "1", "2", "3",
                                                  "4",     "5",   "6",    "7", "8", "9"};
 
-// Writes the attention of h, decoded from x, to reversal_attention.svg (in the working
-// directory, for a look) and checks the file: both sequences' labels, one rect per cell.
+// Writes the attention of h, decoded from x, as an SVG heatmap to an anonymous temporary
+// file and checks it: both sequences' labels, one rect per cell. (The g2p example writes
+// one to look at.)
 static void write_heatmap(const digits *x, const tg_hypothesis *h) {
     const char *src[MAX_LEN], *out[MAX_LEN + 2];
     for (int i = 0; i < x->len; i++) src[i] = TOKEN_NAMES[x->id[i]];
     for (int i = 0; i < h->length; i++) out[i] = TOKEN_NAMES[h->tokens[i]];
-    FILE *f = fopen("reversal_attention.svg", "w+");
-    cr_assert(f, "cannot write reversal_attention.svg in the working directory");
+    FILE *f = tmpfile();
+    cr_assert(f, "cannot make a temporary file for the heatmap");
     cr_assert(tg_attention_write_svg(f, h->attention, h->length, h->src_len, out, src));
     long size = ftell(f);
     char *svg = calloc((size_t)size + 1, 1);
