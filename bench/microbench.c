@@ -116,6 +116,8 @@ static const gemm_shape gemm_shapes[] = {
     {false, false, 32, 256, 1024, "its backward, dh"},
     {true, false, 1024, 256, 256, "its weight gradient, 8 steps staged"},
     {false, false, 32, 2048, 512, "32 rows, a 4 MB right operand"},
+    {false, false, 32, 4096, 512, "32 rows, an 8 MB right operand"},
+    {false, false, 32, 4096, 1024, "32 rows, a 17 MB right operand (BLIS from here)"},
     {false, false, 64, 2048, 512, "batch-64 LSTM step (lm-lstm-2x512)"},
     {false, false, 64, 512, 2048, "its backward, dh"},
 };

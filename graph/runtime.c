@@ -65,6 +65,8 @@ const char *tg_blas_version(void) {
 // two threads than on one while they stayed in the one-thread loops, 1.89x split by BLIS.
 // Below it (a batch-1 step's) splitting costs more than it saves.
 #define SPLIT_FLOPS (1 << 20)
+// The largest right operand of a product of up to 64 rows for the small loops' tiles.
+#define SMALL_B_BYTES (8u << 20)
 
 void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
              const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
@@ -77,9 +79,13 @@ void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, i
     // one column (attention's scores, [S*B, H] @ v^T) BLIS packs all of A for a product of
     // one pass over it: 106 us against 12 us at 640 x 1 x 256.
     // The small loops run on one thread: with more, BLIS takes every product that is worth
-    // splitting between them.
+    // splitting between them. Their tiles also read B once per 4 rows, which costs more than
+    // BLIS's packing once B no longer stays in cache (tg-microbench --gemm, 32 x 4096 x 1024,
+    // B 17 MB: 15.5 against BLIS's 5.6 ms; 32 x 4096 x 512, B 8 MB: 1.9 against 2.7 ms).
     bool one_thread = num_threads == 1 || m * n * k < SPLIT_FLOPS;
-    if (!(trans_a && trans_b) && (m <= 4 || n == 1 || (trans_b && m <= 16) || (!trans_b && m <= 64 && one_thread))) {
+    bool b_cached = (uint64_t)(k * n) * tg_dtype_size(dtype) <= SMALL_B_BYTES;
+    if (!(trans_a && trans_b) &&
+        (m <= 4 || n == 1 || (trans_b && m <= 16) || (!trans_b && m <= 64 && one_thread && b_cached))) {
         tg_gemm_small(dtype, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
