@@ -145,7 +145,7 @@ static double time_gemm(const gemm_shape *s, bool small, const float *a, const f
 
 // The table of --gemm: each shape through BLIS and through the small-matrix loops.
 static int gemm_mode(void) {
-    size_t bytes = 1 << 22; // 1M floats: every operand above fits
+    size_t bytes = 1 << 22; // 4M floats (16 MiB) each: every operand above fits
     float *a = malloc(bytes * sizeof(float)), *b = malloc(bytes * sizeof(float)), *c = calloc(bytes, sizeof(float));
     if (!a || !b || !c) return 1;
     for (size_t i = 0; i < bytes; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
