@@ -74,10 +74,11 @@ void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, i
     if (m == 0 || n == 0) return;
     flop_count += (uint64_t)(2 * m * n * k);
     // Measured (tg-microbench --gemm): below these sizes BLIS's packing and call overhead cost
-    // more than the product. Up to 64 rows, the small loops' register tiles match or beat
-    // BLIS (32 x 1024 x 256: 192 against 219 us; 50 x 256 x 32: 9.6 against 13.8 us). With
-    // one column (attention's scores, [S*B, H] @ v^T) BLIS packs all of A for a product of
-    // one pass over it: 106 us against 12 us at 640 x 1 x 256.
+    // more than the product (an outer product, k = 1: 2.2 against 4.7 us at 256 x 64). Up to
+    // 64 rows, the small loops' register tiles match or beat BLIS (32 x 1024 x 256: 192
+    // against 219 us; 50 x 256 x 32: 9.6 against 13.8 us). With one column (attention's
+    // scores, [S*B, H] @ v^T) BLIS packs all of A for a product of one pass over it: 106 us
+    // against 12 us at 640 x 1 x 256.
     // The small loops run on one thread: with more, BLIS takes every product that is worth
     // splitting between them. Their tiles also read B once per 4 rows, which costs more than
     // BLIS's packing once B no longer stays in cache (tg-microbench --gemm, 32 x 4096 x 1024,
@@ -85,7 +86,8 @@ void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, i
     bool one_thread = num_threads == 1 || m * n * k < SPLIT_FLOPS;
     bool b_cached = (uint64_t)(k * n) * tg_dtype_size(dtype) <= SMALL_B_BYTES;
     if (!(trans_a && trans_b) &&
-        (m <= 4 || n == 1 || (trans_b && m <= 16) || (!trans_b && m <= 64 && one_thread && b_cached))) {
+        (m <= 4 || n == 1 || (trans_b && m <= 16) || (k == 1 && !trans_b) ||
+         (!trans_b && m <= 64 && one_thread && b_cached))) {
         tg_gemm_small(dtype, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
