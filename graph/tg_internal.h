@@ -186,7 +186,9 @@ bool tg_broadcast(tg_graph *g, const char *op, int n, const tg_shape *shapes, tg
         BODY                                                                                                \
     }
 
-// --- Matrix product through BLIS (graph/runtime.c) ---
+// --- Matrix products (graph/gemm.c) ---
+// Configures BLIS (kernels, threads) once per process; tg_gemm calls it first.
+void tg_blas_ensure_init(void);
 // C = alpha * op(A) op(B) + beta * C for row-major A, B, C with leading dims lda, ldb,
 // ldc; op(X) is X or X^T. One call handles float or double by dtype.
 void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
