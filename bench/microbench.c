@@ -11,10 +11,11 @@
 //   no-grad fwd      the same ops with recording off (tg_graph_set_grad_enabled false).
 // The reset after each chain is inside the timed region (one per CHAIN ops).
 //
-//   tg-microbench --gemm          the products whose sizes decide tg_gemm's choice
+//   tg-microbench --gemm [reps]   the products whose sizes decide tg_gemm's choice
 //
-// times float32 products of shapes the benchmark models run, through BLIS and through the
-// small-matrix loops (graph/gemm_small.c): the measurements behind tg_gemm's choice.
+// times float32 products of the shapes the benchmark models run, through BLIS, through the
+// loops that skip its packing (graph/gemm_f32.c, gemm_small.c) and through tg_gemm, which
+// chooses one of the two: the measurements behind tg_gemm's choice.
 #include <blis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,65 +100,104 @@ typedef struct {
     const char *what;
 } gemm_shape;
 
+// Every product shape of tg-bench's configurations that takes more than 1% of a step's
+// FLOPs, and the few-row shapes around them.
 static const gemm_shape gemm_shapes[] = {
-    {false, false, 1, 256, 64, "batch-1 step h @ W_hh^T (lm-lstm-tiny-b1)"},
-    {false, false, 1, 64, 256, "its backward, dh = dgates @ W_hh"},
-    {true, false, 256, 64, 1, "its weight gradient, one step (an outer product)"},
-    {true, false, 256, 64, 50, "the same, all 50 steps in one product"},
-    {false, true, 640, 1, 256, "attention scores, [S*B, H] @ v^T (s2s-gru-attn)"},
-    {false, false, 50, 256, 32, "input projection, 50 steps x batch 1 (lm-lstm-tiny-b1)"},
-    {false, false, 50, 32, 256, "its backward, dx"},
-    {false, false, 50, 96, 64, "output layer, 50 rows"},
-    {true, false, 96, 64, 50, "its weight gradient"},
+    {false, false, 1, 256, 64, "lm-lstm-tiny-b1: step h @ W_hh^T"},
+    {false, false, 1, 64, 256, "lm-lstm-tiny-b1: its backward, dh = dgates @ W_hh"},
+    {true, false, 256, 64, 1, "an outer product (one step's weight gradient)"},
+    {true, false, 256, 64, 50, "lm-lstm-tiny-b1: 50 steps' weight gradient"},
+    {false, false, 50, 256, 32, "lm-lstm-tiny-b1: input projection"},
+    {false, false, 50, 32, 256, "lm-lstm-tiny-b1: its backward, dx"},
+    {false, false, 50, 96, 64, "lm-lstm-tiny-b1: output layer"},
+    {true, false, 96, 64, 50, "lm-lstm-tiny-b1: its weight gradient"},
+    {false, true, 640, 1, 256, "s2s-gru-attn: attention scores, [S*B, H] @ v^T"},
     {false, false, 16, 256, 64, "16 rows"},
-    {false, false, 64, 256, 256, "64 rows"},
-    {false, false, 32, 768, 256, "batch-32 GRU step (s2s-gru-attn)"},
-    {false, false, 32, 1024, 256, "batch-32 LSTM step (lm-lstm-small)"},
-    {false, false, 32, 256, 1024, "its backward, dh"},
-    {true, false, 1024, 256, 256, "its weight gradient, 8 steps staged"},
-    {false, false, 32, 2048, 512, "32 rows, a 4 MB right operand"},
-    {false, false, 32, 4096, 512, "32 rows, an 8 MB right operand"},
-    {false, false, 32, 4096, 1024, "32 rows, a 17 MB right operand (BLIS from here)"},
-    {false, false, 64, 2048, 512, "batch-64 LSTM step (lm-lstm-2x512)"},
-    {false, false, 64, 512, 2048, "its backward, dh"},
+    {false, false, 32, 256, 256, "lm-rnn-small: step"},
+    {true, false, 256, 256, 256, "lm-rnn-small: weight gradient, 8 steps staged"},
+    {false, false, 32, 512, 128, "bilstm-cls: step"},
+    {false, false, 32, 128, 512, "bilstm-cls: its backward, dh"},
+    {true, false, 512, 128, 256, "bilstm-cls: weight gradient, 8 steps staged"},
+    {false, false, 32, 768, 256, "lm-gru-small, s2s-gru-attn: GRU step"},
+    {false, false, 32, 256, 768, "lm-gru-small, s2s-gru-attn: its backward, dh"},
+    {false, false, 32, 768, 320, "s2s-gru-attn: decoder step with input feeding"},
+    {false, false, 32, 320, 768, "s2s-gru-attn: its backward"},
+    {true, false, 768, 256, 256, "lm-gru-small: weight gradient, 8 steps staged"},
+    {false, false, 32, 1024, 256, "lm-lstm-small: step"},
+    {false, false, 32, 256, 1024, "lm-lstm-small: its backward, dh"},
+    {true, false, 1024, 256, 256, "lm-lstm-small: weight gradient, 8 steps staged"},
+    {false, true, 1024, 1024, 64, "lm-lstm-small: input projection, x @ W_ih^T"},
+    {false, false, 1024, 64, 1024, "lm-lstm-small: its backward, dx"},
+    {true, false, 1024, 64, 1024, "lm-lstm-small: its weight gradient"},
+    {false, true, 2048, 96, 256, "lm-*-small: output layer"},
+    {true, false, 96, 256, 2048, "lm-*-small: its weight gradient"},
+    {false, false, 32, 4096, 1024, "32 rows, a 17 MB right operand"},
+    {false, false, 64, 2048, 512, "lm-lstm-2x512: step"},
+    {false, false, 64, 512, 2048, "lm-lstm-2x512: its backward, dh"},
+    {true, false, 2048, 512, 64, "lm-lstm-2x512: one step's weight gradient"},
+    {false, true, 1024, 2048, 512, "lm-lstm-2x512: layer 2's input projection"},
+    {false, false, 1024, 512, 2048, "lm-lstm-2x512: its backward, dx"},
+    {true, false, 2048, 512, 1024, "lm-lstm-2x512: its weight gradient"},
 };
 
-// Best ns per call over reps x calls products through tg_gemm_small (small) or BLIS.
-static double time_gemm(const gemm_shape *s, bool small, const float *a, const float *b, float *c) {
-    int64_t lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
-    int calls = (int)(2e7 / (double)(s->m * s->n * s->k + 1000)) + 1;
-    float one = 1;
-    double best = 1e300;
-    for (int r = 0; r < reps; r++) {
-        double t0 = now_ns();
-        for (int i = 0; i < calls; i++)
-            if (small)
-                tg_gemm_small(TG_F32, s->ta, s->tb, s->m, s->n, s->k, 1.0, a, lda, b, ldb, 1.0, c, s->n);
-            else
-                bli_sgemm(s->ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, s->tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, s->m,
-                          s->n, s->k, &one, (float *)a, lda, 1, (float *)b, ldb, 1, &one, c, s->n, 1);
-        double t = (now_ns() - t0) / calls;
-        if (t < best) best = t;
-    }
-    sink = c[0];
-    return best;
+typedef enum { RUN_BLIS, RUN_SMALL, RUN_CHOSEN } gemm_run;
+
+// CPU time of this thread: a product's own time, less the time the machine gave to others.
+static double thread_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-// The table of --gemm: each shape through BLIS and through the small-matrix loops.
+// ns per call of one timed batch of products, through BLIS, the small loops or tg_gemm.
+static double time_gemm_once(const gemm_shape *s, gemm_run run, const float *a, const float *b, float *c) {
+    int64_t lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
+    int calls = (int)(4e6 / (double)(s->m * s->n * s->k + 1000)) + 1;
+    double t0 = thread_ns();
+    for (int i = 0; i < calls; i++) {
+        if (run == RUN_SMALL)
+            tg_gemm_small(TG_F32, s->ta, s->tb, s->m, s->n, s->k, 1.0, a, lda, b, ldb, 1.0, c, s->n);
+        else if (run == RUN_BLIS)
+            tg_gemm_blis(TG_F32, s->ta, s->tb, s->m, s->n, s->k, 1.0, a, lda, b, ldb, 1.0, c, s->n);
+        else
+            tg_gemm(TG_F32, s->ta, s->tb, s->m, s->n, s->k, 1.0, a, lda, b, ldb, 1.0, c, s->n);
+    }
+    sink = c[0];
+    return (thread_ns() - t0) / calls;
+}
+
+// The table of --gemm: each shape through BLIS, the small loops and tg_gemm's choice, the
+// three interleaved, best of reps each. The last column checks the choice: its time within
+// 5% of the faster of the other two.
 static int gemm_mode(void) {
-    size_t bytes = 1 << 22; // 4M floats (16 MiB) each: every operand above fits
-    float *a = malloc(bytes * sizeof(float)), *b = malloc(bytes * sizeof(float)), *c = calloc(bytes, sizeof(float));
+    size_t floats = 1 << 22; // 4M floats (16 MiB) each: every operand above fits
+    float *a = malloc(floats * sizeof(float)), *b = malloc(floats * sizeof(float)), *c = calloc(floats, sizeof(float));
     if (!a || !b || !c) return 1;
-    for (size_t i = 0; i < bytes; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < floats; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
     tg_blas_arch(); // initialise BLIS with tapegrad's choice of kernels
-    printf("BLIS %s, kernels: %s; float32, best of %d, ns per product\n", tg_blas_version(), tg_blas_arch(), reps);
-    printf("%-5s %-5s %5s %5s %5s %10s %10s  %s\n", "opA", "opB", "m", "n", "k", "BLIS", "small", "");
+    printf("BLIS %s, kernels: %s; small loops: %s; float32, one thread, best of %d, ns per product\n",
+           tg_blas_version(), tg_blas_arch(), tg_gemm_f32_kernel(), reps);
+    printf("%-3s %-3s %5s %5s %5s %10s %10s %10s %-6s %5s  %s\n", "A", "B", "m", "n", "k", "BLIS", "small",
+           "chosen", "choice", "ok", "");
+    int bad = 0;
     for (size_t i = 0; i < sizeof gemm_shapes / sizeof *gemm_shapes; i++) {
         const gemm_shape *s = &gemm_shapes[i];
-        double blis = time_gemm(s, false, a, b, c), small = time_gemm(s, true, a, b, c);
-        printf("%-5s %-5s %5lld %5lld %5lld %10.0f %10.0f  %s\n", s->ta ? "A^T" : "A", s->tb ? "B^T" : "B",
-               (long long)s->m, (long long)s->n, (long long)s->k, blis, small, s->what);
+        double best[3] = {1e300, 1e300, 1e300};
+        for (int r = 0; r < reps; r++)
+            for (int run = RUN_BLIS; run <= RUN_CHOSEN; run++) {
+                double t = time_gemm_once(s, (gemm_run)run, a, b, c);
+                if (t < best[run]) best[run] = t;
+            }
+        bool small = tg_gemm_choose(TG_F32, s->ta, s->tb, s->m, s->n, s->k) == TG_GEMM_SMALL;
+        double faster = best[RUN_BLIS] < best[RUN_SMALL] ? best[RUN_BLIS] : best[RUN_SMALL];
+        bool ok = best[RUN_CHOSEN] <= 1.05 * faster;
+        bad += !ok;
+        printf("%-3s %-3s %5lld %5lld %5lld %10.0f %10.0f %10.0f %-6s %5s  %s\n", s->ta ? "T" : "N", s->tb ? "T" : "N",
+               (long long)s->m, (long long)s->n, (long long)s->k, best[RUN_BLIS], best[RUN_SMALL], best[RUN_CHOSEN],
+               small ? "small" : "BLIS", ok ? "yes" : "NO", s->what);
     }
+    printf("%d of %zu choices within 5%% of the faster path\n", (int)(sizeof gemm_shapes / sizeof *gemm_shapes) - bad,
+           sizeof gemm_shapes / sizeof *gemm_shapes);
     free(a);
     free(b);
     free(c);
@@ -165,7 +205,10 @@ static int gemm_mode(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "--gemm") == 0) return gemm_mode();
+    if (argc > 1 && strcmp(argv[1], "--gemm") == 0) {
+        if (argc > 2) reps = atoi(argv[2]) > 0 ? atoi(argv[2]) : 1;
+        return gemm_mode();
+    }
     long ops = argc > 1 ? atol(argv[1]) : 1000000;
     if (argc > 2) reps = atoi(argv[2]);
     if (reps < 1) reps = 1;

@@ -6,6 +6,7 @@
 // our first BLIS call, then ask BLIS which kernels it took and warn if they are generic.
 #include <blis.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,7 +14,7 @@
 
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static const char *blas_arch = "unknown";
-static int num_threads = 1;
+static _Atomic int num_threads = 1;
 
 static bool cpu_has_avx512(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -28,6 +29,7 @@ static bool cpu_has_avx512(void) {
 
 static void blas_init(void) {
     if (!getenv("BLIS_ARCH_TYPE") && cpu_has_avx512()) setenv("BLIS_ARCH_TYPE", "skx", 0);
+    tg_gemm_f32_init();
     bli_init();
     arch_t id = bli_arch_query_id();
     blas_arch = bli_arch_string(id);
@@ -42,7 +44,8 @@ void tg_blas_ensure_init(void) { pthread_once(&blas_once, blas_init); }
 void tg_set_num_threads(int n) {
     tg_blas_ensure_init();
     num_threads = n < 1 ? 1 : n;
-    bli_thread_set_num_threads(num_threads);
+    bli_thread_set_num_threads(num_threads); // float64 products: BLIS splits them
+    tg_pool_resize(num_threads);             // float32 products: tg_gemm splits them
 }
 
 int tg_num_threads(void) { return num_threads; }

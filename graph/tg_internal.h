@@ -186,6 +186,16 @@ bool tg_broadcast(tg_graph *g, const char *op, int n, const tg_shape *shapes, tg
         BODY                                                                                                \
     }
 
+// --- Threads (graph/threadpool.c) ---
+// One task of a parallel loop: task i of the job whose context is ctx.
+typedef void tg_parallel_fn(void *ctx, int task);
+// Runs fn(ctx, i) for i in [0, tasks), split between the calling thread and the library's
+// workers; returns when all are done. Runs them all in the caller when there are no
+// workers, or when another thread's job holds them.
+void tg_parallel_for(int tasks, tg_parallel_fn *fn, void *ctx);
+// Starts or stops workers so that `threads` threads (the caller's included) share a job.
+void tg_pool_resize(int threads);
+
 // --- Matrix products (graph/gemm.c) ---
 // Configures BLIS (kernels, threads) once per process; tg_gemm calls it first.
 void tg_blas_ensure_init(void);
@@ -193,9 +203,27 @@ void tg_blas_ensure_init(void);
 // ldc; op(X) is X or X^T. One call handles float or double by dtype.
 void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
              const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
+// How tg_gemm runs a product: BLIS, or the loops that skip its packing (tg_gemm_small).
+typedef enum { TG_GEMM_BLIS, TG_GEMM_SMALL } tg_gemm_path;
+// The path tg_gemm takes for a product of this shape (graph/gemm.c says why).
+tg_gemm_path tg_gemm_choose(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k);
+// The same product through BLIS, whatever its shape.
+void tg_gemm_blis(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                  const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
 // The same product by plain loops, for sizes where BLIS's fixed cost per call dominates
 // (graph/gemm_small.c); tg_gemm chooses between the two.
 void tg_gemm_small(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                    const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
+// float32 C = alpha op(A) B + beta C without packing, blocked for the cache (graph/gemm_f32.c);
+// tg_gemm_small's float32 products with B read as stored.
+void tg_gemm_f32(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                 const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+// Picks tg_gemm_f32's kernel for this CPU; called once, by tg_blas_ensure_init.
+void tg_gemm_f32_init(void);
+// The kernel tg_gemm_f32 runs, e.g. "avx512 8x48".
+const char *tg_gemm_f32_kernel(void);
+// The columns of its register tile: splitting C's columns at multiples of it keeps every
+// tile whole.
+int64_t tg_gemm_f32_tile_cols(void);
 
 #endif
