@@ -27,23 +27,25 @@ static tg_gemm_path choose_f64(bool ta, bool tb, int64_t m, int64_t n, int64_t k
     return TG_GEMM_BLIS;
 }
 
-// float32, B read as stored: gemm_f32.c's loops do what BLIS does, less the packing (they
-// block k and m for the caches and read the operands where they lie), so they take every
-// size: packing pays for itself only when an operand would otherwise be read from memory
-// many times, and the m blocks keep that to once per L2's worth of rows.
-// (tg-microbench --gemm prints both for every shape the benchmark models run.)
+// float32, B read as stored: gemm_f32.c's loops do what BLIS does, less the packing of B
+// (they block k and m for the caches, pack A's block, and read B where it lies). BLIS packs
+// B for every product, k x n copies whatever m is: a recurrent step's product (32 rows) pays
+// that for little reuse, and the loops win by construction (0.6-0.8 of BLIS's time on Zen 4).
+// Once C is large both ways (m >= 512 rows and n >= 256 columns) packing costs BLIS under
+// 1/256 of the work and its kernels, tuned per CPU, are as fast or faster (0.9-1.0 of the
+// loops' time): those go to BLIS.
 // B read transposed (B [n, k]): one dot product per element of C for the few-row cases
 // (m <= 16, or one column: attention's scores, where BLIS would pack all of A for one pass
 // over it), BLIS for the rest.
-static tg_gemm_path choose_f32(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
-    (void)k;
+// tg-microbench --gemm prints both paths and the choice for every shape the benchmarks run.
+static tg_gemm_path choose_f32(bool ta, bool tb, int64_t m, int64_t n) {
     if (ta && tb) return TG_GEMM_BLIS;
-    if (!tb) return TG_GEMM_SMALL;
+    if (!tb) return m >= 512 && n >= 256 ? TG_GEMM_BLIS : TG_GEMM_SMALL;
     return m <= 16 || n == 1 ? TG_GEMM_SMALL : TG_GEMM_BLIS;
 }
 
 tg_gemm_path tg_gemm_choose(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k) {
-    return dtype == TG_F32 ? choose_f32(trans_a, trans_b, m, n, k) : choose_f64(trans_a, trans_b, m, n, k);
+    return dtype == TG_F32 ? choose_f32(trans_a, trans_b, m, n) : choose_f64(trans_a, trans_b, m, n, k);
 }
 
 void tg_gemm_blis(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,

@@ -68,12 +68,13 @@
         int64_t ld = ap ? rows : lda;                                                                   \
         const float *ai = ap ? ap + (i - i0) * kb : ta ? a + p0 * lda + i : a + i * lda + p0;           \
         float *ci = c + i * ldc + j;                                                                    \
-        const float *bj = b + p0 * ldb + j;                                                             \
+        const float *bj = bp ? bp : b + p0 * ldb + j;                                                   \
+        int64_t ldbj = bp ? NV * LANES : ldb;                                                           \
         switch (rows) {                                                                                 \
-        case MR: NAME##_tile(MR, NV, tt, kb, alpha, ai, ld, bj, ldb, ci, ldc); break;                   \
-        case 4: NAME##_tile(4, NV, tt, kb, alpha, ai, ld, bj, ldb, ci, ldc); break;                     \
-        case 2: NAME##_tile(2, NV, tt, kb, alpha, ai, ld, bj, ldb, ci, ldc); break;                     \
-        default: NAME##_tile(1, NV, tt, kb, alpha, ai, ld, bj, ldb, ci, ldc); break;                    \
+        case MR: NAME##_tile(MR, NV, tt, kb, alpha, ai, ld, bj, ldbj, ci, ldc); break;                   \
+        case 4: NAME##_tile(4, NV, tt, kb, alpha, ai, ld, bj, ldbj, ci, ldc); break;                     \
+        case 2: NAME##_tile(2, NV, tt, kb, alpha, ai, ld, bj, ldbj, ci, ldc); break;                     \
+        default: NAME##_tile(1, NV, tt, kb, alpha, ai, ld, bj, ldbj, ci, ldc); break;                    \
         }                                                                                               \
         i += rows;                                                                                      \
     }
@@ -98,7 +99,7 @@ static void gemm_f32_pack_a(int mr, bool ta, const float *a, int64_t lda, int64_
     GEMM_F32_TILE(NAME, V, MR, NVMAX)                                                                   \
     __attribute__((target(TARGET), optimize("fp-contract=fast"))) static void NAME(                     \
         bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda, const float *b,  \
-        int64_t ldb, float *c, int64_t ldc, int64_t kc, int64_t mc, float *pack) {                      \
+        int64_t ldb, float *c, int64_t ldc, int64_t kc, int64_t mc, float *pack, float *pack_b) {       \
         enum { LANES = sizeof(V) / sizeof(float) };                                                     \
         int64_t nt = n / LANES * LANES; /* columns in whole vectors; the rest below */                  \
         for (int64_t p0 = 0; p0 < k; p0 += kc) {                                                        \
@@ -109,6 +110,11 @@ static void gemm_f32_pack_a(int mr, bool ta, const float *a, int64_t lda, int64_
                 if (pack) gemm_f32_pack_a(MR, ta, a, lda, i0, i1, p0, kb, pack);                        \
                 for (int64_t j = 0; j < nt;) {                                                          \
                     int64_t nv = (nt - j) / LANES;                                                      \
+                    int64_t w = (nv >= NVMAX ? NVMAX : nv >= 2 ? 2 : 1) * LANES;                        \
+                    const float *bp = pack_b;                                                           \
+                    if (pack_b)                                                                         \
+                        for (int64_t p = 0; p < kb; p++)                                                \
+                            __builtin_memcpy(pack_b + p * w, b + (p0 + p) * ldb + j, (size_t)w * sizeof(float)); \
                     if (nv >= NVMAX) {                                                                  \
                         GEMM_F32_ROWS(NAME, MR, NVMAX);                                                 \
                         j += NVMAX * LANES;                                                             \
@@ -143,12 +149,14 @@ GEMM_F32(gemm_f32_sse2, "arch=x86-64", tg_f32x4, 6, 2)
 #endif
 
 typedef void gemm_f32_fn(bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                         const float *b, int64_t ldb, float *c, int64_t ldc, int64_t kc, int64_t mc, float *pack);
+                         const float *b, int64_t ldb, float *c, int64_t ldc, int64_t kc, int64_t mc, float *pack,
+                         float *pack_b);
 
 // The portable version: the same blocking, plain loops (the compiler vectorises what it can).
 static void gemm_f32_plain(bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                           const float *b, int64_t ldb, float *c, int64_t ldc, int64_t kc, int64_t mc, float *pack) {
-    (void)mc, (void)pack;
+                           const float *b, int64_t ldb, float *c, int64_t ldc, int64_t kc, int64_t mc, float *pack,
+                           float *pack_b) {
+    (void)mc, (void)pack, (void)pack_b;
     for (int64_t p0 = 0; p0 < k; p0 += kc) {
         int64_t p1 = k - p0 < kc ? k : p0 + kc;
         for (int64_t i = 0; i < m; i++)
@@ -225,6 +233,11 @@ static float *pack_buffer_get(size_t floats) {
     return data;
 }
 
+// B's panel is packed (copied contiguous, one tile's width at a time) for products of at
+// least this many rows: unpacked, a panel whose rows lie a power of two apart maps onto a
+// few of L1's sets and is read from L2 instead; packing costs 1/m of the product.
+#define PACK_B_ROWS 256
+
 void tg_gemm_f32(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                  const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     tg_blas_ensure_init(); // picks the kernel
@@ -242,7 +255,10 @@ void tg_gemm_f32(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, con
     // the tiles read it contiguously from L2, as BLIS's do, instead of MR rows at a stride.
     // The copy costs one read of A per product; without it A would be read n / tile_cols
     // times at a stride.
-    float *pack = NULL;
-    if (n >= 2 * kernel.tile_cols && m > 8) pack = pack_buffer_get((size_t)(m < mc ? m : mc) * (size_t)(k < kc ? k : kc));
-    kernel.fn(trans_a, m, n, k, alpha, a, lda, b, ldb, c, ldc, kc, mc, pack);
+    float *pack = NULL, *pack_b = NULL;
+    size_t a_floats = (size_t)(m < mc ? m : mc) * (size_t)(k < kc ? k : kc), b_floats = (size_t)kc * kernel.tile_cols;
+    bool want_b = m >= PACK_B_ROWS;
+    if (n >= 2 * kernel.tile_cols && m > 8) pack = pack_buffer_get(a_floats + (want_b ? b_floats : 0));
+    if (pack && want_b) pack_b = pack + a_floats;
+    kernel.fn(trans_a, m, n, k, alpha, a, lda, b, ldb, c, ldc, kc, mc, pack, pack_b);
 }
