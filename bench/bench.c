@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_cpu.h"
 #include "tapegrad.h"
 
 typedef enum { LM, BI_CLS, S2S } model_kind;
@@ -289,7 +290,9 @@ int main(int argc, char **argv) {
         for (size_t k = 0; k < sizeof CONFIGS / sizeof *CONFIGS; k++) chosen[n_chosen++] = &CONFIGS[k];
     tg_set_num_threads(threads);
     double rate = roofline ? gemm_rate() : 0;
-    if (roofline) printf("# BLIS %s, kernels %s, sgemm 1024^3: %.1f GFLOP/s\n", tg_blas_version(), tg_blas_arch(), rate * 1e-9);
+    if (roofline)
+        printf("# %s; BLIS %s, kernels %s, sgemm 1024^3: %.1f GFLOP/s\n", bench_cpu_name(), tg_blas_version(), tg_blas_arch(),
+               rate * 1e-9);
     for (int i = 0; i < n_chosen; i++) run(chosen[i], threads, roofline, rate);
     return 0;
 }

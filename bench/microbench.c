@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_cpu.h"
 #include "tg_internal.h"
 
 #define CHAIN 1000
@@ -175,8 +176,8 @@ static int gemm_mode(void) {
     if (!a || !b || !c) return 1;
     for (size_t i = 0; i < floats; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
     tg_blas_arch(); // initialise BLIS with tapegrad's choice of kernels
-    printf("BLIS %s, kernels: %s; small loops: %s; float32, one thread, best of %d, ns per product\n",
-           tg_blas_version(), tg_blas_arch(), tg_gemm_f32_kernel(), reps);
+    printf("%s\nBLIS %s, kernels: %s; small loops: %s; float32, one thread, best of %d, ns per product\n",
+           bench_cpu_name(), tg_blas_version(), tg_blas_arch(), tg_gemm_f32_kernel(), reps);
     printf("%-3s %-3s %5s %5s %5s %10s %10s %10s %-6s %5s  %s\n", "A", "B", "m", "n", "k", "BLIS", "small",
            "chosen", "choice", "ok", "");
     int bad = 0;
