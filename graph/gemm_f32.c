@@ -21,6 +21,7 @@
 // the unfused loops of gemm_small.c, whose results the float64 checks were written against.
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "tg_internal.h"
@@ -180,17 +181,21 @@ static int64_t cache_size(int name, int64_t fallback) {
 }
 
 void tg_gemm_f32_init(void) {
-    kernel.fn = gemm_f32_plain;
-    kernel.name = "plain";
-    kernel.lanes = kernel.tile_cols = 1;
+    kernel.fn = gemm_f32_plain, kernel.name = "plain", kernel.lanes = kernel.tile_cols = 1;
 #ifdef TG_GEMM_F32_X86
+    // TG_GEMM_KERNEL=avx2|sse2|plain runs a narrower kernel than the CPU allows: the tests run
+    // every kernel this way on a CPU that has them all.
+    const char *want = getenv("TG_GEMM_KERNEL");
+    bool any = !want || !*want;
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
+    bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (avx512 && any) {
         kernel.fn = gemm_f32_avx512, kernel.name = "avx512 8x48", kernel.lanes = 16, kernel.tile_cols = 48;
-    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    } else if (avx2 && (any || !strcmp(want, "avx2"))) {
         kernel.fn = gemm_f32_avx2, kernel.name = "avx2 6x16", kernel.lanes = 8, kernel.tile_cols = 16;
-    } else {
+    } else if (any || !strcmp(want, "sse2")) {
         kernel.fn = gemm_f32_sse2, kernel.name = "sse2 6x8", kernel.lanes = 4, kernel.tile_cols = 8;
     }
 #endif
@@ -200,8 +205,6 @@ void tg_gemm_f32_init(void) {
 #else
     kernel.l1 = 32 << 10, kernel.l2 = 1 << 20;
 #endif
-    const char *env = getenv("TG_GEMM_KERNEL"); // for measuring: "plain" forces the portable loops
-    if (env && env[0] == 'p') kernel.fn = gemm_f32_plain, kernel.name = "plain";
 }
 
 const char *tg_gemm_f32_kernel(void) { return kernel.name; }
