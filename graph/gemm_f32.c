@@ -136,7 +136,7 @@ static void gemm_f32_pack_a(int mr, bool ta, const float *a, int64_t lda, int64_
             }                                                                                           \
     }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 typedef float tg_f32x16 __attribute__((vector_size(64)));
 typedef float tg_f32x8 __attribute__((vector_size(32)));
 typedef float tg_f32x4 __attribute__((vector_size(16)));
