@@ -26,6 +26,10 @@
 
 #include "tg_internal.h"
 
+// Every loop over a tile's rows and vectors is unrolled whatever the optimisation level (the
+// sanitizer builds use -O2, where GCC would keep them as loops and the sums in memory).
+#define TG_UNROLL _Pragma("GCC unroll 8")
+
 // The tile of C at rows [i, i + ROWS), columns [j, j + NV*LANES): C += alpha * sum over the
 // k block. a points at op(A)[i, p0], b at B[p0, j], c at C[i, j]. ROWS and NV are literals
 // at every call, so the accumulators live in registers.
@@ -36,18 +40,18 @@
                                                                   int64_t ldb, float *c, int64_t ldc) { \
         enum { LANES = sizeof(V) / sizeof(float) };                                                     \
         V acc[MR][NVMAX];                                                                               \
-        for (int r = 0; r < ROWS; r++)                                                                  \
-            for (int v = 0; v < NV; v++) acc[r][v] = (V){0};                                            \
+        TG_UNROLL for (int r = 0; r < ROWS; r++)                                                        \
+            TG_UNROLL for (int v = 0; v < NV; v++) acc[r][v] = (V){0};                                  \
         for (int64_t p = 0; p < kb; p++) {                                                              \
             V bv[NVMAX];                                                                                \
-            for (int v = 0; v < NV; v++) __builtin_memcpy(&bv[v], b + p * ldb + v * LANES, sizeof(V));  \
-            for (int r = 0; r < ROWS; r++) {                                                            \
+            TG_UNROLL for (int v = 0; v < NV; v++) __builtin_memcpy(&bv[v], b + p * ldb + v * LANES, sizeof(V)); \
+            TG_UNROLL for (int r = 0; r < ROWS; r++) {                                                  \
                 float ar = ta ? a[p * lda + r] : a[r * lda + p];                                        \
-                for (int v = 0; v < NV; v++) acc[r][v] += ar * bv[v];                                   \
+                TG_UNROLL for (int v = 0; v < NV; v++) acc[r][v] += ar * bv[v];                         \
             }                                                                                           \
         }                                                                                               \
-        for (int r = 0; r < ROWS; r++)                                                                  \
-            for (int v = 0; v < NV; v++) {                                                              \
+        TG_UNROLL for (int r = 0; r < ROWS; r++)                                                        \
+            TG_UNROLL for (int v = 0; v < NV; v++) {                                                    \
                 float *cp = c + r * ldc + v * LANES;                                                    \
                 V cv;                                                                                   \
                 __builtin_memcpy(&cv, cp, sizeof cv);                                                   \
