@@ -5,34 +5,16 @@
 // by the time we reach it, its output's gradient is complete. Fan-out needs nothing more.
 #include <string.h>
 
+#include "tg_autodiff.h"
 #include "tg_internal.h"
-
-tg_tensor *(tg_detach)(tg_graph *g, tg_tensor *x) {
-    if (!x) return tg_fail(g, "detach", "input is NULL (did an earlier op fail?)");
-    tg_tensor *t = tg_graph_alloc(g, sizeof *t);
-    *t = *x; // shares x's data
-    t->grad = NULL;
-    t->requires_grad = false;
-    t->node = NULL;
-    t->name = NULL;
-    return t;
-}
-
-// The byte offset of view v's data in its input's, whose gradient has the same layout.
-static ptrdiff_t view_offset(const tg_tensor *v) { return (const char *)v->data - (const char *)v->node->in[0]->data; }
-
-bool tg_grad_is_alias(const tg_tensor *t) {
-    const tg_tensor *base = t->node && t->node->op->view ? t->node->in[0] : NULL;
-    return base && base->grad && t->grad == (const char *)base->grad + view_offset(t);
-}
 
 // Gives x a zeroed gradient: a view's is the region of its input's gradient under its data
 // (making that first if need be); any other tensor's is a buffer of its own.
 static void make_grad(tg_graph *g, tg_tensor *x) {
     tg_tensor *base = x->node && x->node->op->view ? x->node->in[0] : NULL;
     if (base && !base->grad && base->node) make_grad(g, base); // a leaf's gradient is its own to keep
-    if (base && base->grad)
-        x->grad = (char *)base->grad + view_offset(x);
+    if (base && base->grad) // the region under x's data, at the same byte offset
+        x->grad = (char *)base->grad + ((const char *)x->data - (const char *)base->data);
     else
         x->grad = tg_grad_alloc(g, (size_t)x->numel * tg_dtype_size(x->dtype));
 }

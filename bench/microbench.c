@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tapegrad.h"
 #include "tg_internal.h"
 
 #define CHAIN 1000
