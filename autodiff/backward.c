@@ -19,7 +19,8 @@ static void make_grad(tg_graph *g, tg_tensor *x) {
         x->grad = tg_grad_alloc(g, (size_t)x->numel * tg_dtype_size(x->dtype));
 }
 
-bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed) {
+// The walk behind tg_backward, tg_backward_seed and tg_backward_with.
+static bool walk(tg_graph *g, tg_tensor *out, const void *seed, bool retain_graph) {
     if (!out) {
         tg_fail(g, "backward", "output is NULL (did an earlier op fail?)");
         return false;
@@ -43,21 +44,58 @@ bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed) {
         return true;
     }
 
-    // Intermediate gradients start from zero on every walk; leaves keep accumulating.
+    // A walk through nodes an earlier walk spent would add their gradients into the leaves
+    // again: PyTorch refuses it (their buffers are freed) unless the earlier walk retained the
+    // graph, and so do we. Which nodes this walk will pass through is found before anything
+    // is added, so a refused walk changes no gradient.
     size_t n_nodes = tg_graph_node_count(g);
+    const tg_node *spent = NULL;
+    out->node->reached = true;
+    for (size_t i = n_nodes; i-- > 0;) {
+        tg_node *n = tg_graph_node(g, i);
+        if (!n->reached) continue;
+        if (n->spent_by && !spent) spent = n;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] && n->in[k]->requires_grad && n->in[k]->node) n->in[k]->node->reached = true;
+    }
+    if (spent) {
+        for (size_t i = 0; i < n_nodes; i++) tg_graph_node(g, i)->reached = false;
+        const char *file;
+        int line;
+        tg_graph_spent_walk_site(g, spent->spent_by, &file, &line);
+        tg_fail(g, "backward", "the graph was already walked through %s (made at %s:%d) by the backward called "
+                               "at %s:%d, which did not retain it; walking it again would add its gradients "
+                               "twice. Retain it in that first backward with tg_backward_with(g, out, "
+                               "&(tg_backward_opts){.retain_graph = true}) (PyTorch's retain_graph=True), or "
+                               "tg_graph_reset and record again",
+                spent->op->name, spent->file ? spent->file : "?", spent->line, file, line);
+        return false;
+    }
+    int walk_id = 0;
+    if (!retain_graph) {
+        const char *file;
+        int line;
+        tg_graph_call_site(g, &file, &line);
+        walk_id = tg_graph_spend_walk(g, file, line);
+    }
+
+    // Intermediate gradients start from zero on every walk; leaves keep accumulating.
     for (size_t i = 0; i < n_nodes; i++) tg_graph_node(g, i)->out->grad = NULL;
     out->grad = tg_arena_alloc(g, bytes);
     memcpy(out->grad, seed, bytes);
 
     for (size_t i = n_nodes; i-- > 0;) {
         tg_node *n = tg_graph_node(g, i);
+        n->reached = false;
         if (!n->out->grad) continue; // no gradient reached this node: nothing to pass on
+        if (walk_id) n->spent_by = walk_id;
         for (int k = 0; k < n->n_in; k++) {
             tg_tensor *x = n->in[k];
             if (x && x->requires_grad && !x->grad) make_grad(g, x);
         }
         if (n->op->backward) n->op->backward(g, n);
         if (!tg_check_node_gradients(g, n)) {
+            for (size_t j = 0; j < i; j++) tg_graph_node(g, j)->reached = false; // not visited now
             tg_weight_grads_flush(g);
             return false;
         }
@@ -72,14 +110,20 @@ bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed) {
     return true;
 }
 
-bool tg_backward(tg_graph *g, tg_tensor *loss) {
-    if (loss && loss->numel != 1) {
+bool(tg_backward_seed)(tg_graph *g, tg_tensor *out, const void *seed) { return walk(g, out, seed, false); }
+
+bool(tg_backward_with)(tg_graph *g, tg_tensor *out, const tg_backward_opts *opts) {
+    tg_backward_opts o = opts ? *opts : (tg_backward_opts){0};
+    if (o.seed) return walk(g, out, o.seed, o.retain_graph);
+    if (out && out->numel != 1) {
         char s[64];
-        tg_fail(g, "backward", "loss has shape %s; backward from a non-scalar needs tg_backward_seed",
-                tg_shape_str(loss->shape, s, sizeof s));
+        tg_fail(g, "backward", "loss has shape %s; backward from a non-scalar needs a seed (tg_backward_seed, "
+                               "or tg_backward_with's .seed)", tg_shape_str(out->shape, s, sizeof s));
         return false;
     }
     double one64 = 1.0;
     float one32 = 1.0f;
-    return tg_backward_seed(g, loss, loss && loss->dtype == TG_F32 ? (const void *)&one32 : (const void *)&one64);
+    return walk(g, out, out && out->dtype == TG_F32 ? (const void *)&one32 : (const void *)&one64, o.retain_graph);
 }
+
+bool(tg_backward)(tg_graph *g, tg_tensor *loss) { return (tg_backward_with)(g, loss, NULL); }

@@ -53,11 +53,13 @@ struct tg_node {
     const tg_op *op;
     tg_tensor *out;    // the value this node computed
     int n_in;
+    int spent_by;      // the backward walk that spent it (tg_graph_spend_walk), or 0
     tg_tensor **in;    // n_in inputs
     void *state;       // the op's saved state (TG_SAVE), in the arena, or NULL
     size_t state_size; // its size, which TG_STATE checks against the type it reads
     const char *file;  // where the op was called
     int line;
+    bool reached;      // the backward walk under way will pass through it
 };
 
 // Saves a copy of the op's state on n: TG_SAVE(g, n, add_state, {.plan = p}). n may be NULL
@@ -121,6 +123,12 @@ void *tg_grad_or_scratch(tg_graph *g, tg_tensor *t);
 void tg_weight_grad_add(tg_graph *g, tg_tensor *w, const void *dy, const void *x, int64_t rows);
 void tg_weight_grads_flush(tg_graph *g);
 struct tg_weight_grads **tg_graph_weight_grads(tg_graph *g);
+
+// A backward walk that does not retain the graph spends the nodes it passes through (PyTorch
+// frees their buffers then): tg_graph_spend_walk records where it was called and returns the
+// id its nodes keep (tg_node.spent_by); tg_graph_spent_walk_site gives that place back.
+int tg_graph_spend_walk(tg_graph *g, const char *file, int line);
+void tg_graph_spent_walk_site(const tg_graph *g, int id, const char **file, int *line);
 
 // A tensor the graph derived from the leaf key (a weight's transposed copy), or NULL when
 // there is none or key's data has changed since (its version); put records one. Entries
