@@ -5,39 +5,22 @@
 // by the time we reach it, its output's gradient is complete. Fan-out needs nothing more.
 #include <string.h>
 
+#include "tg_autodiff.h"
 #include "tg_internal.h"
-
-tg_tensor *(tg_detach)(tg_graph *g, tg_tensor *x) {
-    if (!x) return tg_fail(g, "detach", "input is NULL (did an earlier op fail?)");
-    tg_tensor *t = tg_graph_alloc(g, sizeof *t);
-    *t = *x; // shares x's data
-    t->grad = NULL;
-    t->requires_grad = false;
-    t->node = NULL;
-    t->name = NULL;
-    return t;
-}
-
-// The byte offset of view v's data in its input's, whose gradient has the same layout.
-static ptrdiff_t view_offset(const tg_tensor *v) { return (const char *)v->data - (const char *)v->node->in[0]->data; }
-
-bool tg_grad_is_alias(const tg_tensor *t) {
-    const tg_tensor *base = t->node && t->node->op->view ? t->node->in[0] : NULL;
-    return base && base->grad && t->grad == (const char *)base->grad + view_offset(t);
-}
 
 // Gives x a zeroed gradient: a view's is the region of its input's gradient under its data
 // (making that first if need be); any other tensor's is a buffer of its own.
 static void make_grad(tg_graph *g, tg_tensor *x) {
     tg_tensor *base = x->node && x->node->op->view ? x->node->in[0] : NULL;
     if (base && !base->grad && base->node) make_grad(g, base); // a leaf's gradient is its own to keep
-    if (base && base->grad)
-        x->grad = (char *)base->grad + view_offset(x);
+    if (base && base->grad) // the region under x's data, at the same byte offset
+        x->grad = (char *)base->grad + ((const char *)x->data - (const char *)base->data);
     else
         x->grad = tg_grad_alloc(g, (size_t)x->numel * tg_dtype_size(x->dtype));
 }
 
-bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed) {
+// The walk behind tg_backward, tg_backward_seed and tg_backward_with.
+static bool walk(tg_graph *g, tg_tensor *out, const void *seed, bool retain_graph) {
     if (!out) {
         tg_fail(g, "backward", "output is NULL (did an earlier op fail?)");
         return false;
@@ -61,21 +44,58 @@ bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed) {
         return true;
     }
 
-    // Intermediate gradients start from zero on every walk; leaves keep accumulating.
+    // A walk through nodes an earlier walk spent would add their gradients into the leaves
+    // again: PyTorch refuses it (their buffers are freed) unless the earlier walk retained the
+    // graph, and so do we. Which nodes this walk will pass through is found before anything
+    // is added, so a refused walk changes no gradient.
     size_t n_nodes = tg_graph_node_count(g);
+    const tg_node *spent = NULL;
+    out->node->reached = true;
+    for (size_t i = n_nodes; i-- > 0;) {
+        tg_node *n = tg_graph_node(g, i);
+        if (!n->reached) continue;
+        if (n->spent_by && !spent) spent = n;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] && n->in[k]->requires_grad && n->in[k]->node) n->in[k]->node->reached = true;
+    }
+    if (spent) {
+        for (size_t i = 0; i < n_nodes; i++) tg_graph_node(g, i)->reached = false;
+        const char *file;
+        int line;
+        tg_graph_spent_walk_site(g, spent->spent_by, &file, &line);
+        tg_fail(g, "backward", "the graph was already walked through %s (made at %s:%d) by the backward called "
+                               "at %s:%d, which did not retain it; walking it again would add its gradients "
+                               "twice. Retain it in that first backward with tg_backward_with(g, out, "
+                               "&(tg_backward_opts){.retain_graph = true}) (PyTorch's retain_graph=True), or "
+                               "tg_graph_reset and record again",
+                spent->op->name, spent->file ? spent->file : "?", spent->line, file, line);
+        return false;
+    }
+    int walk_id = 0;
+    if (!retain_graph) {
+        const char *file;
+        int line;
+        tg_graph_call_site(g, &file, &line);
+        walk_id = tg_graph_spend_walk(g, file, line);
+    }
+
+    // Intermediate gradients start from zero on every walk; leaves keep accumulating.
     for (size_t i = 0; i < n_nodes; i++) tg_graph_node(g, i)->out->grad = NULL;
     out->grad = tg_arena_alloc(g, bytes);
     memcpy(out->grad, seed, bytes);
 
     for (size_t i = n_nodes; i-- > 0;) {
         tg_node *n = tg_graph_node(g, i);
+        n->reached = false;
         if (!n->out->grad) continue; // no gradient reached this node: nothing to pass on
+        if (walk_id) n->spent_by = walk_id;
         for (int k = 0; k < n->n_in; k++) {
             tg_tensor *x = n->in[k];
             if (x && x->requires_grad && !x->grad) make_grad(g, x);
         }
         if (n->op->backward) n->op->backward(g, n);
         if (!tg_check_node_gradients(g, n)) {
+            for (size_t j = 0; j < i; j++) tg_graph_node(g, j)->reached = false; // not visited now
             tg_weight_grads_flush(g);
             return false;
         }
@@ -90,14 +110,20 @@ bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed) {
     return true;
 }
 
-bool tg_backward(tg_graph *g, tg_tensor *loss) {
-    if (loss && loss->numel != 1) {
+bool(tg_backward_seed)(tg_graph *g, tg_tensor *out, const void *seed) { return walk(g, out, seed, false); }
+
+bool(tg_backward_with)(tg_graph *g, tg_tensor *out, const tg_backward_opts *opts) {
+    tg_backward_opts o = opts ? *opts : (tg_backward_opts){0};
+    if (o.seed) return walk(g, out, o.seed, o.retain_graph);
+    if (out && out->numel != 1) {
         char s[64];
-        tg_fail(g, "backward", "loss has shape %s; backward from a non-scalar needs tg_backward_seed",
-                tg_shape_str(loss->shape, s, sizeof s));
+        tg_fail(g, "backward", "loss has shape %s; backward from a non-scalar needs a seed (tg_backward_seed, "
+                               "or tg_backward_with's .seed)", tg_shape_str(out->shape, s, sizeof s));
         return false;
     }
     double one64 = 1.0;
     float one32 = 1.0f;
-    return tg_backward_seed(g, loss, loss && loss->dtype == TG_F32 ? (const void *)&one32 : (const void *)&one64);
+    return walk(g, out, out && out->dtype == TG_F32 ? (const void *)&one32 : (const void *)&one64, o.retain_graph);
 }
+
+bool(tg_backward)(tg_graph *g, tg_tensor *loss) { return (tg_backward_with)(g, loss, NULL); }

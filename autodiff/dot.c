@@ -1,4 +1,5 @@
 // dot.c: the tape as a Graphviz digraph, for looking at what a model records.
+#include "tg_autodiff.h"
 #include "tg_internal.h"
 
 static void write_leaf(const tg_tensor *t, FILE *out) {

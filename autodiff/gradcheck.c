@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tg_autodiff.h"
 #include "tg_internal.h"
+#include "tg_ops.h"
 
 tg_gradcheck_opts tg_gradcheck_defaults(void) {
     tg_gradcheck_opts o = {1e-6, 1e-5, 1e-3, 0x5eed};

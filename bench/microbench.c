@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "bench_cpu.h"
+#include "tapegrad.h"
 #include "tg_internal.h"
 
 #define CHAIN 1000

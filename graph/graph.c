@@ -51,6 +51,8 @@ struct tg_graph {
     memo_entry memo[MEMO_SIZE];           // derived values of leaves, see tg_graph_memo
     int n_memo;
     struct tg_weight_grads *weight_grads; // staged weight gradients of the current walk, or NULL
+    struct spent_walk *spent_walks;       // backward walks that spent nodes since reset, newest first
+    int n_spent_walks;
     tg_node **tape;           // nodes in the order they were recorded
     size_t n_nodes, cap_nodes;
     bool grad_enabled, training;
@@ -152,6 +154,27 @@ void tg_graph_memo_put(tg_graph *g, const tg_tensor *key, tg_tensor *value) {
 
 struct tg_weight_grads **tg_graph_weight_grads(tg_graph *g) { return &g->weight_grads; }
 
+// A backward walk that spent the nodes it passed through, for the error of a later one.
+typedef struct spent_walk {
+    struct spent_walk *next;
+    const char *file;
+    int line, id;
+} spent_walk;
+
+int tg_graph_spend_walk(tg_graph *g, const char *file, int line) {
+    spent_walk *w = tg_arena_alloc(g, sizeof *w);
+    *w = (spent_walk){g->spent_walks, file ? file : "?", line, ++g->n_spent_walks};
+    g->spent_walks = w;
+    return w->id;
+}
+
+void tg_graph_spent_walk_site(const tg_graph *g, int id, const char **file, int *line) {
+    const spent_walk *w = g->spent_walks;
+    while (w && w->id != id) w = w->next;
+    *file = w ? w->file : "?";
+    *line = w ? w->line : 0;
+}
+
 // --- Lifecycle ---
 
 tg_graph *tg_graph_new(void) {
@@ -190,6 +213,8 @@ void tg_graph_reset(tg_graph *g) {
     g->spare = NULL;
     g->n_memo = 0;
     g->weight_grads = NULL;
+    g->spent_walks = NULL;
+    g->n_spent_walks = 0;
     g->has_error = false;
     g->numerics_tripped = false;
 }

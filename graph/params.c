@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "tg_internal.h"
+#include "tg_params.h"
 
 struct tg_params {
     tg_tensor **tensors; // in the order added

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "tg_internal.h"
+#include "tg_runtime.h"
 
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static const char *blas_arch = "unknown";

@@ -1,19 +1,38 @@
 // tg_internal.h: what ops/ and autodiff/ share with graph/, and nothing else sees.
 //
+// The layers call downward only: graph <- ops <- autodiff <- models. graph/ knows tensors,
+// the arena, the tape and views; ops/ computes values and their gradients; autodiff/ walks
+// the tape; models/ composes public ops. This header therefore names nothing above graph/
+// but the op contract itself.
+//
 // The op contract (DyNet's and llm.c's):
-// - forward checks shapes, writes a fresh output and calls tg_record, which appends a
-//   node {op, inputs, output} to the tape when a gradient is wanted;
-// - values backward needs later are saved on the node (node->saved, node->arg);
-// - backward *accumulates* (+=) into the grad of every input whose grad is not NULL.
-// A new op is a tg_op {name, backward} plus a function that does the above.
+// - Forward checks its inputs (a wrong shape names the op and the shapes), writes a fresh
+//   output from tg_new_tensor (or a view of its input from tg_view, for an op whose tg_op
+//   says .view) and calls tg_record, which appends a node {op, inputs, output} to the tape
+//   when a gradient is wanted and returns it (NULL otherwise).
+// - What backward needs besides the inputs and the output is the op's own state: a struct
+//   of its own, named `<op>_state`, saved on the node with TG_SAVE and read back with
+//   TG_STATE. A node holds no untyped parameter slots.
+// - Backward, defined just above its forward, *accumulates* (+=) into the gradients of the
+//   inputs.
+// - A missing gradient, one idiom: an input that needs none (a constant, an int32 id, a
+//   tensor without requires_grad) has grad == NULL when backward runs, and backward skips
+//   it by testing that pointer (`if (x->grad) ...`, or `if (!x->grad) return;`). A fused
+//   loop that updates several gradients in one pass takes tg_grad_or_scratch instead: the
+//   same test, made once outside the loop. (An op whose only differentiable input is x is
+//   recorded only when x wants a gradient, so its x->grad is never NULL.)
+// A new op is therefore one file in ops/ (a tg_op {name, backward}, its state struct, its
+// forward and backward) plus its declaration in include/tg_ops.h and its test.
 #ifndef TG_INTERNAL_H
 #define TG_INTERNAL_H
 
 #include <math.h>
 #include <stdarg.h>
 
-#include "tapegrad.h"
 #include "tg_fastmath.h"
+#include "tg_graph.h"
+#include "tg_runtime.h"
+#include "tg_tensor.h"
 
 typedef struct tg_node tg_node;
 
@@ -23,24 +42,35 @@ typedef void (*tg_backward_fn)(tg_graph *g, tg_node *n);
 typedef struct {
     const char *name;        // "add", "matmul", ...: for errors, DOT and the numerics check
     tg_backward_fn backward; // NULL for ops without a gradient
-    // The output is a view: its data lies inside in[0]'s (reshape, a contiguous slice). The
-    // backward walk then gives it the matching region of in[0]'s gradient as its own, so
-    // gradients land where they belong with no buffer or copy, and backward has nothing
-    // left to do unless the view's gradient is a buffer of its own (tg_grad_is_alias).
+    // The output is a view (tg_view): its data lies inside in[0]'s (reshape, a contiguous
+    // slice). The backward walk then gives it the matching region of in[0]'s gradient as its
+    // own, so gradients land where they belong with no buffer or copy, and backward has
+    // nothing left to do unless the view's gradient is a buffer of its own (tg_grad_is_alias).
     bool view;
 } tg_op;
 
 struct tg_node {
     const tg_op *op;
-    tg_tensor *out;   // the value this node computed
+    tg_tensor *out;    // the value this node computed
     int n_in;
-    tg_tensor **in;   // n_in inputs
-    void *saved;      // op-specific values saved for backward (arena memory), or NULL
-    double arg[2];    // small op parameters (a scalar, a slope, a probability)
-    int iarg[4];      // integer op parameters (axes, flags, an ignore index)
-    const char *file; // where the op was called
+    int spent_by;      // the backward walk that spent it (tg_graph_spend_walk), or 0
+    tg_tensor **in;    // n_in inputs
+    void *state;       // the op's saved state (TG_SAVE), in the arena, or NULL
+    size_t state_size; // its size, which TG_STATE checks against the type it reads
+    const char *file;  // where the op was called
     int line;
+    bool reached;      // the backward walk under way will pass through it
 };
+
+// Saves a copy of the op's state on n: TG_SAVE(g, n, add_state, {.plan = p}). n may be NULL
+// (nothing was recorded): then nothing is saved.
+#define TG_SAVE(g, n, type, ...) tg_node_save((g), (n), &(type)__VA_ARGS__, sizeof(type))
+void tg_node_save(tg_graph *g, tg_node *n, const void *state, size_t size);
+// The state n's op saved, as the struct type it saved: TG_STATE(n, add_state)->plan.
+#define TG_STATE(n, type) ((const type *)tg_node_state((n), sizeof(type)))
+// n's state, after checking that it was saved with this size (aborts, naming the op, if not:
+// a backward reading another op's state is a bug in the library).
+const void *tg_node_state(const tg_node *n, size_t size);
 
 // --- Graph internals used by ops ---
 // Arena memory, 64-byte aligned, not zeroed; freed by reset.
@@ -67,6 +97,12 @@ tg_node *tg_graph_node(const tg_graph *g, size_t i);
 // The call site recorded by the last tg_here.
 void tg_graph_call_site(const tg_graph *g, const char **file, int *line);
 
+// --- Views (graph/view.c) ---
+// The one constructor of a tensor over another's data: shape over base's elements from
+// element offset on (offset + numel of shape <= base->numel; the caller checks). It has no
+// node and wants no gradient until an op records it (tg_record, with an op whose .view is
+// set when the backward walk should alias its gradient too).
+tg_tensor *tg_view(tg_graph *g, tg_tensor *base, tg_shape shape, int64_t offset);
 // True when the backward walk made t's gradient a region of its view input's (see tg_op.view).
 bool tg_grad_is_alias(const tg_tensor *t);
 
@@ -81,11 +117,18 @@ void *tg_grad_or_scratch(tg_graph *g, tg_tensor *t);
 
 // Adds dy^T x (dy [rows, out], x [rows, in]) to the gradient of weight w [out, in]. For a
 // leaf and few rows the sum may be staged and done later in one larger product
-// (autodiff/weight_grad.c); tg_weight_grads_flush, at the end of every backward walk, does
-// what is staged. tg_graph_weight_grads is where a graph keeps the staging (NULL at reset).
+// (ops/weight_grad.c, the matmul family's); tg_weight_grads_flush, at the end of every
+// backward walk, does what is staged. tg_graph_weight_grads is where a graph keeps the
+// staging (NULL at reset).
 void tg_weight_grad_add(tg_graph *g, tg_tensor *w, const void *dy, const void *x, int64_t rows);
 void tg_weight_grads_flush(tg_graph *g);
 struct tg_weight_grads **tg_graph_weight_grads(tg_graph *g);
+
+// A backward walk that does not retain the graph spends the nodes it passes through (PyTorch
+// frees their buffers then): tg_graph_spend_walk records where it was called and returns the
+// id its nodes keep (tg_node.spent_by); tg_graph_spent_walk_site gives that place back.
+int tg_graph_spend_walk(tg_graph *g, const char *file, int line);
+void tg_graph_spent_walk_site(const tg_graph *g, int id, const char **file, int *line);
 
 // A tensor the graph derived from the leaf key (a weight's transposed copy), or NULL when
 // there is none or key's data has changed since (its version); put records one. Entries

@@ -11,14 +11,25 @@ extern "C" {
 #endif
 
 // Back-propagates from a scalar loss: d loss/d loss = 1. Gradients accumulate (+=) into
-// every leaf that requires one (parameters, tg_tensor_create'd inputs); call it twice and
-// they get twice the gradient, as in PyTorch. As in PyTorch, intermediate tensors do not
-// keep their gradients afterwards (the buffers are reused during the walk). Returns false
-// (through the error path) when loss is not a scalar.
+// every leaf that requires one (parameters, tg_tensor_create'd inputs). As in PyTorch,
+// intermediate tensors do not keep their gradients afterwards (the buffers are reused
+// during the walk), and the walk spends the nodes it passes through, as PyTorch frees their
+// buffers: a later backward through any of them (before tg_graph_reset) fails before adding
+// anything, naming the node and the backward that spent it, unless that one retained the
+// graph (tg_backward_with, .retain_graph). Returns false (through the error path) when loss
+// is not a scalar or its graph is spent.
 bool tg_backward(tg_graph *g, tg_tensor *loss);
 // Back-propagates from any output, given the gradient of the output (out->numel values of
-// its dtype) as the seed.
+// its dtype) as the seed. Spends the nodes it walks as tg_backward does.
 bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed);
+
+typedef struct {
+    const void *seed;  // d out (out->numel values of its dtype); NULL for a scalar's 1
+    bool retain_graph; // leave the nodes walkable again, as PyTorch's backward(retain_graph=True)
+} tg_backward_opts;
+// tg_backward or tg_backward_seed with options (opts NULL: the defaults, {NULL, false}).
+// With retain_graph, a later backward through the same nodes accumulates into the leaves again.
+bool tg_backward_with(tg_graph *g, tg_tensor *out, const tg_backward_opts *opts);
 
 // Builds the function to check in g from the tensors being differentiated (kept in ctx)
 // and returns its output, of any shape.
@@ -41,6 +52,11 @@ tg_gradcheck_opts tg_gradcheck_defaults(void);
 // opts may be NULL for the defaults. The tensors' data is restored afterwards.
 bool tg_gradcheck(tg_graph_fn fn, void *ctx, tg_tensor *const *wrt, int n, const tg_gradcheck_opts *opts,
                   char *report, size_t len);
+
+// Call-site recording: the error of a walk through spent nodes names the backward that spent them.
+#define tg_backward(g, ...) tg_backward(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_backward_seed(g, ...) tg_backward_seed(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_backward_with(g, ...) tg_backward_with(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 
 // Writes the tape as a Graphviz DOT digraph: one box per op with its output's shape,
 // parameters (named leaves) as filled ellipses, other leaves as plain ellipses.

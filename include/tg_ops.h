@@ -137,7 +137,7 @@ tg_tensor *tg_gru_cell(tg_graph *g, tg_tensor *xp, tg_tensor *hp, tg_tensor *h);
 // scores[b, s] = sum_a v[a] * tanh(keys[b, s, a] + query[b, a]).
 tg_tensor *tg_additive_scores(tg_graph *g, tg_tensor *keys, tg_tensor *query, tg_tensor *v);
 
-// --- Gradient flow (autodiff/backward.c) ----------------------------------------------
+// --- Gradient flow (ops/shape.c) -------------------------------------------------------
 // Same data as x, cut from the tape: no gradient flows back through it.
 tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
 

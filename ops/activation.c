@@ -3,16 +3,24 @@
 #include <math.h>
 
 #include "tg_internal.h"
+#include "tg_ops.h"
 
-// Declares a unary op NAME: y[i] = FWD with x = xv[i] (and the op's argument a = n->arg[0]);
+// The argument of leaky_relu (slope) and elu (alpha). Only a nonzero one is saved: the
+// others (tanh, exp, ...) take none, and their nodes carry no state.
+typedef struct {
+    double a;
+} unary_state;
+
+// Declares a unary op NAME: y[i] = FWD with x = xv[i] (and the op's argument a);
 // backward adds gy[i] * (DERIV), where DERIV may use x, y and a.
 #define UNARY_OP(NAME, FWD, DERIV)                                                                          \
     TG_VECTORIZE static void NAME##_backward(tg_graph *g, tg_node *n) {                                                  \
         (void)g;                                                                                            \
         tg_tensor *in = n->in[0], *out = n->out;                                                            \
+        double arg = n->state ? TG_STATE(n, unary_state)->a : 0;                                            \
         TG_DISPATCH(out->dtype, {                                                                           \
             const T *xv = in->data, *yv = out->data, *gy = out->grad;                                       \
-            T *gx = in->grad, a = (T)n->arg[0];                                                             \
+            T *gx = in->grad, a = (T)arg;                                                                   \
             (void)a;                                                                                        \
             for (int64_t i = 0; i < out->numel; i++) {                                                      \
                 T x = xv[i], y = yv[i];                                                                     \
@@ -36,7 +44,7 @@
             }                                                                                               \
         });                                                                                                 \
         tg_node *n = tg_record(g, &NAME##_OP, out, 1, in);                                                  \
-        if (n) n->arg[0] = arg;                                                                             \
+        if (arg != 0) TG_SAVE(g, n, unary_state, {.a = arg});                                               \
         return out;                                                                                         \
     }
 

@@ -1,15 +1,22 @@
 // arith.c: add, sub, mul, div with broadcasting; neg and scalar add/mul.
 #include "tg_internal.h"
+#include "tg_ops.h"
 
 #define BCAST_LOOP(p, BODY) TG_BCAST_LOOP(p, ia, ib, unused_, BODY)
 
 typedef enum { ADD, SUB, MUL, DIV } binary_kind;
 
+typedef struct {
+    tg_bcast plan; // how a and b broadcast to y
+    binary_kind kind;
+} binary_state;
+
 TG_VECTORIZE static void binary_backward(tg_graph *g, tg_node *n) {
     (void)g;
-    const tg_bcast *p = n->saved;
+    const binary_state *s = TG_STATE(n, binary_state);
+    const tg_bcast *p = &s->plan;
     tg_tensor *a = n->in[0], *b = n->in[1], *y = n->out;
-    binary_kind kind = (binary_kind)n->iarg[0];
+    binary_kind kind = s->kind;
     TG_DISPATCH(y->dtype, {
         const T *av = a->data, *bv = b->data, *gy = y->grad;
         T *ga = a->grad, *gb = b->grad;
@@ -42,7 +49,7 @@ static const tg_op DIV_OP = {.name = "div", .backward = binary_backward};
 TG_VECTORIZE static tg_tensor *binary(tg_graph *g, const tg_op *op, binary_kind kind, tg_tensor *a, tg_tensor *b) {
     if (!tg_check_float(g, op->name, 2, a, b)) return NULL;
     tg_shape shapes[2] = {a->shape, b->shape}, shape;
-    tg_bcast *p = tg_arena_alloc(g, sizeof *p);
+    tg_bcast plan, *p = &plan;
     if (!tg_broadcast(g, op->name, 2, shapes, &shape, p)) return NULL;
     tg_tensor *y = tg_new_tensor(g, a->dtype, shape);
     TG_DISPATCH(y->dtype, {
@@ -56,10 +63,7 @@ TG_VECTORIZE static tg_tensor *binary(tg_graph *g, const tg_op *op, binary_kind 
         }
     });
     tg_node *n = tg_record(g, op, y, 2, a, b);
-    if (n) {
-        n->saved = p;
-        n->iarg[0] = kind;
-    }
+    TG_SAVE(g, n, binary_state, {.plan = plan, .kind = kind});
     return y;
 }
 
@@ -70,12 +74,17 @@ tg_tensor *(tg_div)(tg_graph *g, tg_tensor *a, tg_tensor *b) { return binary(g, 
 
 // --- y = scale * x + shift: neg, add_scalar and mul_scalar ---
 
+typedef struct {
+    double scale; // d y / d x
+} affine_state;
+
 TG_VECTORIZE static void affine_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *y = n->out;
+    double scale_ = TG_STATE(n, affine_state)->scale;
     TG_DISPATCH(y->dtype, {
         const T *gy = y->grad;
-        T *gx = x->grad, scale = (T)n->arg[0];
+        T *gx = x->grad, scale = (T)scale_;
         for (int64_t i = 0; i < y->numel; i++) gx[i] += scale * gy[i];
     });
 }
@@ -93,7 +102,7 @@ TG_VECTORIZE static tg_tensor *affine(tg_graph *g, const tg_op *op, tg_tensor *x
         for (int64_t i = 0; i < y->numel; i++) yv[i] = s * xv[i] + c;
     });
     tg_node *n = tg_record(g, op, y, 1, x);
-    if (n) n->arg[0] = scale;
+    TG_SAVE(g, n, affine_state, {.scale = scale});
     return y;
 }
 

@@ -7,6 +7,7 @@
 // It is an optional fast path: the Bahdanau and concat scores use it, and
 // tests/test_attention.c checks it against the op-by-op expression.
 #include "tg_internal.h"
+#include "tg_ops.h"
 
 // --- scores [B, S] = sum_a v_a tanh(keys_ba + query_ba): keys [B, S, A], query [B, A], v [1, A] ---
 

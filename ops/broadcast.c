@@ -5,6 +5,7 @@
 // same element is read for every output position. The backward passes use the same plan:
 // accumulating into a stride-0 position sums over the broadcast dimension for free.
 #include "tg_internal.h"
+#include "tg_ops.h"
 
 bool tg_broadcast(tg_graph *g, const char *op, int n, const tg_shape *shapes, tg_shape *out, tg_bcast *plan) {
     *plan = (tg_bcast){{1, 1, 1, 1}, {{0}}};

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tg_internal.h"
+#include "tg_ops.h"
 
 TG_VECTORIZE static void embedding_backward(tg_graph *g, tg_node *n) {
     (void)g;

@@ -15,6 +15,7 @@
 #include <math.h>
 
 #include "tg_internal.h"
+#include "tg_ops.h"
 
 
 // --- Shared by the three losses ---
@@ -65,41 +66,44 @@ static tg_tensor *reduce_terms(tg_graph *g, tg_dtype dtype, const double *terms,
     return y;
 }
 
-// Every loss node keeps iarg[0] = reduction and arg[0] = count. d output / d term is
-// gy[k] for NONE, and this value, the same for every term, for SUM and MEAN.
-static double shared_term_grad(const tg_node *n) {
-    const tg_tensor *y = n->out;
-    if (n->iarg[0] == TG_REDUCE_NONE) return 0;
-    double gy = y->dtype == TG_F32 ? ((const float *)y->grad)[0] : ((const double *)y->grad)[0];
-    if (n->iarg[0] == TG_REDUCE_SUM) return gy;
-    return n->arg[0] > 0 ? gy / n->arg[0] : 0;
-}
+// How a loss reduced its terms; the first field of every loss's state.
+typedef struct {
+    tg_reduction reduction;
+    int64_t count; // the terms that count (MEAN divides by it)
+} loss_reduction;
 
-static tg_node *record_loss(tg_graph *g, const tg_op *op, tg_tensor *y, tg_tensor *a, tg_tensor *b,
-                            tg_reduction reduction, int64_t count) {
-    tg_node *n = tg_record(g, op, y, 2, a, b);
-    if (n) {
-        n->iarg[0] = reduction;
-        n->arg[0] = (double)count;
-    }
-    return n;
+// d output / d term is gy[k] for NONE, and this value, the same for every term, for SUM
+// and MEAN.
+static double shared_term_grad(const tg_node *n, const loss_reduction *r) {
+    const tg_tensor *y = n->out;
+    if (r->reduction == TG_REDUCE_NONE) return 0;
+    double gy = y->dtype == TG_F32 ? ((const float *)y->grad)[0] : ((const double *)y->grad)[0];
+    if (r->reduction == TG_REDUCE_SUM) return gy;
+    return r->count > 0 ? gy / (double)r->count : 0;
 }
 
 // --- cross_entropy: logits [N, C], targets [N] ---
+
+typedef struct {
+    loss_reduction r;
+    int ignore_index;
+    const double *stats; // [N, 2]: max and log_sum of each row
+} cross_entropy_state;
 
 TG_VECTORIZE static void cross_entropy_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *targets = n->in[1], *y = n->out;
     if (!x->grad) return;
+    const cross_entropy_state *s = TG_STATE(n, cross_entropy_state);
     int64_t rows = x->shape.d[0], classes = x->shape.d[1];
-    const double *stats = n->saved; // [N, 2]: max and log_sum of each row
+    const double *stats = s->stats; // [N, 2]: max and log_sum of each row
     const int32_t *t = targets->data;
-    int ignore_index = n->iarg[1];
-    bool each = n->iarg[0] == TG_REDUCE_NONE;
+    int ignore_index = s->ignore_index;
+    bool each = s->r.reduction == TG_REDUCE_NONE;
     TG_DISPATCH(x->dtype, {
         const T *xv = x->data, *gy = y->grad; // [N, C]; [N] or []
         T *gx = x->grad;                      // [N, C]
-        T w_all = (T)shared_term_grad(n);
+        T w_all = (T)shared_term_grad(n, &s->r);
         for (int64_t r = 0; r < rows; r++) {
             if (t[r] == ignore_index) continue;
             T w = each ? gy[r] : w_all, max = (T)stats[2 * r], log_sum = (T)stats[2 * r + 1];
@@ -143,28 +147,31 @@ TG_VECTORIZE tg_tensor *(tg_cross_entropy)(tg_graph *g, tg_tensor *logits, tg_te
         }
     });
     tg_tensor *y = reduce_terms(g, logits->dtype, terms, rows, tg_shape1(rows), reduction, count);
-    tg_node *n = record_loss(g, &CROSS_ENTROPY_OP, y, logits, targets, reduction, count);
-    if (n) {
-        n->iarg[1] = ignore_index;
-        n->saved = stats;
-    }
+    tg_node *n = tg_record(g, &CROSS_ENTROPY_OP, y, 2, logits, targets);
+    TG_SAVE(g, n, cross_entropy_state, {.r = {reduction, count}, .ignore_index = ignore_index, .stats = stats});
     return y;
 }
 
 // --- nll_loss: log_probs [N, C], targets [N] ---
 
+typedef struct {
+    loss_reduction r;
+    int ignore_index;
+} nll_loss_state;
+
 static void nll_loss_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *targets = n->in[1], *y = n->out;
     if (!x->grad) return;
+    const nll_loss_state *s = TG_STATE(n, nll_loss_state);
     int64_t rows = x->shape.d[0], classes = x->shape.d[1];
     const int32_t *t = targets->data;
-    int ignore_index = n->iarg[1];
-    bool each = n->iarg[0] == TG_REDUCE_NONE;
+    int ignore_index = s->ignore_index;
+    bool each = s->r.reduction == TG_REDUCE_NONE;
     TG_DISPATCH(x->dtype, {
         const T *gy = y->grad; // [N] or []
         T *gx = x->grad;       // [N, C]
-        T w_all = (T)shared_term_grad(n);
+        T w_all = (T)shared_term_grad(n, &s->r);
         for (int64_t r = 0; r < rows; r++)
             if (t[r] != ignore_index) gx[r * classes + t[r]] -= each ? gy[r] : w_all;
     });
@@ -188,21 +195,26 @@ tg_tensor *(tg_nll_loss)(tg_graph *g, tg_tensor *log_probs, tg_tensor *targets, 
         }
     });
     tg_tensor *y = reduce_terms(g, log_probs->dtype, terms, rows, tg_shape1(rows), reduction, count);
-    tg_node *n = record_loss(g, &NLL_LOSS_OP, y, log_probs, targets, reduction, count);
-    if (n) n->iarg[1] = ignore_index;
+    tg_node *n = tg_record(g, &NLL_LOSS_OP, y, 2, log_probs, targets);
+    TG_SAVE(g, n, nll_loss_state, {.r = {reduction, count}, .ignore_index = ignore_index});
     return y;
 }
 
 // --- mse_loss: (input - target)^2, both of one shape ---
 
+typedef struct {
+    loss_reduction r;
+} mse_loss_state;
+
 TG_VECTORIZE static void mse_loss_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *target = n->in[1], *y = n->out;
-    bool each = n->iarg[0] == TG_REDUCE_NONE;
+    const mse_loss_state *s = TG_STATE(n, mse_loss_state);
+    bool each = s->r.reduction == TG_REDUCE_NONE;
     TG_DISPATCH(x->dtype, {
         const T *xv = x->data, *tv = target->data, *gy = y->grad; // gy: x's shape, or []
         T *gx = x->grad, *gt = target->grad;
-        T w_all = (T)shared_term_grad(n);
+        T w_all = (T)shared_term_grad(n, &s->r);
         for (int64_t k = 0; k < x->numel; k++) {
             T d = 2 * (each ? gy[k] : w_all) * (xv[k] - tv[k]);
             if (gx) gx[k] += d;
@@ -229,6 +241,7 @@ tg_tensor *(tg_mse_loss)(tg_graph *g, tg_tensor *input, tg_tensor *target, tg_re
         }
     });
     tg_tensor *y = reduce_terms(g, input->dtype, terms, input->numel, input->shape, reduction, input->numel);
-    record_loss(g, &MSE_LOSS_OP, y, input, target, reduction, input->numel);
+    tg_node *n = tg_record(g, &MSE_LOSS_OP, y, 2, input, target);
+    TG_SAVE(g, n, mse_loss_state, {.r = {reduction, input->numel}});
     return y;
 }

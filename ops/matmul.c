@@ -8,18 +8,19 @@
 #include <string.h>
 
 #include "tg_internal.h"
+#include "tg_ops.h"
 
-// The sizes of one product, from the stored shapes and the transpose flags.
+// The sizes of one product, from the stored shapes and the transpose flags: matmul's state.
 typedef struct {
     int64_t batch, m, n, k;
     int64_t lda, ldb;      // row strides of A and B as stored
     int64_t stride_a, stride_b; // elements between batch entries (0: shared across the batch)
     bool ta, tb;
-} mm_dims;
+} matmul_state;
 
 static void matmul_backward(tg_graph *g, tg_node *n) {
     (void)g;
-    const mm_dims *d = n->saved;
+    const matmul_state *d = TG_STATE(n, matmul_state);
     tg_tensor *a = n->in[0], *b = n->in[1], *c = n->out;
     size_t es = tg_dtype_size(c->dtype);
     for (int64_t i = 0; i < d->batch; i++) {
@@ -51,7 +52,7 @@ tg_tensor *(tg_matmul_t)(tg_graph *g, tg_tensor *a, tg_tensor *b, bool trans_a, 
     if (!ok_rank)
         return tg_fail(g, "matmul", "shapes %s and %s: takes 2-D @ 2-D, 3-D @ 3-D (batched) or 3-D @ 2-D", TG_SHAPE_STR(a->shape), TG_SHAPE_STR(b->shape));
     int ra = a->shape.n - 2, rb = b->shape.n - 2; // index of each one's row axis
-    mm_dims *d = tg_arena_alloc(g, sizeof *d);
+    matmul_state dims, *d = &dims;
     d->ta = trans_a;
     d->tb = trans_b;
     d->batch = a->shape.n == 3 ? a->shape.d[0] : 1;
@@ -78,19 +79,23 @@ tg_tensor *(tg_matmul_t)(tg_graph *g, tg_tensor *a, tg_tensor *b, bool trans_a, 
                 d->lda, (const char *)b->data + (size_t)(i * d->stride_b) * es, d->ldb, 0.0,
                 (char *)c->data + (size_t)(i * d->m * d->n) * es, d->n);
     tg_node *n = tg_record(g, &MATMUL_OP, c, 2, a, b);
-    if (n) n->saved = d;
+    tg_node_save(g, n, &dims, sizeof dims);
     return c;
 }
 
 tg_tensor *(tg_matmul)(tg_graph *g, tg_tensor *a, tg_tensor *b) { return (tg_matmul_t)(g, a, b, false, false); }
 
 // --- linear: y [rows, out] = x [rows, in] W^T + b (+ addend), rows being all leading dims of x ---
-// Inputs x, weight, then bias and addend when given; iarg[0] and iarg[1] hold their input
-// positions (0 when absent).
+// Inputs x, weight, then bias and addend when given; the state holds their input positions.
+
+typedef struct {
+    int at_bias, at_addend; // positions in the node's inputs (0: absent)
+} linear_state;
 
 static void linear_backward(tg_graph *g, tg_node *n) {
+    const linear_state *s = TG_STATE(n, linear_state);
     tg_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
-    tg_tensor *bias = n->iarg[0] ? n->in[n->iarg[0]] : NULL, *addend = n->iarg[1] ? n->in[n->iarg[1]] : NULL;
+    tg_tensor *bias = s->at_bias ? n->in[s->at_bias] : NULL, *addend = s->at_addend ? n->in[s->at_addend] : NULL;
     int64_t out = w->shape.d[0], in = w->shape.d[1], rows = x->numel / (in ? in : 1);
     if (x->grad) // dx [rows, in] += dy [rows, out] W [out, in]
         tg_gemm(y->dtype, false, false, rows, in, out, 1.0, y->grad, out, w->data, in, 1.0, x->grad, in);
@@ -193,8 +198,7 @@ static tg_tensor *linear(tg_graph *g, const tg_op *op, tg_tensor *x, tg_tensor *
     tg_tensor *y;
     double beta = bias ? 1.0 : 0.0;
     if (in_place) { // y is a new tensor over the addend's data: addend + bias, then the product added on
-        y = tg_arena_alloc(g, sizeof *y);
-        *y = (tg_tensor){.dtype = addend->dtype, .shape = shape, .numel = addend->numel, .data = addend->data};
+        y = tg_view(g, addend, shape, 0);
         tg_tensor_touch(addend);
         if (bias)
             TG_DISPATCH(y->dtype, {
@@ -228,10 +232,7 @@ static tg_tensor *linear(tg_graph *g, const tg_op *op, tg_tensor *x, tg_tensor *
     if (bias) in_[at_bias = n_in++] = bias;
     if (addend) in_[at_addend = n_in++] = addend;
     tg_node *n = tg_record_array(g, op, y, n_in, in_);
-    if (n) {
-        n->iarg[0] = at_bias;
-        n->iarg[1] = at_addend;
-    }
+    TG_SAVE(g, n, linear_state, {.at_bias = at_bias, .at_addend = at_addend});
     return y;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "tg_internal.h"
+#include "tg_ops.h"
 
 // The split of x for a reduction over all of it (all) or along axis.
 static tg_axis_split reduce_split(const tg_tensor *x, bool all, int axis) {
@@ -19,15 +20,23 @@ static tg_axis_split reduce_split(const tg_tensor *x, bool all, int axis) {
     return tg_split_at(x->shape, axis);
 }
 
+typedef struct {
+    int axis;     // normalised; unused when all
+    bool all;     // over every element
+    double scale; // 1 for a sum, 1/n for a mean
+} reduce_state;
+
 TG_VECTORIZE static void reduce_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *y = n->out;
     if (!x->grad) return;
-    tg_axis_split p = reduce_split(x, n->iarg[1], n->iarg[0]);
+    const reduce_state *s = TG_STATE(n, reduce_state);
+    tg_axis_split p = reduce_split(x, s->all, s->axis);
+    double scale_ = s->scale;
     TG_DISPATCH(y->dtype, {
         const T *gy = y->grad; // [outer, inner]
         T *gx = x->grad;       // [outer, n, inner]
-        T scale = (T)n->arg[0];
+        T scale = (T)scale_;
         for (int64_t o = 0; o < p.outer; o++)
             for (int64_t a = 0; a < p.n; a++) {
                 T *row = gx + (o * p.n + a) * p.inner;
@@ -87,11 +96,7 @@ TG_VECTORIZE static tg_tensor *reduce(tg_graph *g, const tg_op *op, tg_tensor *x
     });
 
     tg_node *n = tg_record(g, op, y, 1, x);
-    if (n) {
-        n->iarg[0] = axis;
-        n->iarg[1] = all;
-        n->arg[0] = scale;
-    }
+    TG_SAVE(g, n, reduce_state, {.axis = axis, .all = all, .scale = scale});
     return y;
 }
 

@@ -7,6 +7,7 @@
 // path: the built-in cells use them, tg_cell_lstm_composite and tg_cell_gru_composite keep
 // the op-by-op steps, and tests/test_rnn.c checks that both agree.
 #include "tg_internal.h"
+#include "tg_ops.h"
 
 // --- LSTM: gates [B, 4H] in PyTorch's row order i, f, g, o ---
 

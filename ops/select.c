@@ -7,15 +7,20 @@
 #include <string.h>
 
 #include "tg_internal.h"
+#include "tg_ops.h"
 
 // Inputs in plan order: the condition or mask (ic), then a (ia) and b (ib).
 #define BCAST3_LOOP(p, BODY) TG_BCAST_LOOP(p, ic, ia, ib, BODY)
 
 // --- where: y = cond ? a : b, all three broadcast ---
 
+typedef struct {
+    tg_bcast plan; // how the condition or mask and the values broadcast to y
+} select_state;
+
 TG_VECTORIZE static void where_backward(tg_graph *g, tg_node *n) {
     (void)g;
-    const tg_bcast *p = n->saved;
+    const tg_bcast *p = &TG_STATE(n, select_state)->plan;
     tg_tensor *cond = n->in[0], *a = n->in[1], *b = n->in[2], *y = n->out;
     const int32_t *c = cond->data;
     TG_DISPATCH(y->dtype, {
@@ -31,7 +36,7 @@ static const tg_op WHERE_OP = {.name = "where", .backward = where_backward};
 TG_VECTORIZE tg_tensor *(tg_where)(tg_graph *g, tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
     if (!tg_check_i32(g, "where", cond, "cond") || !tg_check_float(g, "where", 2, a, b)) return NULL;
     tg_shape shapes[3] = {cond->shape, a->shape, b->shape}, shape;
-    tg_bcast *p = tg_arena_alloc(g, sizeof *p);
+    tg_bcast plan, *p = &plan;
     if (!tg_broadcast(g, "where", 3, shapes, &shape, p)) return NULL;
     tg_tensor *y = tg_new_tensor(g, a->dtype, shape);
     const int32_t *c = cond->data;
@@ -41,7 +46,7 @@ TG_VECTORIZE tg_tensor *(tg_where)(tg_graph *g, tg_tensor *cond, tg_tensor *a, t
         BCAST3_LOOP(p, yv[o] = c[ic] ? av[ia] : bv[ib];);
     });
     tg_node *n = tg_record(g, &WHERE_OP, y, 3, cond, a, b);
-    if (n) n->saved = p;
+    TG_SAVE(g, n, select_state, {.plan = plan});
     return y;
 }
 
@@ -50,7 +55,7 @@ TG_VECTORIZE tg_tensor *(tg_where)(tg_graph *g, tg_tensor *cond, tg_tensor *a, t
 
 TG_VECTORIZE static void masked_fill_backward(tg_graph *g, tg_node *n) {
     (void)g;
-    const tg_bcast *p = n->saved;
+    const tg_bcast *p = &TG_STATE(n, select_state)->plan;
     tg_tensor *x = n->in[0], *mask = n->in[1], *y = n->out;
     const int32_t *m = mask->data;
     if (!x->grad) return;
@@ -66,7 +71,7 @@ static const tg_op MASKED_FILL_OP = {.name = "masked_fill", .backward = masked_f
 TG_VECTORIZE tg_tensor *(tg_masked_fill)(tg_graph *g, tg_tensor *x, tg_tensor *mask, double value) {
     if (!tg_check_float(g, "masked_fill", 1, x) || !tg_check_i32(g, "masked_fill", mask, "mask")) return NULL;
     tg_shape shapes[2] = {mask->shape, x->shape}, shape;
-    tg_bcast *p = tg_arena_alloc(g, sizeof *p);
+    tg_bcast plan, *p = &plan;
     if (!tg_broadcast(g, "masked_fill", 2, shapes, &shape, p)) return NULL;
     if (!tg_shape_equal(shape, x->shape)) {
         char sm[64], sx[64];
@@ -81,20 +86,26 @@ TG_VECTORIZE tg_tensor *(tg_masked_fill)(tg_graph *g, tg_tensor *x, tg_tensor *m
         BCAST3_LOOP(p, yv[o] = m[ic] ? v : xv[o];);
     });
     tg_node *n = tg_record(g, &MASKED_FILL_OP, y, 2, x, mask);
-    if (n) n->saved = p;
+    TG_SAVE(g, n, select_state, {.plan = plan});
     return y;
 }
 
 // --- dropout: y = keep * x / (1 - p), keep drawn once per element ---
 
+typedef struct {
+    const unsigned char *keep; // [numel]: 1 where the element was kept
+    double scale;              // 1/(1-p), or 0 for p = 1
+} dropout_state;
+
 static void dropout_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *y = n->out;
-    const unsigned char *keep = n->saved; // [numel]
+    const dropout_state *st = TG_STATE(n, dropout_state);
+    const unsigned char *keep = st->keep; // [numel]
     if (!x->grad) return;
     TG_DISPATCH(y->dtype, {
         const T *gy = y->grad;
-        T *gx = x->grad, s = (T)n->arg[0];
+        T *gx = x->grad, s = (T)st->scale;
         for (int64_t i = 0; i < y->numel; i++)
             if (keep[i]) gx[i] += gy[i] * s;
     });
@@ -119,9 +130,6 @@ tg_tensor *(tg_dropout)(tg_graph *g, tg_tensor *x, double p, tg_rng *rng) {
         for (int64_t i = 0; i < y->numel; i++) yv[i] = keep[i] ? xv[i] * s : 0;
     });
     tg_node *n = tg_record(g, &DROPOUT_OP, y, 1, x);
-    if (n) {
-        n->saved = keep;
-        n->arg[0] = scale;
-    }
+    TG_SAVE(g, n, dropout_state, {.keep = keep, .scale = scale});
     return y;
 }

@@ -1,4 +1,4 @@
-// shape.c: reshape, transpose, concat, slice, stack and chunk.
+// shape.c: reshape, detach, transpose, concat, slice, stack and chunk.
 //
 // Every op here moves elements without computing on them, so forward works on element
 // bytes (memcpy of contiguous runs) and takes any dtype, int32 included; only backward,
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "tg_internal.h"
+#include "tg_ops.h"
 
 // Product of the sizes d[from .. to-1] (1 for an empty range).
 static int64_t span(tg_shape s, int from, int to) {
@@ -49,7 +50,7 @@ static bool check_present(tg_graph *g, const char *op, const tg_tensor *x) {
     return false;
 }
 
-// --- reshape: a new tensor struct over x's data ---
+// --- reshape: a view of x's data with another shape ---
 
 static void reshape_backward(tg_graph *g, tg_node *n) {
     (void)g;
@@ -87,14 +88,16 @@ tg_tensor *(tg_reshape)(tg_graph *g, tg_tensor *x, tg_shape shape) {
         return tg_fail(g, "reshape", "cannot reshape %s (%lld elements) into %s (%lld elements)", TG_SHAPE_STR(x->shape),
                        (long long)x->numel, TG_SHAPE_STR(shape), (long long)known);
     }
-    tg_tensor *y = tg_arena_alloc(g, sizeof *y);
-    memset(y, 0, sizeof *y);
-    y->dtype = x->dtype;
-    y->shape = shape;
-    y->numel = x->numel;
-    y->data = x->data; // shared: a reshape of a contiguous tensor is only a new shape
+    tg_tensor *y = tg_view(g, x, shape, 0); // a reshape of a contiguous tensor is only a new shape
     tg_record(g, &RESHAPE_OP, y, 1, x);
     return y;
+}
+
+// --- detach: a view with no node, cut from the tape ---
+
+tg_tensor *(tg_detach)(tg_graph *g, tg_tensor *x) {
+    if (!check_present(g, "detach", x)) return NULL;
+    return tg_view(g, x, x->shape, 0);
 }
 
 // --- transpose: x [A, d0, B, d1, C] -> y [A, d1, B, d0, C] for axes a0 < a1 ---
@@ -123,11 +126,16 @@ static void swap_dims(tg_shape s, int a0, int a1, int64_t dims[5]) {
     }
 }
 
+typedef struct {
+    int a0, a1; // the swapped axes, a0 <= a1
+} transpose_state;
+
 static void transpose_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *y = n->out;
+    const transpose_state *s = TG_STATE(n, transpose_state);
     int64_t d[5];
-    swap_dims(x->shape, n->iarg[0], n->iarg[1], d);
+    swap_dims(x->shape, s->a0, s->a1, d);
     if (x->grad) // gy is [A, d1, B, d0, C]: swapping back lands on x's layout
         swap_axes(y->dtype, true, x->grad, y->grad, d[0], d[3], d[2], d[1], d[4]);
 }
@@ -147,10 +155,7 @@ tg_tensor *(tg_transpose)(tg_graph *g, tg_tensor *x, int axis0, int axis1) {
     swap_dims(s, a0, a1, d);
     swap_axes(x->dtype, false, y->data, x->data, d[0], d[1], d[2], d[3], d[4]);
     tg_node *n = tg_record(g, &TRANSPOSE_OP, y, 1, x);
-    if (n) {
-        n->iarg[0] = a0;
-        n->iarg[1] = a1;
-    }
+    TG_SAVE(g, n, transpose_state, {.a0 = a0, .a1 = a1});
     return y;
 }
 
@@ -173,9 +178,13 @@ static void join_runs(tg_tensor *y, int n, tg_tensor *const *xs, int axis, bool 
     }
 }
 
+typedef struct {
+    int axis; // the output's axis the inputs are joined along
+} join_state;
+
 static void join_backward(tg_graph *g, tg_node *n) {
     (void)g;
-    join_runs(n->out, n->n_in, n->in, n->iarg[0], true);
+    join_runs(n->out, n->n_in, n->in, TG_STATE(n, join_state)->axis, true);
 }
 
 static const tg_op CONCAT_OP = {.name = "concat", .backward = join_backward};
@@ -215,7 +224,7 @@ static tg_tensor *join(tg_graph *g, const tg_op *op, int n, tg_tensor *const *xs
     tg_tensor *y = tg_new_tensor(g, xs[0]->dtype, ys);
     join_runs(y, n, xs, axis, false);
     tg_node *node = tg_record_array(g, op, y, n, xs);
-    if (node) node->iarg[0] = axis;
+    TG_SAVE(g, node, join_state, {.axis = axis});
     return y;
 }
 
@@ -229,11 +238,17 @@ tg_tensor *(tg_stack)(tg_graph *g, int n, tg_tensor *const *xs, int axis) {
 
 // --- slice: y [outer, length, inner] = x [outer, size, inner] from position start ---
 
+typedef struct {
+    int axis;      // normalised
+    int64_t start; // first position taken along axis
+} slice_state;
+
 static void slice_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *y = n->out;
-    int axis = n->iarg[0];
-    int64_t start = *(const int64_t *)n->saved, size = x->shape.d[axis], length = y->shape.d[axis];
+    const slice_state *s = TG_STATE(n, slice_state);
+    int axis = s->axis;
+    int64_t start = s->start, size = x->shape.d[axis], length = y->shape.d[axis];
     if (x->grad && !tg_grad_is_alias(y))
         move_block(y->dtype, true, span(x->shape, 0, axis), span(x->shape, axis + 1, x->shape.n), length, x->grad,
                    size, start, y->grad, length, 0);
@@ -259,23 +274,13 @@ tg_tensor *(tg_slice)(tg_graph *g, tg_tensor *x, int axis, int64_t start, int64_
     int64_t outer = span(ys, 0, axis), inner = span(ys, axis + 1, ys.n);
     tg_tensor *y;
     if (outer == 1) { // one contiguous run of x: share it, as reshape does (a step's rows of a projection)
-        y = tg_arena_alloc(g, sizeof *y);
-        memset(y, 0, sizeof *y);
-        y->dtype = x->dtype;
-        y->shape = ys;
-        y->numel = length * inner;
-        y->data = (char *)x->data + (size_t)(start * inner) * tg_dtype_size(x->dtype);
+        y = tg_view(g, x, ys, start * inner);
     } else {
         y = tg_new_tensor(g, x->dtype, ys);
         move_block(x->dtype, false, outer, inner, length, y->data, length, 0, x->data, size, start);
     }
     tg_node *n = tg_record(g, outer == 1 ? &SLICE_VIEW_OP : &SLICE_OP, y, 1, x);
-    if (n) {
-        int64_t *saved = tg_arena_alloc(g, sizeof *saved);
-        *saved = start;
-        n->saved = saved;
-        n->iarg[0] = axis;
-    }
+    TG_SAVE(g, n, slice_state, {.axis = axis, .start = start});
     return y;
 }
 

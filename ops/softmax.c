@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "tg_internal.h"
+#include "tg_ops.h"
 
 
 // Runs BODY once per row along the axis of split p: the row's elements are at
@@ -22,11 +23,15 @@
             BODY                                                                                            \
         }
 
+typedef struct {
+    int axis; // normalised
+} softmax_state;
+
 TG_VECTORIZE static void softmax_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *y = n->out;
     if (!x->grad) return;
-    tg_axis_split p = tg_split_at(x->shape, n->iarg[0]);
+    tg_axis_split p = tg_split_at(x->shape, TG_STATE(n, softmax_state)->axis);
     TG_DISPATCH(y->dtype, {
         const T *yv = y->data, *gy = y->grad; // [outer, n, inner]
         T *gx = x->grad;                      // [outer, n, inner]
@@ -45,7 +50,7 @@ TG_VECTORIZE static void log_softmax_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *y = n->out;
     if (!x->grad) return;
-    tg_axis_split p = tg_split_at(x->shape, n->iarg[0]);
+    tg_axis_split p = tg_split_at(x->shape, TG_STATE(n, softmax_state)->axis);
     TG_DISPATCH(y->dtype, {
         const T *yv = y->data, *gy = y->grad; // [outer, n, inner]
         T *gx = x->grad;                      // [outer, n, inner]
@@ -97,7 +102,7 @@ TG_VECTORIZE static tg_tensor *softmax(tg_graph *g, const tg_op *op, tg_tensor *
         });
     });
     tg_node *n = tg_record(g, op, y, 1, x);
-    if (n) n->iarg[0] = axis;
+    TG_SAVE(g, n, softmax_state, {.axis = axis});
     return y;
 }
 

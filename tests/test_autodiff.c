@@ -23,16 +23,65 @@ Test(autodiff, fan_out_accumulates) {
     tg_tensor_free(x);
 }
 
-Test(autodiff, calling_backward_twice_accumulates_like_pytorch) {
+Test(autodiff, backward_twice_fails_naming_the_first_and_changes_nothing) {
+    test_capture_errors();
     tg_tensor *x = tg_tensor_create(TG_F64, tg_shape1(3), true);
     for (int i = 0; i < 3; i++) tg_tensor_set(x, i, 0.5 * i);
     tg_graph *g = tg_graph_new();
     tg_tensor *y = sum3(g, tg_tanh(g, tg_mul(g, x, x)));
+    int first_line = __LINE__ + 1;
     cr_assert(tg_backward(g, y));
     double first[3];
     for (int i = 0; i < 3; i++) first[i] = grad_at(x, i);
+    cr_assert(!tg_backward(g, y));
+    char site[128];
+    snprintf(site, sizeof site, "backward called at %s:%d", __FILE__, first_line);
+    cr_assert(strstr(test_error_message, site), "%s", test_error_message);
+    cr_assert(strstr(test_error_message, "retain_graph"), "%s", test_error_message);
+    for (int i = 0; i < 3; i++) cr_assert_eq(grad_at(x, i), first[i], "element %d", i);
+    cr_assert(!tg_backward_seed(g, y, (double[]){1.0}), "the seeded walk is refused too");
+    tg_graph_reset(g); // a new recording can be walked again
+    y = sum3(g, tg_tanh(g, tg_mul(g, x, x)));
     cr_assert(tg_backward(g, y));
     for (int i = 0; i < 3; i++) cr_assert_eq(grad_at(x, i), 2 * first[i], "element %d", i);
+    tg_graph_free(g);
+    tg_tensor_free(x);
+}
+
+// As in PyTorch, what is refused is a walk through spent nodes, not a second walk on a graph.
+Test(autodiff, backward_through_new_nodes_of_a_walked_graph_is_allowed) {
+    test_capture_errors();
+    tg_tensor *x = tg_tensor_create(TG_F64, tg_shape1(3), true);
+    tg_graph *g = tg_graph_new();
+    tg_tensor *y1 = sum3(g, tg_mul_scalar(g, x, 2));
+    cr_assert(tg_backward(g, y1));
+    tg_tensor *y2 = sum3(g, tg_mul_scalar(g, x, 3));
+    int second_line = __LINE__ + 1;
+    cr_assert(tg_backward(g, y2));
+    for (int i = 0; i < 3; i++) cr_assert_eq(grad_at(x, i), 5);
+    cr_assert(!tg_backward(g, tg_add(g, y1, y2)), "y1 and y2's nodes are spent");
+    char site[128];
+    snprintf(site, sizeof site, "backward called at %s:%d", __FILE__, second_line);
+    cr_assert(strstr(test_error_message, site), "%s", test_error_message);
+    cr_assert(strstr(test_error_message, "through matmul"), "%s", test_error_message);
+    for (int i = 0; i < 3; i++) cr_assert_eq(grad_at(x, i), 5, "a refused walk adds nothing");
+    tg_graph_free(g);
+    tg_tensor_free(x);
+}
+
+Test(autodiff, retain_graph_lets_backward_accumulate_again_like_pytorch) {
+    tg_tensor *x = tg_tensor_create(TG_F64, tg_shape1(3), true);
+    for (int i = 0; i < 3; i++) tg_tensor_set(x, i, 0.5 * i);
+    tg_graph *g = tg_graph_new();
+    tg_tensor *y = sum3(g, tg_tanh(g, tg_mul(g, x, x)));
+    cr_assert(tg_backward_with(g, y, &(tg_backward_opts){.retain_graph = true}));
+    double first[3];
+    for (int i = 0; i < 3; i++) first[i] = grad_at(x, i);
+    cr_assert(tg_backward(g, y)); // kept by the first: allowed, and spends the tape
+    for (int i = 0; i < 3; i++) cr_assert_eq(grad_at(x, i), 2 * first[i], "element %d", i);
+    test_capture_errors();
+    cr_assert(!tg_backward_with(g, y, NULL));
+    cr_assert(strstr(test_error_message, "already walked"), "%s", test_error_message);
     tg_graph_free(g);
     tg_tensor_free(x);
 }

@@ -11,6 +11,10 @@ void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t m);
 void *__real_realloc(void *p, size_t n);
 void *__real_aligned_alloc(size_t a, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_aligned_alloc(size_t a, size_t n);
 void *__wrap_malloc(size_t n) { heap_calls++; return __real_malloc(n); }
 void *__wrap_calloc(size_t n, size_t m) { heap_calls++; return __real_calloc(n, m); }
 void *__wrap_realloc(void *p, size_t n) { heap_calls++; return __real_realloc(p, n); }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "tg_internal.h"
+#include "tg_ops.h"
 
 #define STAGE_ROWS 256 // rows per product: enough for BLIS to run near its peak
 #define MAX_STAGED 16  // weights staged at once; others are summed at once, which is only slower
