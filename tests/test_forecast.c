@@ -1,14 +1,11 @@
 // test_forecast.c: what the forecast example stands on (examples/common): the time-series
 // reader (gaps, empty values, damaged files, the bundled series), the calendar, the
-// baselines (seasonal naive, Holt-Winters) and the scores (MASE's scale, sMAPE), and the
-// SVG plots (round ticks, a plot that cannot be drawn says so).
+// baselines (seasonal naive, Holt-Winters) and the scores (MASE's scale, sMAPE).
 #include <math.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tg_example.h"
-#include "tg_plot.h"
 #include "tg_test.h"
 
 #ifndef TG_DATA_DIR
@@ -219,48 +216,4 @@ Test(forecast, holt_winters_fit_is_no_worse_than_random_parameters) {
         cr_assert_geq(sse, best, "alpha %g beta %g gamma %g: %g below the fit's %g", p.alpha, p.beta, p.gamma, sse, best);
     }
     cr_assert_not(tg_ex_hw_fit(y, 2 * M, M, &fit), "fewer than three periods");
-}
-
-// --- Plots ---
-
-Test(forecast, ticks_are_round_numbers_covering_the_range) {
-    double t[16], step;
-    int n = tg_plot_ticks(0.13, 0.87, 5, t, 16, &step);
-    cr_assert_float_eq(step, 0.2, 1e-12);
-    cr_assert_eq(n, 6);
-    for (int i = 0; i < n; i++) cr_assert_float_eq(t[i], 0.2 * i, 1e-12, "tick %d = %g", i, t[i]);
-    n = tg_plot_ticks(2014.25, 2020.25, 8, t, 16, &step);
-    cr_assert(step == 1 && n == 8 && t[0] == 2014 && t[7] == 2021, "step %g n %d first %g", step, n, t[0]);
-    n = tg_plot_ticks(-84, 28, 8, t, 16, &step);
-    cr_assert(step == 20 && t[0] == -100 && t[n - 1] == 40, "step %g from %g to %g", step, t[0], t[n - 1]);
-    n = tg_plot_ticks(5, 5, 5, t, 16, &step); // a flat range still gets an axis
-    cr_assert(n >= 2 && t[0] <= 5 && t[n - 1] >= 5);
-}
-
-Test(forecast, a_plot_is_drawn_or_says_why_not) {
-    char path[] = "/tmp/tg_forecast_plot_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    unlink(path);
-    const double x[] = {1, 2, 3}, y[] = {5, NAN, 7}, one[] = {NAN, 4, NAN};
-    tg_plot_line lines[] = {{"a <b>", x, y, 3, NULL, false}, {"c", x, one, 3, "#123456", true}};
-    tg_plot_panel single = {"only one point", "x", "y", &lines[1], 1};
-    tg_ex_error err;
-    cr_assert_not(tg_plot_write_svg(path, &single, 1, &err));
-    cr_assert(strstr(err.msg, "not drawn") && strstr(err.msg, "only one point"), "%s", err.msg);
-    struct stat st;
-    cr_assert_neq(stat(path, &st), 0, "a plot that was not drawn left a file");
-    tg_plot_panel both = {"t", "x", "y", lines, 2};
-    cr_assert(tg_plot_write_svg(path, &both, 1, &err), "%s", err.msg);
-    FILE *f = fopen(path, "r");
-    char svg[8192] = "";
-    size_t got = fread(svg, 1, sizeof svg - 1, f);
-    fclose(f);
-    unlink(path);
-    svg[got] = 0;
-    cr_assert(strstr(svg, "a &lt;b&gt;") && strstr(svg, "stroke=\"#123456\"") && strstr(svg, "</svg>\n"), "%s", svg);
-    int polylines = 0; // the NaN breaks the first line into two one-point pieces; the second has one
-    for (const char *at = svg; (at = strstr(at, "<polyline")); at++) polylines++;
-    cr_assert_eq(polylines, 3);
 }
