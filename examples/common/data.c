@@ -50,7 +50,8 @@ const char *tg_ex_split_name(tg_ex_split split) {
 
 // Reads path into a NUL-terminated buffer and checks it is text of at most max_line bytes a
 // line, ending with a newline (a file that does not was cut short). Counts its lines.
-static char *read_text(const char *path, size_t max_line, int *n_lines, tg_ex_error *err) {
+// Shared with series.c through tg_example.h.
+char *tg_ex_read_text(const char *path, size_t max_line, int *n_lines, tg_ex_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         set_error(err,
@@ -156,7 +157,7 @@ static bool is_phone(const char *p) {
 bool tg_ex_cmudict_read(const char *path, bool strip_stress, tg_ex_cmudict *dict, tg_ex_error *err) {
     memset(dict, 0, sizeof *dict);
     int n_lines;
-    char *text = read_text(path, CMUDICT_MAX_LINE, &n_lines, err);
+    char *text = tg_ex_read_text(path, CMUDICT_MAX_LINE, &n_lines, err);
     if (!text) return false;
     dict->text_ = text;
     dict->items = calloc((size_t)n_lines, sizeof *dict->items);
@@ -240,7 +241,7 @@ enum { BROWN_MAX_LINE = 1 << 16 };
 bool tg_ex_brown_read(const char *path, tg_ex_brown *brown, tg_ex_error *err) {
     memset(brown, 0, sizeof *brown);
     int n_lines;
-    char *text = read_text(path, BROWN_MAX_LINE, &n_lines, err);
+    char *text = tg_ex_read_text(path, BROWN_MAX_LINE, &n_lines, err);
     if (!text) return false;
     brown->text_ = text;
     size_t bytes = strlen(text);
@@ -374,7 +375,7 @@ static bool unescape(char *s, int *len) {
 bool tg_ex_spam_read(const char *path, tg_ex_spam *spam, tg_ex_error *err) {
     memset(spam, 0, sizeof *spam);
     int n_lines;
-    char *text = read_text(path, SPAM_MAX_LINE, &n_lines, err);
+    char *text = tg_ex_read_text(path, SPAM_MAX_LINE, &n_lines, err);
     if (!text) return false;
     spam->text_ = text;
     spam->items = calloc((size_t)n_lines, sizeof *spam->items);
@@ -609,7 +610,7 @@ bool tg_ex_vocab_save(const tg_ex_vocab *v, const char *path, tg_ex_error *err) 
 
 tg_ex_vocab *tg_ex_vocab_load(const char *path, tg_ex_error *err) {
     int n_lines;
-    char *text = read_text(path, SPAM_MAX_LINE, &n_lines, err);
+    char *text = tg_ex_read_text(path, SPAM_MAX_LINE, &n_lines, err);
     if (!text) return NULL;
     tg_ex_vocab *v = tg_ex_vocab_new();
     if (!v) {

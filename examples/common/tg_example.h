@@ -105,6 +105,75 @@ bool tg_ex_spam_read(const char *path, tg_ex_spam *spam, tg_ex_error *err);
 bool tg_ex_spam_load(const char *data_dir, tg_ex_spam *spam, tg_ex_error *err);
 void tg_ex_spam_free(tg_ex_spam *spam);
 
+// --- Time series: data/co2/co2.csv (monthly) and data/births/births.csv (daily) ----------
+
+typedef enum { TG_EX_MONTHLY, TG_EX_DAILY } tg_ex_frequency;
+
+// A series at a regular step, every step present: a date the file lacks (or whose value is
+// empty) is filled by linear interpolation between its neighbours and marked in filled[].
+typedef struct {
+    double *y;     // [n] the values
+    bool *filled;  // [n] true where the file had no value and the reader interpolated it
+    int n, n_filled;
+    tg_ex_frequency freq;
+    int64_t day0;  // y[0]'s date as days since 1970-01-01 (the first of its month when monthly)
+} tg_ex_series;
+
+// Reads a CSV file of one of the two formats (told apart by the header): "Date,CO2,..." with
+// dates YYYY-MM-01, one a month, or "year,month,date_of_month,day_of_week,births", one a
+// day. Dates must increase; a gap of more than a year of steps is refused, not filled.
+bool tg_ex_series_read(const char *path, tg_ex_series *series, tg_ex_error *err);
+// Reads data_dir/NAME/NAME.csv, NAME "co2" or "births".
+bool tg_ex_series_load(const char *data_dir, const char *name, tg_ex_series *series, tg_ex_error *err);
+void tg_ex_series_free(tg_ex_series *series);
+// The calendar date of step i.
+void tg_ex_series_date(const tg_ex_series *series, int i, int *year, int *month, int *day);
+// The step of the date (day ignored when monthly), which may lie outside [0, n).
+int tg_ex_series_index(const tg_ex_series *series, int year, int month, int day);
+// Days since 1970-01-01 of a proleptic Gregorian date, and back; weekday 0 is Monday.
+int64_t tg_ex_days_from_civil(int year, int month, int day);
+void tg_ex_civil_from_days(int64_t days, int *year, int *month, int *day);
+int tg_ex_weekday(int64_t days);
+
+// --- Forecasting: baselines and scores (forecasting.c) ----------------------------------
+
+// Holt-Winters with additive trend and additive season of `period` steps.
+typedef struct {
+    int period;
+    double alpha, beta, gamma; // smoothing of level, trend and season, each in [0, 1]
+} tg_ex_hw_params;
+
+// Its states after each step t (for t >= period - 1; the first two seasons initialise them):
+// level[t], trend[t], season[t] (of t's place in the period), and one_step[t], the forecast
+// of y[t] made at t - 1 (NaN for t < period).
+typedef struct {
+    double *level, *trend, *season, *one_step; // [n] each, one allocation
+    int n, period;
+} tg_ex_hw_states;
+
+// Runs the recursions through y[0..n) with fixed parameters; n must be at least 2 periods.
+bool tg_ex_hw_run(const double *y, int n, const tg_ex_hw_params *p, tg_ex_hw_states *s);
+void tg_ex_hw_free(tg_ex_hw_states *s);
+// The forecast made at origin t (after seeing y[t]) for y[t + h], h >= 1.
+double tg_ex_hw_forecast(const tg_ex_hw_states *s, int t, int h);
+// Sum of squared one-step errors over y[period..n) for the parameters.
+double tg_ex_hw_sse(const double *y, int n, const tg_ex_hw_params *p);
+// Fits alpha, beta and gamma on y[0..n) by least squares of the one-step errors: a grid, then
+// a pattern search inside [0, 1]. False when n is under 3 periods.
+bool tg_ex_hw_fit(const double *y, int n, int period, tg_ex_hw_params *p);
+
+// The seasonal naive forecast made at origin t for y[t + h]: the last value one period back.
+double tg_ex_seasonal_naive(const double *y, int t, int h, int period);
+// The MASE scale: the mean |y[t] - y[t - period]| over t in [period, n), the in-sample error
+// of the one-step seasonal naive forecast.
+double tg_ex_mase_scale(const double *y, int n, int period);
+// One forecast error's share of sMAPE, in percent: 200 |f - y| / (|f| + |y|) (0 when both are 0).
+double tg_ex_smape_term(double forecast, double truth);
+
+// Reads path into one NUL-terminated buffer (free it) after checking it is text: no NUL
+// byte, lines of at most max_line bytes, a final newline; *n_lines is its line count.
+char *tg_ex_read_text(const char *path, size_t max_line, int *n_lines, tg_ex_error *err);
+
 // --- Vocabulary: token strings <-> ids ------------------------------------------------
 
 // Ids 0-3 are reserved, whatever the data: padding, unknown, begin and end of sequence.
