@@ -30,7 +30,8 @@ static rnn_case make_case(const tg_cell_type *cell, int L, bool bi, int T, int B
     c.p = tg_params_new();
     tg_rng rng;
     tg_rng_seed(&rng, 11);
-    tg_rnn_config cfg = {cell, 3, 4, L, bi, 0.0, TG_F64};
+    tg_rnn_config cfg = {.cell = cell, .input_size = 3, .hidden_size = 4, .num_layers = L, .bidirectional = bi,
+                         .dtype = TG_F64};
     cr_assert(tg_rnn_init(&c.rnn, &cfg, c.p, "", &rng));
     c.x = test_input(tg_shape3(T, B, 3), 5, -1, 1);
     for (int i = 0; with_init && i < cell->n_states; i++)
@@ -200,7 +201,7 @@ Test(rnn, parameters_have_pytorch_names_and_shapes) {
     tg_rng rng;
     tg_rng_seed(&rng, 1);
     tg_rnn rnn;
-    tg_rnn_config cfg = {&tg_cell_lstm, 10, 20, 2, true, 0.0, TG_F32};
+    tg_rnn_config cfg = {.cell = &tg_cell_lstm, .input_size = 10, .hidden_size = 20, .num_layers = 2, .bidirectional = true};
     cr_assert(tg_rnn_init(&rnn, &cfg, p, "encoder.", &rng));
     const char *names[] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
                            "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse",
@@ -339,8 +340,9 @@ Test(rnn_fused, fused_cells_agree_with_the_composite_steps) {
 // the same outputs and gradients over 1200 rows (chunks of 341 steps), forwards, backwards
 // and with sequences of different lengths.
 static const tg_cell_type *stepwise_base;
-static void stepwise_step(tg_graph *g, const tg_cell *c, tg_tensor *x, tg_tensor *const *state, tg_tensor **next) {
-    stepwise_base->step(g, c, tg_linear(g, x, c->param[0], c->param[2]), state, next); // x W_ih^T + b_ih
+static bool stepwise_step(tg_graph *g, const tg_cell *c, tg_tensor *x, tg_tensor *const *state, tg_tensor **next) {
+    tg_tensor *xp = tg_linear(g, x, tg_cell_param(c, "weight_ih"), tg_cell_param(c, "bias_ih")); // x W_ih^T + b_ih
+    return stepwise_base->step(g, c, xp, state, next);
 }
 
 Test(rnn, chunked_input_projection_matches_projection_per_step) {
