@@ -83,6 +83,22 @@ extern const tg_cell_type tg_cell_gru;
 extern const tg_cell_type tg_cell_lstm_composite;
 extern const tg_cell_type tg_cell_gru_composite;
 
+// Cells from the literature, written with the public ops only (models/cells_published.c):
+// - Peephole LSTM (Gers and Schmidhuber 2000): the LSTM's parameters plus diagonal peephole
+//   weights weight_ci, weight_cf, weight_co [H]; i and f see c, o sees c'.
+// - Layer-norm LSTM (Ba, Kiros and Hinton 2016): W_ih x and W_hh h each layer-normalised over
+//   the 4H gate rows (weight_ln_ih/bias_ln_ih, weight_ln_hh/bias_ln_hh [4H]) plus bias [4H],
+//   and h' = o*tanh(LN(c')) (weight_ln_c, bias_ln_c [H]); eps 1e-5.
+// - IndRNN (Li et al. 2018): h' = relu(W_ih x + b_ih + weight_hh*h), weight_hh [H] one
+//   recurrent weight per unit; keep it bounded with tg_indrnn_clamp.
+// - SRU (Lei et al. 2017, the EMNLP 2018 form): f, r = sigmoid(W_f/r x + v_f/r*c + b_f/r),
+//   c' = f*c + (1-f)*W x, h' = r*c' + (1-r)*x', x' = x or W_hw x when in != H; every product
+//   reads the input only, so the step is pointwise.
+extern const tg_cell_type tg_cell_peephole_lstm;
+extern const tg_cell_type tg_cell_layer_norm_lstm;
+extern const tg_cell_type tg_cell_indrnn;
+extern const tg_cell_type tg_cell_sru;
+
 // Makes a cell of the given type with its parameters in p, each named prefix + its own name
 // + suffix (suffix like "_l0" or "_l1_reverse"; either may be NULL); false on error.
 bool tg_cell_init(tg_cell *cell, const tg_cell_type *type, const tg_cell_config *cfg, tg_params *p,
@@ -141,6 +157,11 @@ bool tg_rnn_forward(tg_graph *g, const tg_rnn *rnn, tg_tensor *x, tg_tensor *len
 // zeros). Writes outputs [T, B, S_0] and the final states [B, S_i]. lengths as above.
 bool tg_rnn_unroll(tg_graph *g, const tg_cell *cell, tg_tensor *x, tg_tensor *lengths, tg_tensor *const *init,
                    bool reverse, tg_tensor **outputs, tg_tensor **final);
+
+// Clamps every recurrent weight of an IndRNN to [-max_abs, max_abs], in place; call it after
+// each optimizer step. Li et al. use max_abs = 2^(1/T) for relu over T steps. False (through
+// the error path) for an RNN of another cell or a negative bound.
+bool tg_indrnn_clamp(const tg_rnn *rnn, double max_abs);
 
 // Call-site recording, as for the ops: errors in the input name the caller's line.
 #define tg_rnn_forward(g, ...) tg_rnn_forward(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)

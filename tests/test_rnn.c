@@ -87,6 +87,22 @@ Test(rnn, gradcheck_masked_variable_length_batch) {
     }
 }
 
+// The cells from the literature (models/cells_published.c), each as a 2-layer bidirectional
+// network on a masked batch, with initial states.
+static const tg_cell_type *const PUBLISHED[] = {&tg_cell_peephole_lstm, &tg_cell_layer_norm_lstm, &tg_cell_indrnn,
+                                                &tg_cell_sru};
+
+Test(rnn, gradcheck_published_cells_stacked_bidirectional_masked) {
+    for (int k = 0; k < 4; k++) {
+        rnn_case c = make_case(PUBLISHED[k], 2, true, 4, 3, true);
+        int32_t len[] = {2, 4, 1};
+        c.lengths = tg_tensor_create(TG_I32, tg_shape1(3), false);
+        tg_tensor_copy_from(c.lengths, len);
+        gradcheck_case(&c);
+        free_case(&c);
+    }
+}
+
 Test(rnn, gradcheck_with_dropout_between_layers) {
     rnn_case c = make_case(&tg_cell_lstm, 3, false, 3, 2, false);
     c.rnn.cfg.dropout = 0.4;
@@ -103,16 +119,17 @@ static void run(rnn_case *c, tg_graph *g, tg_rnn_result *r) {
 
 Test(rnn, packed_sequence_semantics_match_running_each_sequence_alone) {
     // A masked batch gives, for each sequence, what that sequence alone (cut to its length) gives.
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 8; k++) {
         enum { T = 5, B = 3 };
         int32_t len[B] = {3, 5, 1};
-        rnn_case c = make_case(CELLS[k], 2, true, T, B, true);
+        const tg_cell_type *type = k < 4 ? CELLS[k] : PUBLISHED[k - 4];
+        rnn_case c = make_case(type, 2, true, T, B, true);
         c.lengths = tg_tensor_create(TG_I32, tg_shape1(B), false);
         tg_tensor_copy_from(c.lengths, len);
         tg_graph *g = tg_graph_new(), *g1 = tg_graph_new();
         tg_rnn_result all;
         run(&c, g, &all);
-        int S = CELLS[k]->n_states, LD = 4, H = 4;
+        int S = type->n_states, LD = 4, H = 4;
         for (int b = 0; b < B; b++) {
             rnn_case one = c; // same parameters; one sequence, no mask
             tg_graph_reset(g1);
