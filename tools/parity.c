@@ -1,5 +1,6 @@
 // tg-parity: checks tapegrad's RNN, GRU and LSTM (with or without proj_size) against
-// PyTorch's on fixture files.
+// PyTorch's on fixture files, and the published cells against the fixture script's PyTorch
+// implementations of their equations.
 //
 //   tg-parity FILE...
 //
@@ -85,6 +86,10 @@ static const tg_cell_type *cell_of(const char *module) {
     if (!strcmp(module, "RNN_RELU")) return &tg_cell_rnn_relu;
     if (!strcmp(module, "GRU")) return &tg_cell_gru;
     if (!strcmp(module, "LSTM")) return &tg_cell_lstm;
+    if (!strcmp(module, "PEEPHOLE_LSTM")) return &tg_cell_peephole_lstm;
+    if (!strcmp(module, "LAYER_NORM_LSTM")) return &tg_cell_layer_norm_lstm;
+    if (!strcmp(module, "INDRNN")) return &tg_cell_indrnn;
+    if (!strcmp(module, "SRU")) return &tg_cell_sru;
     return NULL;
 }
 
@@ -101,7 +106,8 @@ static bool check_file(const char *path, verdict *v) {
     const char *dt = tg_safetensors_metadata(f, "dtype");
     const tg_cell_type *type = cell_of(module);
     if (!type) {
-        fail(v, "metadata \"module\" is %s%s; expected RNN_TANH, RNN_RELU, GRU or LSTM", module ? module : "missing", "");
+        fail(v, "metadata \"module\" is %s%s; expected RNN_TANH, RNN_RELU, GRU, LSTM, PEEPHOLE_LSTM, LAYER_NORM_LSTM, "
+             "INDRNN or SRU", module ? module : "missing", "");
         goto done;
     }
     if (!bi || (strcmp(bi, "true") && strcmp(bi, "false")) || !dt || (strcmp(dt, "float32") && strcmp(dt, "float64"))) {
