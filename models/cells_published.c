@@ -23,7 +23,8 @@ static bool peephole_init(tg_cell *c, tg_rng *rng) {
     int64_t H = c->hidden_size;
     return tg_cell_add_param(c, "weight_ih", tg_shape2(4 * H, c->input_size), rng) &&
            tg_cell_add_param(c, "weight_hh", tg_shape2(4 * H, H), rng) &&
-           tg_cell_add_param(c, "bias_ih", tg_shape1(4 * H), rng) && tg_cell_add_param(c, "bias_hh", tg_shape1(4 * H), rng) &&
+           tg_cell_add_param(c, "bias_ih", tg_shape1(4 * H), rng) &&
+           tg_cell_add_param(c, "bias_hh", tg_shape1(4 * H), rng) &&
            tg_cell_add_param(c, "weight_ci", tg_shape1(H), rng) && tg_cell_add_param(c, "weight_cf", tg_shape1(H), rng) &&
            tg_cell_add_param(c, "weight_co", tg_shape1(H), rng);
 }
@@ -77,7 +78,8 @@ static tg_tensor *add_filled(tg_cell *c, const char *name, int64_t n, double val
 static bool layer_norm_init(tg_cell *c, tg_rng *rng) {
     int64_t H = c->hidden_size;
     return tg_cell_add_param(c, "weight_ih", tg_shape2(4 * H, c->input_size), rng) &&
-           tg_cell_add_param(c, "weight_hh", tg_shape2(4 * H, H), rng) && tg_cell_add_param(c, "bias", tg_shape1(4 * H), rng) &&
+           tg_cell_add_param(c, "weight_hh", tg_shape2(4 * H, H), rng) &&
+           tg_cell_add_param(c, "bias", tg_shape1(4 * H), rng) &&
            add_filled(c, "weight_ln_ih", 4 * H, 1, rng) && add_filled(c, "bias_ln_ih", 4 * H, 0, rng) &&
            add_filled(c, "weight_ln_hh", 4 * H, 1, rng) && add_filled(c, "bias_ln_hh", 4 * H, 0, rng) &&
            add_filled(c, "weight_ln_c", H, 1, rng) && add_filled(c, "bias_ln_c", H, 0, rng);

@@ -1,5 +1,6 @@
 // The cell interface: parameters found by name, the checks tg_rnn makes on what a step
 // returns (shape, dtype, in-place writes), states of different sizes, proj_size.
+#include <math.h>
 #include <string.h>
 
 #include "tg_test.h"
@@ -234,5 +235,41 @@ Test(cells, lstm_proj_size_shapes_names_and_refusals) {
     cfg.proj_size = 5;
     cr_assert(!tg_rnn_init(&rnn, &cfg, p, "", &rng));
     cr_assert(strstr(test_error_message, "proj_size must be smaller"), "%s", test_error_message);
+    tg_params_free(p);
+}
+
+Test(cells, indrnn_clamp_bounds_every_recurrent_weight_and_refuses_other_cells) {
+    tg_params *p = tg_params_new();
+    tg_rng rng;
+    tg_rng_seed(&rng, 10);
+    tg_rnn rnn;
+    tg_rnn_config cfg = {.cell = &tg_cell_indrnn, .input_size = 3, .hidden_size = 6, .num_layers = 2,
+                         .bidirectional = true, .dtype = TG_F64};
+    cr_assert(tg_rnn_init(&rnn, &cfg, p, "", &rng));
+    const char *names[] = {"weight_hh_l0", "weight_hh_l0_reverse", "weight_hh_l1", "weight_hh_l1_reverse"};
+    for (int k = 0; k < 4; k++) { // some inside the bound, some outside on either side
+        tg_tensor *u = tg_params_find(p, names[k]);
+        double v[6] = {-3, -1.02, 0.5, 1.01, 2.5, -0.2};
+        tg_tensor_copy_from(u, v);
+    }
+    tg_tensor *w = tg_params_find(p, "weight_ih_l0");
+    double w0 = tg_tensor_get(w, 0);
+    tg_tensor_set(w, 0, 7.0); // not a recurrent weight: left alone
+    double bound = pow(2, 1.0 / 5); // 2^(1/T), T = 5: 1.1487
+    cr_assert(tg_indrnn_clamp(&rnn, bound));
+    double want[6] = {-bound, -1.02, 0.5, 1.01, bound, -0.2};
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < 6; i++)
+            cr_assert_eq(tg_tensor_get(tg_params_find(p, names[k]), i), want[i], "%s[%d]", names[k], i);
+    cr_assert_eq(tg_tensor_get(w, 0), 7.0);
+    tg_tensor_set(w, 0, w0);
+    tg_params_free(p);
+
+    test_capture_errors();
+    p = tg_params_new();
+    cfg.cell = &tg_cell_gru;
+    cr_assert(tg_rnn_init(&rnn, &cfg, p, "", &rng));
+    cr_assert(!tg_indrnn_clamp(&rnn, 1.0));
+    cr_assert(strstr(test_error_message, "tg_indrnn_clamp") && strstr(test_error_message, "GRU"), "%s", test_error_message);
     tg_params_free(p);
 }
