@@ -26,7 +26,7 @@
 enum { MAX_TOKENS = 256 }; // longest output a decode may produce (and edit_distance accepts)
 
 typedef struct {
-    char cell[8]; // "lstm" or "gru": what a checkpoint's config records, with the vocabularies
+    char cell[24]; // a tg_ex_cell name ("lstm", "gru", ...): what a checkpoint's config records
     int embed, hidden, layers;
     int stress; // phones keep their stress digit (AH0, AH1): 69 symbols instead of 39
 } sizes;
@@ -55,7 +55,7 @@ typedef struct {
 
 static bool model_init(model *m, double dropout, tg_rng *rng) {
     m->params = tg_params_new();
-    const tg_cell_type *cell = strcmp(m->s.cell, "gru") ? &tg_cell_lstm : &tg_cell_gru;
+    const tg_cell_type *cell = tg_ex_cell(m->s.cell);
     tg_seq2seq_config c = {
         .src_vocab = tg_ex_vocab_size(m->letters), .tgt_vocab = tg_ex_vocab_size(m->phones),
         .src_embed = m->s.embed, .tgt_embed = m->s.embed,
@@ -378,12 +378,12 @@ static bool load_config(const char *path, model *m, plateau *pl, bool *has_state
     if (!tg_checkpoint_read_config(path, &config, has_state, err, sizeof err))
         return fprintf(stderr, "g2p: %s\n", err), false;
     bool ok = config && sscanf(config,
-                               "{\"cell\": \"%7[a-z]\", \"embed\": %d, \"hidden\": %d, \"layers\": %d, \"stress\": %d, "
+                               "{\"cell\": \"%23[a-z_]\", \"embed\": %d, \"hidden\": %d, \"layers\": %d, \"stress\": %d, "
                                "\"letters\": \"%255[^\"]\", \"phones\": \"%1023[^\"]\", \"best_dev_per\": %lf, "
                                "\"stale_evals\": %d}",
                                m->s.cell, &m->s.embed, &m->s.hidden, &m->s.layers, &m->s.stress, letters, phones,
                                &pl->best, &pl->stale) == 9 &&
-              (!strcmp(m->s.cell, "lstm") || !strcmp(m->s.cell, "gru")) && m->s.embed > 0 && m->s.hidden > 0 &&
+              tg_ex_cell(m->s.cell) && m->s.embed > 0 && m->s.hidden > 0 &&
               m->s.layers > 0 && m->s.layers <= TG_RNN_MAX_LAYERS;
     if (!ok) fprintf(stderr, "g2p: %s was not written by g2p (its config is %s)\n", path, config ? config : "missing");
     free(config);
@@ -425,7 +425,7 @@ int main(int argc, char **argv) {
     double lr = 3e-3, clip = 5, dropout = 0.3;
     const tg_ex_option options[] = {
         {"pronounce", TG_EX_FLAG, &pronounce, "pronounce the words after it (with --load: no training)", 0, 0, NULL},
-        {"cell", TG_EX_STRING, &cell, "recurrent cell of encoder and decoder: lstm or gru", 0, 0, "lstm|gru"},
+        {"cell", TG_EX_STRING, &cell, "recurrent cell of encoder and decoder: " TG_EX_CELL_NAMES, 0, 0, "CELL"},
         {"embed", TG_EX_INT, &m.s.embed, "letter and phoneme embedding size", 1, 4096, "E"},
         {"hidden", TG_EX_INT, &m.s.hidden, "encoder units per direction (the decoder has twice as many)", 1, 4096, "H"},
         {"layers", TG_EX_INT, &m.s.layers, "stacked encoder layers", 1, TG_RNN_MAX_LAYERS, "L"},
@@ -446,7 +446,7 @@ int main(int argc, char **argv) {
                      &common, options, TG_EX_LEN(options), NULL, NULL};
     tg_ex_parse_result parsed = tg_ex_parse(&cli, argc, argv);
     if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
-    if (strcmp(cell, "lstm") && strcmp(cell, "gru")) return fprintf(stderr, "g2p: --cell is lstm or gru\n"), 2;
+    if (!tg_ex_cell(cell)) return fprintf(stderr, "g2p: --cell is one of %s\n", TG_EX_CELL_NAMES), 2;
     if (pronounce != (n_words > 0)) return fprintf(stderr, "g2p: --pronounce takes the words after it\n"), 2;
     snprintf(m.s.cell, sizeof m.s.cell, "%s", cell);
     m.s.stress = stress;
