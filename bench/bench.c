@@ -83,14 +83,16 @@ static void model_init(model *m, const config *c) {
     tg_rng_seed(&rng, 0);
     int V = c->vocab, E = c->embed, H = c->hidden, T = c->seq, B = c->batch, D = c->bidirectional ? 2 : 1;
     m->emb = param(m, "emb.weight", tg_shape2(V, E), &rng, 1.0);
-    tg_rnn_config rc = {cell_for(c->cell), E, H, c->layers, c->bidirectional, 0.0, TG_F32};
+    tg_rnn_config rc = {.cell = cell_for(c->cell), .input_size = E, .hidden_size = H, .num_layers = c->layers,
+                        .bidirectional = c->bidirectional};
     tg_rnn_init(&m->rnn, &rc, m->p, "rnn.", &rng);
     int classes = c->kind == BI_CLS ? 2 : V, out_in = c->kind == S2S ? 2 * H : D * H;
     m->out_w = param(m, "out.weight", tg_shape2(classes, out_in), &rng, 1 / sqrt(out_in));
     m->out_b = param(m, "out.bias", tg_shape1(classes), &rng, 1 / sqrt(out_in));
     if (c->kind == S2S) {
         m->temb = param(m, "temb.weight", tg_shape2(V, E), &rng, 1.0);
-        tg_cell_init(&m->dec, cell_for(&tg_cell_gru), E + H, H, TG_F32, m->p, "dec.", "", &rng);
+        tg_cell_init(&m->dec, cell_for(&tg_cell_gru), &(tg_cell_config){.input_size = E + H, .hidden_size = H}, m->p, "dec.",
+                     "", &rng);
         tg_attention_config ac = {&tg_attention_bahdanau, H, H, H, TG_F32};
         tg_attention_init(&m->attn, &ac, m->p, "attn.", &rng);
     }
@@ -154,7 +156,8 @@ static tg_tensor *model_loss(tg_graph *g, model *m) {
         }
         tg_tensor *e = tg_reshape(g, tg_slice(g, temb, 0, t, 1), tg_shape2(B, -1));          // [B, E]
         tg_tensor *in[2] = {e, ctx}, *next;
-        tg_tensor *xt = tg_linear(g, tg_concat(g, 2, in, 1), m->dec.param[0], m->dec.param[2]); // [B, 3H]
+        tg_tensor *xt = tg_linear(g, tg_concat(g, 2, in, 1), tg_cell_param(&m->dec, "weight_ih"),
+                                  tg_cell_param(&m->dec, "bias_ih")); // [B, 3H]
         m->dec.type->step(g, &m->dec, xt, &h, &next);
         h = next;
         tg_tensor *hc[2] = {h, ctx};

@@ -79,7 +79,7 @@ static void model_init(model *m, tg_rng *rng) {
     m->p = tg_params_new();
     m->emb = tg_params_add(m->p, "emb.weight", TG_F32, tg_shape2(V, E));
     tg_tensor_fill_uniform(m->emb, rng, -1, 1);
-    tg_rnn_config rc = {&tg_cell_lstm, E, H, LAYERS, false, 0.1, TG_F32};
+    tg_rnn_config rc = {.cell = &tg_cell_lstm, .input_size = E, .hidden_size = H, .num_layers = LAYERS, .dropout = 0.1};
     if (!tg_rnn_init(&m->rnn, &rc, m->p, "rnn.", rng)) exit(1);
     m->out_w = tg_params_add(m->p, "out.weight", TG_F32, tg_shape2(V, H));
     m->out_b = tg_params_add(m->p, "out.bias", TG_F32, tg_shape1(V));

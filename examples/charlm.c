@@ -37,7 +37,7 @@ static bool model_init(model *m, sizes s, int vocab, tg_rng *rng) {
     m->vocab = vocab;
     m->params = tg_params_new();
     m->embedding = tg_params_add(m->params, "embedding.weight", TG_F32, tg_shape2(vocab, s.embed));
-    tg_rnn_config cfg = {&tg_cell_lstm, s.embed, s.hidden, s.layers, false, 0.0, TG_F32};
+    tg_rnn_config cfg = {.cell = &tg_cell_lstm, .input_size = s.embed, .hidden_size = s.hidden, .num_layers = s.layers};
     if (!tg_rnn_init(&m->lstm, &cfg, m->params, "lstm.", rng)) return false;
     m->w_out = tg_params_add(m->params, "out.weight", TG_F32, tg_shape2(vocab, s.hidden));
     m->b_out = tg_params_add(m->params, "out.bias", TG_F32, tg_shape1(vocab));

@@ -20,30 +20,30 @@
 
 // ---- The cell: everything a new recurrent architecture needs --------------------------
 
-enum { W_IH, B_IH, U_F, U_N }; // parameter slots, in the order mgu_init adds them
-
-static bool mgu_init(tg_cell *c, tg_params *p, const char *prefix, const char *suffix, tg_rng *rng) {
-    int H = c->hidden_size;
-    return tg_cell_add_param(c, p, prefix, "weight_ih", suffix, tg_shape2(2 * H, c->input_size), rng) && // W_f; W_n
-           tg_cell_add_param(c, p, prefix, "bias_ih", suffix, tg_shape1(2 * H), rng) &&                   // b_f; b_n
-           tg_cell_add_param(c, p, prefix, "weight_hf", suffix, tg_shape2(H, H), rng) &&                  // U_f
-           tg_cell_add_param(c, p, prefix, "weight_hn", suffix, tg_shape2(H, H), rng);                    // U_n
+static bool mgu_init(tg_cell *c, tg_rng *rng) {
+    int H = c->hidden_size; // each parameter is found again by its name: no order to keep
+    return tg_cell_add_param(c, "weight_ih", tg_shape2(2 * H, c->input_size), rng) && // W_f; W_n
+           tg_cell_add_param(c, "bias_ih", tg_shape1(2 * H), rng) &&                   // b_f; b_n
+           tg_cell_add_param(c, "weight_hf", tg_shape2(H, H), rng) &&                  // U_f
+           tg_cell_add_param(c, "weight_hn", tg_shape2(H, H), rng);                    // U_n
 }
 
 // The input's share of both gates, for all time steps in one product: [N, 2H].
 static tg_tensor *mgu_project(tg_graph *g, const tg_cell *c, tg_tensor *x) {
-    return tg_linear(g, x, c->param[W_IH], c->param[B_IH]);
+    return tg_linear(g, x, tg_cell_param(c, "weight_ih"), tg_cell_param(c, "bias_ih"));
 }
 
-static void mgu_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *const *state, tg_tensor **next) {
+static bool mgu_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *const *state, tg_tensor **next) {
     tg_tensor *xg[2], *h = state[0]; // xg: the input's part of f and of n, each [B, H]
-    tg_chunk(g, xp, 2, 1, xg);
-    tg_tensor *f = tg_sigmoid(g, tg_add(g, xg[0], tg_linear(g, h, c->param[U_F], NULL)));
-    tg_tensor *n = tg_tanh(g, tg_add(g, xg[1], tg_linear(g, tg_mul(g, f, h), c->param[U_N], NULL)));
-    next[0] = tg_add(g, h, tg_mul(g, f, tg_sub(g, n, h))); // (1-f)*h + f*n
+    if (!tg_chunk(g, xp, 2, 1, xg)) return false;
+    tg_tensor *f = tg_sigmoid(g, tg_add(g, xg[0], tg_linear(g, h, tg_cell_param(c, "weight_hf"), NULL)));
+    tg_tensor *n = tg_tanh(g, tg_add(g, xg[1], tg_linear(g, tg_mul(g, f, h), tg_cell_param(c, "weight_hn"), NULL)));
+    next[0] = tg_add(g, h, tg_mul(g, f, tg_sub(g, n, h))); // (1-f)*h + f*n, [B, H]
+    return next[0] != NULL;
 }
 
-static const tg_cell_type MGU = {"MGU", 1, mgu_init, mgu_project, mgu_step};
+static const tg_cell_type MGU = {
+    .name = "MGU", .n_states = 1, .state_names = {"h"}, .init = mgu_init, .project_input = mgu_project, .step = mgu_step};
 
 // ---- 1. Gradient check: a 2-layer bidirectional MGU on a masked batch, in float64 -------
 
@@ -65,7 +65,8 @@ static bool gradcheck_mgu(void) {
     tg_rng rng;
     tg_rng_seed(&rng, 1);
     check_ctx c;
-    tg_rnn_config cfg = {&MGU, 3, 4, 2, true, 0.0, TG_F64};
+    tg_rnn_config cfg = {.cell = &MGU, .input_size = 3, .hidden_size = 4, .num_layers = 2, .bidirectional = true,
+                         .dtype = TG_F64};
     bool ok = tg_rnn_init(&c.rnn, &cfg, p, "", &rng);
     c.x = tg_tensor_create(TG_F64, tg_shape3(5, 3, 3), true); // [T, B, I]
     tg_tensor_fill_uniform(c.x, &rng, -1, 1);
@@ -162,7 +163,7 @@ int main(int argc, char **argv) {
     tg_rng_seed(&rng, seed);
     adder m = {0};
     m.p = tg_params_new();
-    tg_rnn_config cfg = {&MGU, 2, H, 1, true, 0.0, TG_F32};
+    tg_rnn_config cfg = {.cell = &MGU, .input_size = 2, .hidden_size = H, .num_layers = 1, .bidirectional = true};
     if (!tg_rnn_init(&m.rnn, &cfg, m.p, "rnn.", &rng)) return 1;
     m.w_out = tg_params_add(m.p, "out.weight", TG_F32, tg_shape2(1, 2 * H));
     m.b_out = tg_params_add(m.p, "out.bias", TG_F32, tg_shape1(1));

@@ -174,7 +174,7 @@ typedef struct {
 static bool member_init(member *mb, tg_params *params, int k, const problem *p, int hidden, tg_rng *rng) {
     char prefix[32], name[64];
     snprintf(prefix, sizeof prefix, "member%d.encoder.", k);
-    tg_rnn_config cfg = {&tg_cell_gru, p->n_features, hidden, 1, false, 0.0, TG_F32};
+    tg_rnn_config cfg = {.cell = &tg_cell_gru, .input_size = p->n_features, .hidden_size = hidden, .num_layers = 1};
     if (!tg_rnn_init(&mb->encoder, &cfg, params, prefix, rng)) return false;
     int H = p->horizon;
     tg_tensor **slot[] = {&mb->w1, &mb->b1, &mb->w2, &mb->b2};

@@ -29,7 +29,7 @@
 enum { MAX_TOKENS = 256 }; // longest output a decode may produce (and edit_distance accepts)
 
 typedef struct {
-    char cell[8]; // "lstm" or "gru": what a checkpoint's config records, with the vocabularies
+    char cell[24]; // a tg_ex_cell name ("lstm", "gru", ...): what a checkpoint's config records
     int embed, hidden, layers;
     int stress; // phones keep their stress digit (AH0, AH1): 69 symbols instead of 39
 } sizes;
@@ -58,7 +58,7 @@ typedef struct {
 
 static bool model_init(model *m, double dropout, tg_rng *rng) {
     m->params = tg_params_new();
-    const tg_cell_type *cell = strcmp(m->s.cell, "gru") ? &tg_cell_lstm : &tg_cell_gru;
+    const tg_cell_type *cell = tg_ex_cell(m->s.cell);
     tg_seq2seq_config c = {
         .src_vocab = tg_ex_vocab_size(m->letters), .tgt_vocab = tg_ex_vocab_size(m->phones),
         .src_embed = m->s.embed, .tgt_embed = m->s.embed,
@@ -371,7 +371,7 @@ static bool parse_config(const char *config, model *m, plateau *pl) {
               json_unpack(o, "{s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:F, s:i}", "cell", &cell, "embed", &m->s.embed,
                           "hidden", &m->s.hidden, "layers", &m->s.layers, "stress", &m->s.stress, "letters", &letters,
                           "phones", &phones, "best_dev_per", &pl->best, "stale_evals", &pl->stale) == 0 &&
-              (!strcmp(cell, "lstm") || !strcmp(cell, "gru")) && m->s.embed > 0 && m->s.hidden > 0 &&
+              tg_ex_cell(cell) && m->s.embed > 0 && m->s.hidden > 0 &&
               m->s.layers > 0 && m->s.layers <= TG_RNN_MAX_LAYERS;
     if (ok) {
         snprintf(m->s.cell, sizeof m->s.cell, "%s", cell);
@@ -432,7 +432,7 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
     const tg_ex_option options[] = {
         {"pronounce", TG_EX_FLAG, &st->pronounce, "pronounce the words after it (with --load: no training)", 0, 0,
          NULL},
-        {"cell", TG_EX_STRING, &st->cell, "recurrent cell of encoder and decoder: lstm or gru", 0, 0, "lstm|gru"},
+        {"cell", TG_EX_STRING, &st->cell, "recurrent cell of encoder and decoder: " TG_EX_CELL_NAMES, 0, 0, "CELL"},
         {"embed", TG_EX_INT, &m->s.embed, "letter and phoneme embedding size", 1, 4096, "E"},
         {"hidden", TG_EX_INT, &m->s.hidden, "encoder units per direction (the decoder has twice as many)", 1, 4096,
          "H"},
@@ -456,8 +456,8 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
                      common, options, TG_EX_LEN(options), NULL, NULL};
     tg_ex_parse_result parsed = tg_ex_parse(&cli, argc, argv);
     if (parsed != TG_EX_PARSE_OK) return parsed;
-    if (strcmp(st->cell, "lstm") && strcmp(st->cell, "gru"))
-        return fprintf(stderr, "g2p: --cell is lstm or gru\n"), TG_EX_PARSE_ERROR;
+    if (!tg_ex_cell(st->cell))
+        return fprintf(stderr, "g2p: --cell is one of %s\n", TG_EX_CELL_NAMES), TG_EX_PARSE_ERROR;
     snprintf(m->s.cell, sizeof m->s.cell, "%s", st->cell);
     m->s.stress = st->stress;
     if (st->heatmap && !*st->heatmap) st->heatmap = NULL; // --heatmap "": none

@@ -89,8 +89,8 @@ static bool model_init(model *m, sizes s, int n_words, int n_suffixes, int n_tag
     m->word_emb = tg_params_add(m->params, "word_embedding.weight", TG_F32, tg_shape2(n_words, s.word_embed));
     m->suffix_emb = tg_params_add(m->params, "suffix_embedding.weight", TG_F32, tg_shape2(n_suffixes, s.suffix_embed));
     m->shape_emb = tg_params_add(m->params, "shape_embedding.weight", TG_F32, tg_shape2(N_SHAPES, SHAPE_EMBED));
-    tg_rnn_config cfg = {&tg_cell_lstm, s.word_embed + s.suffix_embed + SHAPE_EMBED, s.hidden, s.layers, true, 0.0,
-                         TG_F32};
+    tg_rnn_config cfg = {.cell = &tg_cell_lstm, .input_size = s.word_embed + s.suffix_embed + SHAPE_EMBED,
+                         .hidden_size = s.hidden, .num_layers = s.layers, .bidirectional = true};
     if (!tg_rnn_init(&m->lstm, &cfg, m->params, "lstm.", rng)) return false;
     m->w_out = tg_params_add(m->params, "out.weight", TG_F32, tg_shape2(n_tags, 2 * s.hidden));
     m->b_out = tg_params_add(m->params, "out.bias", TG_F32, tg_shape1(n_tags));

@@ -76,7 +76,8 @@ static bool model_init(model *m, sizes s, int vocab, double dropout, tg_rng *rng
     m->dropout = dropout;
     m->params = tg_params_new();
     m->embedding = tg_params_add(m->params, "embedding.weight", TG_F32, tg_shape2(vocab, s.embed));
-    tg_rnn_config cfg = {&tg_cell_gru, s.embed, s.hidden, s.layers, true, 0.0, TG_F32};
+    tg_rnn_config cfg = {.cell = &tg_cell_gru, .input_size = s.embed, .hidden_size = s.hidden, .num_layers = s.layers,
+                         .bidirectional = true};
     if (!tg_rnn_init(&m->gru, &cfg, m->params, "gru.", rng)) return false;
     m->w_out = tg_params_add(m->params, "out.weight", TG_F32, tg_shape2(2, 2 * s.hidden));
     m->b_out = tg_params_add(m->params, "out.bias", TG_F32, tg_shape1(2));

@@ -67,7 +67,9 @@ bool tg_seq2seq_init(tg_seq2seq *m, const tg_seq2seq_config *cfg, tg_params *p, 
     char name[256];
 
     snprintf(name, sizeof name, "%sencoder.rnn.", prefix);
-    tg_rnn_config rc = {c.enc_cell, c.src_embed, c.hidden_size, c.num_layers, c.bidirectional, c.dropout, c.dtype};
+    tg_rnn_config rc = {.cell = c.enc_cell, .input_size = c.src_embed, .hidden_size = c.hidden_size,
+                        .num_layers = c.num_layers, .bidirectional = c.bidirectional, .dropout = c.dropout,
+                        .dtype = c.dtype};
     if (!(m->src_embedding = add_param(p, prefix, "encoder.embedding.weight", c.dtype,
                                        tg_shape2(c.src_vocab, c.src_embed), 0, rng)) ||
         !tg_rnn_init(&m->encoder, &rc, p, name, rng))
@@ -84,7 +86,8 @@ bool tg_seq2seq_init(tg_seq2seq *m, const tg_seq2seq_config *cfg, tg_params *p, 
                                        tg_shape2(c.tgt_vocab, c.tgt_embed), 0, rng)))
         return false;
     snprintf(name, sizeof name, "%sdecoder.cell.", prefix);
-    if (!tg_cell_init(&m->decoder, c.dec_cell, c.tgt_embed + K, Hd, c.dtype, p, name, "", rng)) return false;
+    tg_cell_config dc = {.input_size = c.tgt_embed + K, .hidden_size = Hd, .dtype = c.dtype};
+    if (!tg_cell_init(&m->decoder, c.dec_cell, &dc, p, name, "", rng)) return false;
     snprintf(name, sizeof name, "%sdecoder.attention.", prefix);
     tg_attention_config ac = {c.attention, Hd, K, c.attn_size, c.dtype};
     if (!tg_attention_init(&m->attention, &ac, p, name, rng)) return false;
@@ -150,9 +153,7 @@ tg_tensor *(tg_seq2seq_step)(tg_graph *g, const tg_seq2seq *m, tg_seq2seq_state 
     if (x && cell->type->project_input) x = cell->type->project_input(g, cell, x);
     if (!x) return NULL;
     tg_tensor *next[TG_CELL_MAX_STATES] = {0}; // each [B, Hd]
-    cell->type->step(g, cell, x, st->state, next);
-    for (int i = 0; i < cell->type->n_states; i++)
-        if (!next[i]) return tg_fail(g, "seq2seq", "the %s cell's step made no state %d", cell->type->name, i);
+    if (!tg_cell_step(g, cell, x, st->state, next)) return NULL;
     tg_tensor *context, *w; // [B, K], [B, S]
     if (!(tg_attention_forward)(g, &st->memory, next[0], &context, &w)) return NULL;
     tg_tensor *feat[2] = {next[0], context};

@@ -29,7 +29,7 @@ static tg_cell make_lstm(tg_params *p) {
     tg_rng rng;
     tg_rng_seed(&rng, 4);
     tg_cell cell;
-    cr_assert(tg_cell_init(&cell, &tg_cell_lstm, I, H, TG_F32, p, "", "_l0", &rng));
+    cr_assert(tg_cell_init(&cell, &tg_cell_lstm, &(tg_cell_config){.input_size = I, .hidden_size = H}, p, "", "_l0", &rng));
     return cell;
 }
 

@@ -30,7 +30,8 @@ static rnn_case make_case(const tg_cell_type *cell, int L, bool bi, int T, int B
     c.p = tg_params_new();
     tg_rng rng;
     tg_rng_seed(&rng, 11);
-    tg_rnn_config cfg = {cell, 3, 4, L, bi, 0.0, TG_F64};
+    tg_rnn_config cfg = {.cell = cell, .input_size = 3, .hidden_size = 4, .num_layers = L, .bidirectional = bi,
+                         .dtype = TG_F64};
     cr_assert(tg_rnn_init(&c.rnn, &cfg, c.p, "", &rng));
     c.x = test_input(tg_shape3(T, B, 3), 5, -1, 1);
     for (int i = 0; with_init && i < cell->n_states; i++)
@@ -86,6 +87,22 @@ Test(rnn, gradcheck_masked_variable_length_batch) {
     }
 }
 
+// The cells from the literature (models/cells_published.c), each as a 2-layer bidirectional
+// network on a masked batch, with initial states.
+static const tg_cell_type *const PUBLISHED[] = {&tg_cell_peephole_lstm, &tg_cell_layer_norm_lstm, &tg_cell_indrnn,
+                                                &tg_cell_sru};
+
+Test(rnn, gradcheck_published_cells_stacked_bidirectional_masked) {
+    for (int k = 0; k < 4; k++) {
+        rnn_case c = make_case(PUBLISHED[k], 2, true, 4, 3, true);
+        int32_t len[] = {2, 4, 1};
+        c.lengths = tg_tensor_create(TG_I32, tg_shape1(3), false);
+        tg_tensor_copy_from(c.lengths, len);
+        gradcheck_case(&c);
+        free_case(&c);
+    }
+}
+
 Test(rnn, gradcheck_with_dropout_between_layers) {
     rnn_case c = make_case(&tg_cell_lstm, 3, false, 3, 2, false);
     c.rnn.cfg.dropout = 0.4;
@@ -102,16 +119,17 @@ static void run(rnn_case *c, tg_graph *g, tg_rnn_result *r) {
 
 Test(rnn, packed_sequence_semantics_match_running_each_sequence_alone) {
     // A masked batch gives, for each sequence, what that sequence alone (cut to its length) gives.
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 8; k++) {
         enum { T = 5, B = 3 };
         int32_t len[B] = {3, 5, 1};
-        rnn_case c = make_case(CELLS[k], 2, true, T, B, true);
+        const tg_cell_type *type = k < 4 ? CELLS[k] : PUBLISHED[k - 4];
+        rnn_case c = make_case(type, 2, true, T, B, true);
         c.lengths = tg_tensor_create(TG_I32, tg_shape1(B), false);
         tg_tensor_copy_from(c.lengths, len);
         tg_graph *g = tg_graph_new(), *g1 = tg_graph_new();
         tg_rnn_result all;
         run(&c, g, &all);
-        int S = CELLS[k]->n_states, LD = 4, H = 4;
+        int S = type->n_states, LD = 4, H = 4;
         for (int b = 0; b < B; b++) {
             rnn_case one = c; // same parameters; one sequence, no mask
             tg_graph_reset(g1);
@@ -201,7 +219,7 @@ Test(rnn, parameters_have_pytorch_names_and_shapes) {
     tg_rng rng;
     tg_rng_seed(&rng, 1);
     tg_rnn rnn;
-    tg_rnn_config cfg = {&tg_cell_lstm, 10, 20, 2, true, 0.0, TG_F32};
+    tg_rnn_config cfg = {.cell = &tg_cell_lstm, .input_size = 10, .hidden_size = 20, .num_layers = 2, .bidirectional = true};
     cr_assert(tg_rnn_init(&rnn, &cfg, p, "encoder.", &rng));
     const char *names[] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
                            "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse",
@@ -340,8 +358,9 @@ Test(rnn_fused, fused_cells_agree_with_the_composite_steps) {
 // the same outputs and gradients over 1200 rows (chunks of 341 steps), forwards, backwards
 // and with sequences of different lengths.
 static const tg_cell_type *stepwise_base;
-static void stepwise_step(tg_graph *g, const tg_cell *c, tg_tensor *x, tg_tensor *const *state, tg_tensor **next) {
-    stepwise_base->step(g, c, tg_linear(g, x, c->param[0], c->param[2]), state, next); // x W_ih^T + b_ih
+static bool stepwise_step(tg_graph *g, const tg_cell *c, tg_tensor *x, tg_tensor *const *state, tg_tensor **next) {
+    tg_tensor *xp = tg_linear(g, x, tg_cell_param(c, "weight_ih"), tg_cell_param(c, "bias_ih")); // x W_ih^T + b_ih
+    return stepwise_base->step(g, c, xp, state, next);
 }
 
 Test(rnn, chunked_input_projection_matches_projection_per_step) {

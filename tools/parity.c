@@ -1,4 +1,6 @@
-// tg-parity: checks tapegrad's RNN, GRU and LSTM against PyTorch's on fixture files.
+// tg-parity: checks tapegrad's RNN, GRU and LSTM (with or without proj_size) against
+// PyTorch's on fixture files, and the published cells against the fixture script's PyTorch
+// implementations of their equations.
 //
 //   tg-parity FILE...
 //
@@ -84,6 +86,10 @@ static const tg_cell_type *cell_of(const char *module) {
     if (!strcmp(module, "RNN_RELU")) return &tg_cell_rnn_relu;
     if (!strcmp(module, "GRU")) return &tg_cell_gru;
     if (!strcmp(module, "LSTM")) return &tg_cell_lstm;
+    if (!strcmp(module, "PEEPHOLE_LSTM")) return &tg_cell_peephole_lstm;
+    if (!strcmp(module, "LAYER_NORM_LSTM")) return &tg_cell_layer_norm_lstm;
+    if (!strcmp(module, "INDRNN")) return &tg_cell_indrnn;
+    if (!strcmp(module, "SRU")) return &tg_cell_sru;
     return NULL;
 }
 
@@ -100,7 +106,8 @@ static bool check_file(const char *path, verdict *v) {
     const char *dt = tg_safetensors_metadata(f, "dtype");
     const tg_cell_type *type = cell_of(module);
     if (!type) {
-        fail(v, "metadata \"module\" is %s%s; expected RNN_TANH, RNN_RELU, GRU or LSTM", module ? module : "missing", "");
+        fail(v, "metadata \"module\" is %s%s; expected RNN_TANH, RNN_RELU, GRU, LSTM, PEEPHOLE_LSTM, LAYER_NORM_LSTM, "
+             "INDRNN or SRU", module ? module : "missing", "");
         goto done;
     }
     if (!bi || (strcmp(bi, "true") && strcmp(bi, "false")) || !dt || (strcmp(dt, "float32") && strcmp(dt, "float64"))) {
@@ -112,13 +119,16 @@ static bool check_file(const char *path, verdict *v) {
         !meta_int(f, "num_layers", 1, TG_RNN_MAX_LAYERS, &L, v) || !meta_int(f, "seq_len", 1, 1 << 20, &T, v) ||
         !meta_int(f, "batch", 1, 1 << 20, &B, v))
         goto done;
+    long P = 0; // proj_size: optional, LSTM only
+    if (tg_safetensors_metadata(f, "proj_size") && !meta_int(f, "proj_size", 0, 1 << 20, &P, v)) goto done;
     tg_dtype dtype = !strcmp(dt, "float64") ? TG_F64 : TG_F32;
     int D = !strcmp(bi, "true") ? 2 : 1, S = type->n_states;
 
     tg_rnn rnn;
     tg_rng rng;
     tg_rng_seed(&rng, 0);
-    tg_rnn_config cfg = {type, (int)I, (int)H, (int)L, D == 2, 0.0, dtype};
+    tg_rnn_config cfg = {.cell = type, .input_size = (int)I, .hidden_size = (int)H, .num_layers = (int)L,
+                         .bidirectional = D == 2, .dtype = dtype, .proj_size = (int)P};
     if (!tg_rnn_init(&rnn, &cfg, p, "", &rng)) {
         fail(v, "could not build the module%s%s", "", "");
         goto done;
@@ -130,14 +140,14 @@ static bool check_file(const char *path, verdict *v) {
             goto done;
         }
     }
-    tg_shape state_shape = tg_shape3(L * D, B, H);
+    const int *size = rnn.cells[0][0].state_size; // h [.., P or H], c [.., H]
     const char *init_names[2] = {"h0", "c0"}, *up_names[3] = {"grad_output", "grad_h_n", "grad_c_n"};
     if (!(x = read_leaf(f, "input", dtype, tg_shape3(T, B, I), true, v))) goto done;
     for (int i = 0; i < S; i++)
-        if (!(init[i] = read_leaf(f, init_names[i], dtype, state_shape, true, v))) goto done;
-    if (!(up[0] = read_leaf(f, up_names[0], dtype, tg_shape3(T, B, D * H), false, v))) goto done;
+        if (!(init[i] = read_leaf(f, init_names[i], dtype, tg_shape3(L * D, B, size[i]), true, v))) goto done;
+    if (!(up[0] = read_leaf(f, up_names[0], dtype, tg_shape3(T, B, D * size[0]), false, v))) goto done;
     for (int i = 0; i < S; i++)
-        if (!(up[1 + i] = read_leaf(f, up_names[1 + i], dtype, state_shape, false, v))) goto done;
+        if (!(up[1 + i] = read_leaf(f, up_names[1 + i], dtype, tg_shape3(L * D, B, size[i]), false, v))) goto done;
     tg_safetensors_tensor info;
     if (tg_safetensors_find(f, "lengths", &info) && !(lengths = read_leaf(f, "lengths", TG_I32, tg_shape1(B), false, v)))
         goto done;

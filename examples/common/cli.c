@@ -309,3 +309,20 @@ void tg_ex_result(FILE *out, const char *fmt, ...) {
     va_end(ap);
     fflush(out);
 }
+
+const tg_cell_type *tg_ex_cell(const char *name) {
+    static const struct {
+        const char *name;
+        const tg_cell_type *type;
+    } cells[] = {{"lstm", &tg_cell_lstm},
+                 {"gru", &tg_cell_gru},
+                 {"rnn_tanh", &tg_cell_rnn_tanh},
+                 {"rnn_relu", &tg_cell_rnn_relu},
+                 {"peephole_lstm", &tg_cell_peephole_lstm},
+                 {"layer_norm_lstm", &tg_cell_layer_norm_lstm},
+                 {"indrnn", &tg_cell_indrnn},
+                 {"sru", &tg_cell_sru}};
+    for (int i = 0; name && i < TG_EX_LEN(cells); i++)
+        if (!strcmp(name, cells[i].name)) return cells[i].type;
+    return NULL;
+}

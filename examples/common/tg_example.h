@@ -263,6 +263,11 @@ typedef enum { TG_EX_PARSE_OK, TG_EX_PARSE_HELP, TG_EX_PARSE_ERROR } tg_ex_parse
 // one out of range prints one line naming it and returns TG_EX_PARSE_ERROR (exit 2).
 tg_ex_parse_result tg_ex_parse(const tg_ex_cli *cli, int argc, char **argv);
 
+// The recurrent cells a --cell option offers, by name: the built-in ones and the published
+// ones of tg_rnn.h. NULL for any other name.
+#define TG_EX_CELL_NAMES "lstm|gru|rnn_tanh|rnn_relu|peephole_lstm|layer_norm_lstm|indrnn|sru"
+const tg_cell_type *tg_ex_cell(const char *name);
+
 // --- Checkpoints ----------------------------------------------------------------------
 
 // An example's checkpoint is tg_checkpoint's pair of files at PATH (the model, with the
