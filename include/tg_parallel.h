@@ -61,10 +61,10 @@ void tg_data_parallel_free(tg_data_parallel *dp);
 // a shard's loss function or backward failed (reported through the error path, which
 // worker threads take from the calling thread); the parameters' gradients are then as before.
 double tg_data_parallel_backward(tg_data_parallel *dp, int64_t batch, tg_shard_loss_fn loss, void *user);
-// The number of workers.
+// The number of workers (0 for NULL).
 int tg_data_parallel_workers(const tg_data_parallel *dp);
 // Worker k's generator, which its shards' dropout draws from; it advances from step to step
-// (a checkpoint can save its state).
+// (a checkpoint can save its state). NULL (through the error path) when there is no worker k.
 tg_rng *tg_data_parallel_rng(tg_data_parallel *dp, int worker);
 // The seed of worker k's generator: seed and k mixed (SplitMix64), so that workers draw
 // independent streams and a run with the same seed and workers repeats exactly.

@@ -258,7 +258,7 @@ tg_data_parallel *tg_data_parallel_new(tg_params *p, tg_data_parallel_opts opts)
         for (int i = 0; i < dp->n_params; i++) {
             tg_tensor *s = &w->shadow[i];
             *s = *tg_params_at(p, i); // same name, shape and data; its own gradient below
-            s->grad = calloc((size_t)s->numel, tg_dtype_size(s->dtype));
+            s->grad = calloc(s->numel ? (size_t)s->numel : 1, tg_dtype_size(s->dtype)); // calloc(0) may be NULL
             if (!s->grad) {
                 destroy(dp, 0);
                 return NULL;
@@ -307,9 +307,10 @@ double tg_data_parallel_backward(tg_data_parallel *dp, int64_t batch, tg_shard_l
     return total;
 }
 
-int tg_data_parallel_workers(const tg_data_parallel *dp) { return dp->n_workers; }
+int tg_data_parallel_workers(const tg_data_parallel *dp) { return dp ? dp->n_workers : 0; }
 
 tg_rng *tg_data_parallel_rng(tg_data_parallel *dp, int worker) {
+    if (!dp) return tg_fail(NULL, "data_parallel_rng", "the trainer is NULL");
     if (worker < 0 || worker >= dp->n_workers)
         return tg_fail(NULL, "data_parallel_rng", "worker %d of %d does not exist", worker, dp->n_workers);
     return &dp->w[worker].rng;

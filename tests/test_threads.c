@@ -184,6 +184,11 @@ Test(data_parallel, dropout_from_worker_generators) {
     }
     tg_params_zero_grad(m.params);
     tg_data_parallel *dp = tg_data_parallel_new(m.params, (tg_data_parallel_opts){2, 9});
+    for (int k = 0; k < 2; k++) {
+        tg_rng rng;
+        tg_rng_seed(&rng, tg_data_parallel_worker_seed(9, k));
+        cr_assert(memcmp(tg_data_parallel_rng(dp, k), &rng, sizeof rng) == 0, "worker %d's generator", k);
+    }
     cr_assert(isfinite(tg_data_parallel_backward(dp, batch, tagger_loss, &m)));
     tg_data_parallel_free(dp);
     for (int i = 0; i < n; i++) {
@@ -255,6 +260,8 @@ Test(data_parallel, errors_are_reported) {
     cr_assert(strstr(test_error_message, "tg_data_parallel_new: workers is 0"), "%s", test_error_message);
 
     tg_data_parallel *dp = tg_data_parallel_new(m.params, (tg_data_parallel_opts){2, 1});
+    cr_assert_null(tg_data_parallel_rng(dp, 2));
+    cr_assert(strstr(test_error_message, "tg_data_parallel_rng: worker 2 of 2"), "%s", test_error_message);
     cr_assert(isnan(tg_data_parallel_backward(dp, 0, tagger_loss, &m)));
     cr_assert(strstr(test_error_message, "batch is 0"), "%s", test_error_message);
     cr_assert(isnan(tg_data_parallel_backward(dp, 4, vector_loss, &m)));
