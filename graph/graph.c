@@ -4,6 +4,7 @@
 // on to the next one when it is full; reset rewinds to the first block and keeps them all.
 // The same sequence of allocations after a reset therefore lands in the same blocks, and
 // a training loop with fixed shapes stops calling malloc after its first iteration.
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,12 +404,37 @@ static void default_error_handler(const char *message, void *user) {
     abort();
 }
 
+// The process's handler and its user pointer change together, under a lock: errors are rare,
+// so taking it on the error path costs nothing that matters. A thread's own handler, when
+// set, comes first and needs no lock.
+static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
 static tg_error_handler error_handler = default_error_handler;
 static void *error_user;
+static _Thread_local tg_error_handler thread_error_handler;
+static _Thread_local void *thread_error_user;
 
 void tg_set_error_handler(tg_error_handler handler, void *user) {
+    pthread_mutex_lock(&error_lock);
     error_handler = handler ? handler : default_error_handler;
     error_user = handler ? user : NULL;
+    pthread_mutex_unlock(&error_lock);
+}
+
+void tg_set_thread_error_handler(tg_error_handler handler, void *user) {
+    thread_error_handler = handler;
+    thread_error_user = handler ? user : NULL;
+}
+
+void tg_error_handler_current(tg_error_handler *handler, void **user) {
+    if (thread_error_handler) {
+        *handler = thread_error_handler;
+        *user = thread_error_user;
+        return;
+    }
+    pthread_mutex_lock(&error_lock);
+    *handler = error_handler;
+    *user = error_user;
+    pthread_mutex_unlock(&error_lock);
 }
 
 tg_graph *tg_here(tg_graph *g, const char *file, int line) {
@@ -439,7 +465,10 @@ void *tg_fail(tg_graph *g, const char *op, const char *fmt, ...) {
         memcpy(g->last_error, msg, sizeof msg);
         g->has_error = true;
     }
-    error_handler(msg, error_user);
+    tg_error_handler handler;
+    void *user;
+    tg_error_handler_current(&handler, &user);
+    handler(msg, user);
     return NULL;
 }
 

@@ -2,8 +2,9 @@
 //
 // Debian's BLIS 0.9 does not recognise recent AMD CPUs (Zen 4, Zen 5) and falls back to its
 // generic kernels, about 6x slower than its AVX-512 "skx" kernels on the same machine. BLIS
-// reads BLIS_ARCH_TYPE once, when it initialises, so we set it (unless the user has) before
-// our first BLIS call, then ask BLIS which kernels it took and warn if they are generic.
+// reads BLIS_ARCH_TYPE once, when it initialises, so we set it (unless the user has) when the
+// library loads, and at our first BLIS call ask BLIS which kernels it took and warn if they
+// are generic.
 #include <blis.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,7 +16,7 @@
 
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static const char *blas_arch = "unknown";
-static _Atomic int num_threads = 1;
+static _Atomic int num_threads = 1; // read by any thread; set before threads start (see tg_runtime.h)
 
 static bool cpu_has_avx512(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -28,8 +29,17 @@ static bool cpu_has_avx512(void) {
 #endif
 }
 
-static void blas_init(void) {
+// BLIS 0.9 has no call that selects its kernels (bli_arch_set_id takes no argument and
+// reads the environment), so the environment it is. setenv is not thread-safe against any
+// other thread's getenv, so it runs here, once, when the library is loaded: constructors
+// run before main, where no thread of the program exists yet, and before BLIS can have
+// initialised on our behalf. (A program that starts threads from its own constructors and
+// calls getenv in them is the one case left; none of ours does.)
+__attribute__((constructor)) static void choose_blis_arch(void) {
     if (!getenv("BLIS_ARCH_TYPE") && cpu_has_avx512()) setenv("BLIS_ARCH_TYPE", "skx", 0);
+}
+
+static void blas_init(void) {
     tg_gemm_f32_init();
     bli_init();
     arch_t id = bli_arch_query_id();

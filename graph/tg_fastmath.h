@@ -72,8 +72,9 @@ static inline float tg_sigmoidf(float x) {
 }
 
 // Compiles a hot loop's function for AVX-512, AVX2 and plain x86-64, picked at load time, so
-// a portable build still runs the widest vectors the CPU has.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// a portable build still runs the widest vectors the CPU has. Not under ThreadSanitizer: the
+// clones' ifunc resolvers run before its runtime starts and crash the program at load.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define TG_VECTORIZE __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define TG_VECTORIZE

@@ -94,6 +94,9 @@ char *tg_index_str(tg_shape shape, int64_t i, char *buf, size_t len);
 bool tg_check_node_gradients(tg_graph *g, const tg_node *n);
 // The tape: node i of tg_graph_node_count(g).
 tg_node *tg_graph_node(const tg_graph *g, size_t i);
+// The handler an error on the calling thread goes to (its own, else the process's), so a
+// library thread can adopt the one of the thread that started it.
+void tg_error_handler_current(tg_error_handler *handler, void **user);
 // The call site recorded by the last tg_here.
 void tg_graph_call_site(const tg_graph *g, const char **file, int *line);
 

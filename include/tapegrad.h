@@ -8,6 +8,7 @@
 #include "tg_graph.h"
 #include "tg_ops.h"
 #include "tg_optim.h"
+#include "tg_parallel.h"
 #include "tg_params.h"
 #include "tg_rnn.h"
 #include "tg_runtime.h"

@@ -69,8 +69,12 @@ void *tg_graph_alloc(tg_graph *g, size_t bytes);
 // handler prints the message to stderr and aborts. A handler that returns makes the op
 // return NULL; ops given NULL report that too, so errors do not cascade into crashes.
 typedef void (*tg_error_handler)(const char *message, void *user);
-// Replaces the error handler for the whole process; NULL restores the default.
+// Replaces the error handler for the whole process; NULL restores the default. Safe to call
+// while other threads run; the handler itself may then be called from any thread at once.
 void tg_set_error_handler(tg_error_handler handler, void *user);
+// Sets a handler for the calling thread only, which takes precedence over the process's;
+// NULL removes it. A data-parallel step's workers adopt the handler of the thread calling it.
+void tg_set_thread_error_handler(tg_error_handler handler, void *user);
 // Reports a programming error through the handler as "tg_<op>: <message> (called at
 // file:line)"; g may be NULL. Returns NULL, so code can `return tg_fail(...)`. For modules
 // and cells that check their own inputs.

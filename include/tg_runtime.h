@@ -1,6 +1,6 @@
 // tg_runtime.h: threads and the matrix-multiply backend (BLIS).
 //
-// On first use tapegrad configures BLIS itself: on a CPU with AVX-512 that BLIS does not
+// When it is loaded tapegrad configures BLIS itself: on a CPU with AVX-512 that BLIS does not
 // recognise (its generic kernels are about 6x slower there) it selects the AVX-512 "skx"
 // kernels, unless the user has set BLIS_ARCH_TYPE. Nothing needs to be set by hand.
 #ifndef TG_RUNTIME_H
@@ -12,7 +12,8 @@
 extern "C" {
 #endif
 
-// Sets the number of threads matrix products may use (default 1).
+// Sets the number of threads matrix products may use (default 1). BLIS keeps it for the
+// whole process: set it before starting threads that run graphs, not while they run.
 void tg_set_num_threads(int n);
 // The number of threads set by tg_set_num_threads.
 int tg_num_threads(void);

@@ -59,7 +59,7 @@ static void new_id(char out[ID_LEN + 1]) {
     uint64_t id = 0;
     if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) {
         // No entropy source: the clock, the pid and a counter still differ between saves.
-        static uint64_t counter;
+        static _Atomic uint64_t counter; // saves may run on several threads
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         uint64_t seed[4] = {(uint64_t)ts.tv_sec, (uint64_t)ts.tv_nsec, (uint64_t)getpid(), ++counter};

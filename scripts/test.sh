@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # test.sh: installs what is missing (scripts/deps.sh), builds tapegrad in build/ (Release)
 # and runs its tests, then builds it again in build-asan/ with AddressSanitizer and
-# UndefinedBehaviorSanitizer and runs the tests there too.
+# UndefinedBehaviorSanitizer and runs the tests there too, and in build-tsan/ with
+# ThreadSanitizer, where only the thread tests run (test_threads: graphs on several threads,
+# the data-parallel trainer), so that any data race fails the suite.
 #
-#   scripts/test.sh                  both builds
+#   scripts/test.sh                  all three builds
 #   scripts/test.sh --no-sanitize    build/ only
 #
 # Exits non-zero when anything fails. The last line is "N passed, M failed", counting the
-# CTest tests of both runs; a build that fails to configure or compile counts as 1 failed.
+# CTest tests of all runs; a build that fails to configure or compile counts as 1 failed.
 set -euo pipefail
 
-usage() { sed -n '2,10s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,12s/^# \{0,1\}//p' "$0"; }
 sanitize=1
 for arg in "$@"; do
     case "$arg" in
@@ -66,6 +68,9 @@ run() {
 run "release" build -DCMAKE_BUILD_TYPE=Release
 if [[ $sanitize -eq 1 ]]; then
     run "asan+ubsan" build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_SANITIZE=address,undefined \
+        -DTG_BUILD_EXAMPLES=OFF -DTG_BUILD_BENCH=OFF
+    # tests/CMakeLists.txt defines only test_threads in a TSan build.
+    run "tsan" build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_SANITIZE=thread \
         -DTG_BUILD_EXAMPLES=OFF -DTG_BUILD_BENCH=OFF
 fi
 

@@ -2,7 +2,11 @@
 #ifndef TG_TEST_H
 #define TG_TEST_H
 
+#ifdef TG_TEST_STANDALONE
+#include "tg_test_standalone.h"
+#else
 #include <criterion/criterion.h>
+#endif
 #include <math.h>
 #include <string.h>
 

@@ -1,0 +1,312 @@
+// test_threads.c: separate graphs on separate threads, and the data-parallel trainer.
+//
+// The reference for the trainer is the plain single-graph loop (tg_backward on the whole
+// batch), which the other tests check against PyTorch; N workers must match it. This file is
+// also what the ThreadSanitizer build runs (scripts/test.sh), where any data race fails it.
+#include <pthread.h>
+
+#include "tg_test.h"
+
+#define T 4 // time steps
+#define V 11 // vocabulary
+#define E 5 // embedding
+#define H 6 // hidden
+#define C 3 // classes
+#define MAX_BATCH 8
+
+// A tagger: embedding -> 2-layer LSTM (dropout between layers) -> linear, cross-entropy
+// over every (step, example); the loss is the mean over the shard's examples' tokens.
+typedef struct {
+    tg_params *params;
+    tg_tensor *embedding, *head_w, *head_b;
+    tg_rnn rnn;
+    int32_t ids[T][MAX_BATCH];     // [T, B]
+    int32_t targets[T][MAX_BATCH]; // [T, B]
+} tagger;
+
+static void tagger_init(tagger *m, tg_dtype dtype, double dropout, uint64_t seed) {
+    tg_rng rng;
+    tg_rng_seed(&rng, seed);
+    m->params = tg_params_new();
+    m->embedding = tg_params_add(m->params, "embedding.weight", dtype, tg_shape2(V, E));
+    tg_tensor_fill_normal(m->embedding, &rng, 0, 1);
+    tg_rnn_config cfg = {.cell = &tg_cell_lstm, .input_size = E, .hidden_size = H, .num_layers = 2, .dropout = dropout,
+                         .dtype = dtype};
+    cr_assert(tg_rnn_init(&m->rnn, &cfg, m->params, "rnn.", &rng));
+    m->head_w = tg_params_add(m->params, "head.weight", dtype, tg_shape2(C, H));
+    m->head_b = tg_params_add(m->params, "head.bias", dtype, tg_shape1(C));
+    tg_tensor_fill_uniform(m->head_w, &rng, -0.4, 0.4);
+    tg_tensor_fill_uniform(m->head_b, &rng, -0.4, 0.4);
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < MAX_BATCH; b++) {
+            m->ids[t][b] = (int32_t)tg_rng_below(&rng, V);
+            m->targets[t][b] = (int32_t)tg_rng_below(&rng, C);
+        }
+}
+
+static tg_tensor *tagger_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *user) {
+    const tagger *m = user;
+    int64_t n = s->count;
+    int32_t *ids = tg_graph_alloc(g, sizeof(int32_t) * T * n);     // [T, n]
+    int32_t *targets = tg_graph_alloc(g, sizeof(int32_t) * T * n); // [T * n]
+    for (int t = 0; t < T; t++)
+        for (int64_t b = 0; b < n; b++) {
+            ids[t * n + b] = m->ids[t][s->begin + b];
+            targets[t * n + b] = m->targets[t][s->begin + b];
+        }
+    tg_tensor *x = tg_embedding(g, m->embedding, tg_from_data(g, TG_I32, tg_shape2(T, n), ids)); // [T, n, E]
+    tg_rnn_result r;
+    if (!tg_rnn_forward(g, &m->rnn, x, NULL, NULL, rng, &r)) return NULL;
+    tg_tensor *h = tg_reshape(g, r.output, tg_shape2(T * n, H));       // [T*n, H]
+    tg_tensor *logits = tg_linear(g, h, m->head_w, m->head_b);         // [T*n, C]
+    tg_tensor *y = tg_from_data(g, TG_I32, tg_shape1(T * n), targets); // [T*n]
+    return tg_cross_entropy(g, logits, y, TG_REDUCE_MEAN, -100);
+}
+
+// Trains m for steps Adam steps on its first batch examples: with workers > 0 through the
+// trainer, with workers == 0 by the plain loop on one graph.
+static void train(tagger *m, int workers, int64_t batch, int steps, uint64_t seed) {
+    tg_optim *opt = tg_optim_adam(m->params, (tg_adam_opts){.lr = 0.05});
+    if (workers == 0) {
+        tg_graph *g = tg_graph_new();
+        tg_rng rng;
+        tg_rng_seed(&rng, seed);
+        for (int i = 0; i < steps; i++) {
+            tg_graph_reset(g);
+            tg_optim_zero_grad(opt);
+            tg_shard whole = {0, 0, batch, batch};
+            cr_assert(tg_backward(g, tagger_loss(g, &whole, &rng, m)));
+            tg_optim_step(opt);
+        }
+        tg_graph_free(g);
+    } else {
+        tg_data_parallel *dp = tg_data_parallel_new(m->params, (tg_data_parallel_opts){workers, seed});
+        cr_assert_not_null(dp);
+        for (int i = 0; i < steps; i++) {
+            tg_optim_zero_grad(opt);
+            double loss = tg_data_parallel_backward(dp, batch, tagger_loss, m);
+            cr_assert(isfinite(loss) && loss > 0, "step %d: loss %g", i, loss);
+            tg_optim_step(opt);
+        }
+        tg_data_parallel_free(dp);
+    }
+    tg_optim_free(opt);
+}
+
+// max |a - b| / max |b| over each parameter: the relative error of the tensor as a whole,
+// the largest over all parameters.
+static double max_relative_error(const tg_params *a, const tg_params *b) {
+    double worst = 0;
+    for (int i = 0; i < tg_params_count(b); i++) {
+        const tg_tensor *x = tg_params_at(a, i), *y = tg_params_at(b, i);
+        double diff = 0, scale = 0;
+        for (int64_t e = 0; e < y->numel; e++) {
+            diff = fmax(diff, fabs(tg_tensor_get(x, e) - tg_tensor_get(y, e)));
+            scale = fmax(scale, fabs(tg_tensor_get(y, e)));
+        }
+        worst = fmax(worst, scale > 0 ? diff / scale : diff);
+    }
+    return worst;
+}
+
+static bool params_identical(const tg_params *a, const tg_params *b) {
+    for (int i = 0; i < tg_params_count(b); i++) {
+        const tg_tensor *x = tg_params_at(a, i), *y = tg_params_at(b, i);
+        if (memcmp(x->data, y->data, (size_t)y->numel * tg_dtype_size(y->dtype)) != 0) return false;
+    }
+    return true;
+}
+
+// N workers against one graph on the whole batch, after 5 Adam steps, for batches that
+// split evenly and ones that do not (7 = 4 + 3 = 3 + 2 + 2; 2 leaves a third worker idle).
+static void check_matches_one_graph(tg_dtype dtype, double tolerance) {
+    const int64_t batches[] = {6, 7, 2};
+    for (int bi = 0; bi < 3; bi++)
+        for (int workers = 1; workers <= 3; workers++) {
+            tagger ref, dp;
+            tagger_init(&ref, dtype, 0, 7);
+            tagger_init(&dp, dtype, 0, 7);
+            train(&ref, 0, batches[bi], 5, 1);
+            train(&dp, workers, batches[bi], 5, 1);
+            double err = max_relative_error(dp.params, ref.params);
+            cr_assert(err <= tolerance, "%s, batch %lld, %d workers: relative error %.3g > %.3g",
+                      tg_dtype_name(dtype), (long long)batches[bi], workers, err, tolerance);
+            tg_params_free(ref.params);
+            tg_params_free(dp.params);
+        }
+}
+
+Test(data_parallel, matches_one_graph_f64) { check_matches_one_graph(TG_F64, 1e-12); }
+Test(data_parallel, matches_one_graph_f32) { check_matches_one_graph(TG_F32, 1e-5); }
+
+// The same seed and worker count repeat a run bit for bit, dropout included; another seed
+// draws other masks, so the dropout is really drawn from the workers' generators.
+Test(data_parallel, same_seed_same_bits) {
+    tagger a, b, c;
+    tagger_init(&a, TG_F32, 0.3, 7);
+    tagger_init(&b, TG_F32, 0.3, 7);
+    tagger_init(&c, TG_F32, 0.3, 7);
+    train(&a, 3, 7, 3, 42);
+    train(&b, 3, 7, 3, 42);
+    train(&c, 3, 7, 3, 43);
+    cr_assert(params_identical(a.params, b.params), "two runs with seed 42 and 3 workers differ");
+    cr_assert(!params_identical(a.params, c.params), "seeds 42 and 43 gave the same parameters");
+    tg_params_free(a.params);
+    tg_params_free(b.params);
+    tg_params_free(c.params);
+}
+
+// With dropout, worker k's masks come from tg_rng seeded with tg_data_parallel_worker_seed(
+// seed, k): two shards run by hand on one thread with those generators, their losses
+// weighted by their share of the batch, give the trainer's gradients.
+Test(data_parallel, dropout_from_worker_generators) {
+    tagger m;
+    tagger_init(&m, TG_F64, 0.5, 7);
+    const int64_t batch = 5, counts[2] = {3, 2};
+    const int n = tg_params_count(m.params);
+    tg_graph *g = tg_graph_new();
+    int64_t begin = 0;
+    for (int k = 0; k < 2; k++) {
+        tg_rng rng;
+        tg_rng_seed(&rng, tg_data_parallel_worker_seed(9, k));
+        tg_graph_reset(g);
+        tg_shard s = {k, begin, counts[k], batch};
+        double weight = (double)counts[k] / batch;
+        cr_assert(tg_backward_seed(g, tagger_loss(g, &s, &rng, &m), &weight));
+        begin += counts[k];
+    }
+    tg_graph_free(g);
+    double *expected[64];
+    cr_assert(n <= 64);
+    for (int i = 0; i < n; i++) {
+        tg_tensor *p = tg_params_at(m.params, i);
+        expected[i] = malloc((size_t)p->numel * sizeof(double));
+        memcpy(expected[i], p->grad, (size_t)p->numel * sizeof(double));
+    }
+    tg_params_zero_grad(m.params);
+    tg_data_parallel *dp = tg_data_parallel_new(m.params, (tg_data_parallel_opts){2, 9});
+    for (int k = 0; k < 2; k++) {
+        tg_rng rng;
+        tg_rng_seed(&rng, tg_data_parallel_worker_seed(9, k));
+        cr_assert(memcmp(tg_data_parallel_rng(dp, k), &rng, sizeof rng) == 0, "worker %d's generator", k);
+    }
+    cr_assert(isfinite(tg_data_parallel_backward(dp, batch, tagger_loss, &m)));
+    tg_data_parallel_free(dp);
+    for (int i = 0; i < n; i++) {
+        tg_tensor *p = tg_params_at(m.params, i);
+        const double *got = p->grad;
+        for (int64_t e = 0; e < p->numel; e++)
+            ASSERT_CLOSE(got[e], expected[i][e], 1e-15, 1e-12);
+        free(expected[i]);
+    }
+    tg_params_free(m.params);
+}
+
+// --- Separate models on separate threads ---
+
+typedef struct {
+    tagger m;
+    int workers; // 0: a plain loop on one graph
+} training_job;
+
+static void *train_on_thread(void *arg) {
+    training_job *job = arg;
+    train(&job->m, job->workers, 8, 4, 3);
+    return NULL;
+}
+
+// Two models train on two threads at once, one of them data-parallel on 3 workers of its
+// own; each ends bit-identical to the same training run alone.
+Test(threads, two_models_on_two_threads) {
+    training_job jobs[2], alone[2];
+    for (int i = 0; i < 2; i++) {
+        jobs[i].workers = alone[i].workers = i == 0 ? 0 : 3;
+        tagger_init(&jobs[i].m, TG_F32, 0.2, 10 + i);
+        tagger_init(&alone[i].m, TG_F32, 0.2, 10 + i);
+    }
+    pthread_t thread[2];
+    for (int i = 0; i < 2; i++) cr_assert_eq(pthread_create(&thread[i], NULL, train_on_thread, &jobs[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(thread[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        train_on_thread(&alone[i]);
+        cr_assert(params_identical(jobs[i].m.params, alone[i].m.params), "model %d differs from its run alone", i);
+        tg_params_free(jobs[i].m.params);
+        tg_params_free(alone[i].m.params);
+    }
+}
+
+// --- Errors ---
+
+static tg_tensor *vector_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *user) {
+    (void)s, (void)rng;
+    tagger *m = user;
+    return tg_mul_scalar(g, m->head_b, 2.0); // [C]: not a scalar
+}
+
+static tg_tensor *shape_error_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *user) {
+    (void)rng;
+    tagger *m = user;
+    if (s->worker != 1) return tg_sum(g, m->head_b);
+    return tg_matmul(g, m->head_w, m->head_w); // [C, H] x [C, H]: reported on worker 1's thread
+}
+
+// Bad input is reported, naming the op and the shapes, through the caller's handler (also
+// from a worker thread), and leaves the gradients alone.
+Test(data_parallel, errors_are_reported) {
+    tagger m;
+    tagger_init(&m, TG_F64, 0, 7);
+    test_error_message[0] = 0;
+    tg_set_thread_error_handler(test_capture_error, NULL);
+    cr_assert_null(tg_data_parallel_new(m.params, (tg_data_parallel_opts){0, 1}));
+    cr_assert(strstr(test_error_message, "tg_data_parallel_new: workers is 0"), "%s", test_error_message);
+
+    tg_data_parallel *dp = tg_data_parallel_new(m.params, (tg_data_parallel_opts){2, 1});
+    cr_assert_null(tg_data_parallel_rng(dp, 2));
+    cr_assert(strstr(test_error_message, "tg_data_parallel_rng: worker 2 of 2"), "%s", test_error_message);
+    cr_assert(isnan(tg_data_parallel_backward(dp, 0, tagger_loss, &m)));
+    cr_assert(strstr(test_error_message, "batch is 0"), "%s", test_error_message);
+    cr_assert(isnan(tg_data_parallel_backward(dp, 4, vector_loss, &m)));
+    cr_assert(strstr(test_error_message, "tg_data_parallel_backward: worker 1's shard loss has shape [3]"), "%s",
+              test_error_message);
+    cr_assert(isnan(tg_data_parallel_backward(dp, 4, shape_error_loss, &m)));
+    cr_assert(strstr(test_error_message, "tg_matmul") && strstr(test_error_message, "[3, 6]"), "%s",
+              test_error_message);
+    for (int i = 0; i < tg_params_count(m.params); i++) {
+        const tg_tensor *p = tg_params_at(m.params, i);
+        for (int64_t e = 0; e < p->numel; e++) cr_assert_eq(((const double *)p->grad)[e], 0.0, "%s", p->name);
+    }
+    tg_data_parallel_free(dp);
+    tg_set_thread_error_handler(NULL, NULL);
+    tg_params_free(m.params);
+}
+
+static char other_thread_message[1024];
+
+static void capture_other(const char *message, void *user) {
+    (void)user;
+    snprintf(other_thread_message, sizeof other_thread_message, "%s", message);
+}
+
+static void *fail_on_thread(void *arg) {
+    (void)arg;
+    tg_graph *g = tg_graph_new();
+    tg_tensor *r = tg_add(g, tg_zeros(g, TG_F32, tg_shape1(2)), tg_zeros(g, TG_F32, tg_shape1(3)));
+    tg_graph_free(g);
+    return r;
+}
+
+// A thread's own handler takes its errors; a thread without one uses the process's.
+Test(threads, error_handler_per_thread) {
+    test_error_message[0] = 0;
+    tg_set_error_handler(capture_other, NULL);
+    tg_set_thread_error_handler(test_capture_error, NULL);
+    pthread_t thread;
+    cr_assert_eq(pthread_create(&thread, NULL, fail_on_thread, NULL), 0);
+    pthread_join(thread, NULL);
+    cr_assert(strstr(other_thread_message, "tg_add"), "%s", other_thread_message);
+    cr_assert_eq(test_error_message[0], 0, "%s", test_error_message);
+    fail_on_thread(NULL);
+    cr_assert(strstr(test_error_message, "tg_add"), "%s", test_error_message);
+    tg_set_thread_error_handler(NULL, NULL);
+    tg_set_error_handler(NULL, NULL);
+}
