@@ -1,4 +1,4 @@
-// tg_test_standalone.h: the few Criterion macros test_threads.c uses, for the ThreadSanitizer
+// tg_test_standalone.h: the few Criterion macros test_threads.c and test_gemm.c use, for the ThreadSanitizer
 // build, where Criterion cannot start: its runner's shared arena (BoxFort) fails to map
 // under TSan ("Could not initialize inheritable arena", Snaipe/Criterion#274). Test()
 // registers a function; main runs them all in one process, in order, and the first failed
@@ -42,6 +42,7 @@ static inline void tg_standalone_check(bool ok, const char *file, int line, cons
 #define cr_assert_null(x, ...) cr_assert((x) == NULL, "" __VA_ARGS__)
 #define cr_assert_not_null(x, ...) cr_assert((x) != NULL, "" __VA_ARGS__)
 #define cr_assert_eq(a, b, ...) cr_assert((a) == (b), "" __VA_ARGS__)
+#define cr_assert_geq(a, b, ...) cr_assert((a) >= (b), "" __VA_ARGS__)
 
 int main(void) {
     for (int i = 0; i < tg_standalone_count; i++) {
