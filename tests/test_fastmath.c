@@ -238,13 +238,13 @@ Test(fastmath, sigmoid_sweep_within_documented_ulps) { check_function(FN_SIGMOID
 // The error measure itself: a test that could not fail would be worthless.
 Test(fastmath, ulp_error_measures_in_float_ulps) {
     cr_assert_eq(ulp_error(1.0f, 1.0), 0);
-    cr_assert_eq(ulp_error(nextafterf(1.0f, 2.0f), 1.0), 1);                  // ulp at 1 is 2^-23
-    cr_assert_eq(ulp_error(nextafterf(1.0f, 0.0f), 1.0), 0.5);                // below 1 the ulp halves
-    cr_assert_eq(ulp_error(0x1p-149f, 0.0), 1);                               // subnormal ulp
-    cr_assert_eq(ulp_error(0.0f, 0x1p-150), 0.5);                              // a tie, rounded to 0
+    cr_assert_eq(ulp_error(nextafterf(1.0f, 2.0f), 1.0), 1);             // ulp at 1 is 2^-23
+    cr_assert_eq(ulp_error(nextafterf(1.0f, 0.0f), 1.0), 0.5);           // one float below 1 is half an ulp of 1
+    cr_assert_eq(ulp_error(0x1p-149f, 0.0), 1);                          // subnormal ulp
+    cr_assert_eq(ulp_error(0.0f, 0x1p-150), 0.5);                        // a tie, rounded to 0
     cr_assert_eq(ulp_error(1.5f, 1.5 + 0x1p-24), 0.5);
-    cr_assert(isinf(ulp_error(FLT_MAX, 1e39)));                                 // inf expected
-    cr_assert(isinf(ulp_error(INFINITY, (double)FLT_MAX)));                     // inf not expected
+    cr_assert(isinf(ulp_error(FLT_MAX, 1e39)));                          // inf expected
+    cr_assert(isinf(ulp_error(INFINITY, (double)FLT_MAX)));              // inf not expected
     cr_assert_eq(ulp_error(INFINITY, 1e39), 0);
     cr_assert(isinf(ulp_error(NAN, 1.0)) && isinf(ulp_error(1.0f, NAN)) && ulp_error(NAN, NAN) == 0);
 }
