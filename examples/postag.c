@@ -281,14 +281,23 @@ static void tag_sentence(tg_graph *g, const model *m, const char *text, tg_ex_vo
 // PATH.suffixes and PATH.tags
 
 static const char *const VOCAB_NAME[3] = {"words", "suffixes", "tags"};
-// The config: written and read back with this one format, so any other text is refused.
-#define CONFIG_FORMAT                                                                                                  \
-    "{\"model\": \"postag\", \"word_embed\": %d, \"suffix_embed\": %d, \"hidden\": %d, \"layers\": %d}"
+enum { N_CONFIG = 4 };
+// The config: the sizes, as JSON. f[N_CONFIG] points at the fields of s.
+static void config_fields(sizes *s, tg_ex_config_int *f) {
+    f[0] = (tg_ex_config_int){"word_embed", &s->word_embed};
+    f[1] = (tg_ex_config_int){"suffix_embed", &s->suffix_embed};
+    f[2] = (tg_ex_config_int){"hidden", &s->hidden};
+    f[3] = (tg_ex_config_int){"layers", &s->layers};
+}
 
 static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step) {
-    char config[256];
-    snprintf(config, sizeof config, CONFIG_FORMAT, m->s.word_embed, m->s.suffix_embed, m->s.hidden, m->s.layers);
-    return tg_ex_saver_save(saver, m->params, opt, rng, step, config);
+    sizes z = m->s;
+    tg_ex_config_int fields[N_CONFIG];
+    config_fields(&z, fields);
+    char *config = tg_ex_config_write("postag", fields, N_CONFIG);
+    bool ok = config && tg_ex_saver_save(saver, m->params, opt, rng, step, config);
+    free(config);
+    return ok;
 }
 
 // Before the model exists: its sizes and vocabularies. A weights-only file has no config:
@@ -296,8 +305,9 @@ static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const 
 static bool load_config(const char *path, sizes *s, tg_ex_vocab **vocab, bool *has_state) {
     char *config;
     if (!tg_ex_checkpoint_config("postag", path, &config, has_state, vocab, VOCAB_NAME, 3)) return false;
-    bool ok = !config || sscanf(config, CONFIG_FORMAT, &s->word_embed, &s->suffix_embed, &s->hidden, &s->layers) == 4;
-    if (!ok) fprintf(stderr, "postag: %s was not written by postag (its config is %s)\n", path, config);
+    tg_ex_config_int fields[N_CONFIG];
+    config_fields(s, fields);
+    bool ok = !config || tg_ex_config_read("postag", path, config, fields, N_CONFIG);
     free(config);
     return ok;
 }

@@ -220,13 +220,22 @@ static void classify(tg_graph *g, const model *m, const char *text, const tg_ex_
 // --- Checkpoints: tg_ex_saver's files, the sizes as config, the vocabulary as PATH.vocab
 
 static const char *const VOCAB_NAME[] = {"vocab"};
-// The config: written and read back with this one format, so any other text is refused.
-#define CONFIG_FORMAT "{\"model\": \"spam\", \"embed\": %d, \"hidden\": %d, \"layers\": %d}"
+enum { N_CONFIG = 3 };
+// The config: the sizes, as JSON. f[N_CONFIG] points at the fields of s.
+static void config_fields(sizes *s, tg_ex_config_int *f) {
+    f[0] = (tg_ex_config_int){"embed", &s->embed};
+    f[1] = (tg_ex_config_int){"hidden", &s->hidden};
+    f[2] = (tg_ex_config_int){"layers", &s->layers};
+}
 
 static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step) {
-    char config[128];
-    snprintf(config, sizeof config, CONFIG_FORMAT, m->s.embed, m->s.hidden, m->s.layers);
-    return tg_ex_saver_save(saver, m->params, opt, rng, step, config);
+    sizes z = m->s;
+    tg_ex_config_int fields[N_CONFIG];
+    config_fields(&z, fields);
+    char *config = tg_ex_config_write("spam", fields, N_CONFIG);
+    bool ok = config && tg_ex_saver_save(saver, m->params, opt, rng, step, config);
+    free(config);
+    return ok;
 }
 
 // Before the model exists: its sizes and vocabulary. A weights-only file has no config: the
@@ -234,8 +243,9 @@ static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const 
 static bool load_config(const char *path, sizes *s, tg_ex_vocab **vocab, bool *has_state) {
     char *config;
     if (!tg_ex_checkpoint_config("spam", path, &config, has_state, vocab, VOCAB_NAME, 1)) return false;
-    bool ok = !config || sscanf(config, CONFIG_FORMAT, &s->embed, &s->hidden, &s->layers) == 3;
-    if (!ok) fprintf(stderr, "spam: %s was not written by spam (its config is %s)\n", path, config);
+    tg_ex_config_int fields[N_CONFIG];
+    config_fields(s, fields);
+    bool ok = !config || tg_ex_config_read("spam", path, config, fields, N_CONFIG);
     free(config);
     return ok;
 }
