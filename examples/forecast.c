@@ -4,9 +4,12 @@
 // ahead) and daily US births (1969-1988, weekly and yearly cycles and holidays; 28 days
 // ahead). The model is a hybrid in the spirit of Smyl's ES-RNN, the M4 winner: Holt-Winters
 // (additive trend and season, fitted on the training part) normalises the series, level and
-// season, and a GRU encoder reads a window of the normalised series with calendar features;
-// its decoder, given last year's errors at the same calendar points, emits the whole horizon
-// as corrections to Holt-Winters' forecast, in units of the series' seasonal naive error.
+// season, and a GRU encoder reads a window of the normalised series with calendar features
+// (position in the year, and in the week for births); its decoder, given last year's errors
+// at the same calendar points, emits the whole horizon as corrections to Holt-Winters'
+// forecast, in units of the seasonal naive error of the training part (each horizon scaled
+// by its typical size). Five such models are trained side by side and averaged, and training
+// stops when the held-out end of the training part stops improving.
 //
 // Evaluation: rolling origin over the last years (10 for CO2, 2 for births), one origin a
 // step, nothing refitted after the split date (Holt-Winters' states follow the data, its
