@@ -270,7 +270,8 @@ static training train(tg_graph *g, model *m, tg_optim *opt, const name_list *nam
             batches++;
         }
         printf("epoch %2d  train %.3f bits/char  dev %.3f bits/char  (%.0f s)\n", epoch,
-               epoch_loss / (batches ? batches : 1) / log(2.0), evaluate(g, m, names, dev_idx, n_dev, v), now() - start);
+               epoch_loss / (batches ? batches : 1) / log(2.0), evaluate(g, m, names, dev_idx, n_dev, v),
+               now() - start);
         fflush(stdout);
     }
     return tr;

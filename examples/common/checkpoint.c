@@ -82,7 +82,8 @@ bool tg_ex_checkpoint_load(const char *program, const char *path, tg_params *par
 char *tg_ex_config_write(const char *program, const tg_ex_config_int *fields, int n_fields) {
     json_t *o = json_object();
     bool ok = o && json_object_set_new(o, "model", json_string(program)) == 0;
-    for (int i = 0; ok && i < n_fields; i++) ok = json_object_set_new(o, fields[i].name, json_integer(*fields[i].value)) == 0;
+    for (int i = 0; ok && i < n_fields; i++)
+        ok = json_object_set_new(o, fields[i].name, json_integer(*fields[i].value)) == 0;
     char *text = ok ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     return text;

@@ -56,7 +56,8 @@ static char *read_whole(FILE *f, const char *path, size_t *size, tg_ex_error *er
     *size = 0;
     for (;;) {
         if (cap - *size < 65536) {
-            if (cap >= MAX_FILE_BYTES) return free(text), bad_line(err, path, 0, "the file is larger than 512 MiB"), NULL;
+            if (cap >= MAX_FILE_BYTES)
+                return free(text), bad_line(err, path, 0, "the file is larger than 512 MiB"), NULL;
             cap = cap ? cap * 2 : 1 << 20;
             char *grown = realloc(text, cap + 1);
             if (!grown) return free(text), set_error(err, "%s: out of memory reading it", path), NULL;
