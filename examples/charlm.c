@@ -185,13 +185,22 @@ static void sample(carry *c, const model *m, const tg_ex_vocab *vocab, const cha
 // --- Checkpoints: tg_ex_saver's files, the sizes as config, the vocabulary as PATH.vocab
 
 static const char *const VOCAB_NAME[] = {"vocab"};
-// The config: written and read back with this one format, so any other text is refused.
-#define CONFIG_FORMAT "{\"model\": \"charlm\", \"embed\": %d, \"hidden\": %d, \"layers\": %d}"
+enum { N_CONFIG = 3 };
+// The config: the sizes, as JSON. f[N_CONFIG] points at the fields of s.
+static void config_fields(sizes *s, tg_ex_config_int *f) {
+    f[0] = (tg_ex_config_int){"embed", &s->embed};
+    f[1] = (tg_ex_config_int){"hidden", &s->hidden};
+    f[2] = (tg_ex_config_int){"layers", &s->layers};
+}
 
 static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step) {
-    char config[128];
-    snprintf(config, sizeof config, CONFIG_FORMAT, m->s.embed, m->s.hidden, m->s.layers);
-    return tg_ex_saver_save(saver, m->params, opt, rng, step, config);
+    sizes z = m->s;
+    tg_ex_config_int fields[N_CONFIG];
+    config_fields(&z, fields);
+    char *config = tg_ex_config_write("charlm", fields, N_CONFIG);
+    bool ok = config && tg_ex_saver_save(saver, m->params, opt, rng, step, config);
+    free(config);
+    return ok;
 }
 
 // Before the model exists: its sizes and vocabulary. A weights-only file (from PyTorch, say)
@@ -199,134 +208,175 @@ static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const 
 static bool load_config(const char *path, sizes *s, tg_ex_vocab **vocab, bool *has_state) {
     char *config;
     if (!tg_ex_checkpoint_config("charlm", path, &config, has_state, vocab, VOCAB_NAME, 1)) return false;
-    bool ok = !config || sscanf(config, CONFIG_FORMAT, &s->embed, &s->hidden, &s->layers) == 3;
-    if (!ok) fprintf(stderr, "charlm: %s was not written by charlm (its config is %s)\n", path, config);
+    tg_ex_config_int fields[N_CONFIG];
+    config_fields(s, fields);
+    bool ok = !config || tg_ex_config_read("charlm", path, config, fields, N_CONFIG);
     free(config);
     return ok;
+}
+
+// What the command line sets beyond the common options and the sizes.
+typedef struct {
+    int seq, batch, sample_len;
+    double lr, lr_decay, clip, temperature;
+    const char *prime;
+} settings;
+
+static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *common, sizes *s, settings *st) {
+    const tg_ex_option options[] = {
+        {"embed", TG_EX_INT, &s->embed, "character embedding size", 1, 4096, "E"},
+        {"hidden", TG_EX_INT, &s->hidden, "LSTM hidden units", 1, 8192, "H"},
+        {"layers", TG_EX_INT, &s->layers, "stacked LSTM layers", 1, TG_RNN_MAX_LAYERS, "L"},
+        {"seq", TG_EX_INT, &st->seq, "characters per chunk: how far back gradients flow", 1, 4096, "T"},
+        {"batch", TG_EX_INT, &st->batch, "parallel rows of text", 1, 4096, "B"},
+        {"lr", TG_EX_DOUBLE, &st->lr, "Adam learning rate of the first epoch", 1e-6, 1, "R"},
+        {"lr-decay", TG_EX_DOUBLE, &st->lr_decay, "the learning rate is multiplied by this after each epoch", 1e-3, 1,
+         "X"},
+        {"clip", TG_EX_DOUBLE, &st->clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
+        {"prime", TG_EX_STRING, &st->prime, "text the sample starts from", 0, 0, "TEXT"},
+        {"temperature", TG_EX_DOUBLE, &st->temperature, "sampling temperature: lower is safer, higher wilder", 0.01,
+         10, "X"},
+        {"sample-len", TG_EX_INT, &st->sample_len, "characters to sample (0: none)", 0, 100000, "N"},
+    };
+    tg_ex_cli cli = {"charlm", "a character-level LSTM language model of the Brown corpus, trained with truncated BPTT",
+                     common, options, TG_EX_LEN(options), NULL, NULL};
+    return tg_ex_parse(&cli, argc, argv);
+}
+
+// The text of each split as ids, and its rows of chunks.
+typedef struct {
+    int32_t *ids[3]; // train, dev, test
+    int64_t n[3];
+    rows r[3];
+} texts;
+
+static void texts_free(texts *t) {
+    for (int i = 0; i < 3; i++) free(t->ids[i]);
+}
+
+// Reads the text (the vocabulary from the training split unless a checkpoint brought it).
+static bool load_texts(const tg_ex_common *common, const settings *st, tg_ex_vocab **vocab, texts *t) {
+    tg_ex_brown brown;
+    tg_ex_error err;
+    if (!tg_ex_brown_load(common->data, &brown, &err)) return fprintf(stderr, "charlm: %s\n", err.msg), false;
+    bool grow = !*vocab;
+    if (grow) *vocab = tg_ex_vocab_new();
+    for (int i = 0; i < 3; i++) // the vocabulary grows on the training text only
+        t->ids[i] = encode_split(&brown, (tg_ex_split)i, *vocab, grow && i == TG_EX_TRAIN, &t->n[i]);
+    tg_ex_brown_free(&brown);
+    if (!t->ids[0] || !t->ids[1] || !t->ids[2]) return fprintf(stderr, "charlm: out of memory\n"), false;
+    for (int i = 0; i < 3; i++) t->r[i] = rows_of(t->ids[i], t->n[i], st->batch, st->seq);
+    if (!t->r[0].chunks || !t->r[1].chunks || !t->r[2].chunks)
+        return fprintf(stderr, "charlm: a split of %s has too little text for --batch %d --seq %d\n", common->data,
+                       st->batch, st->seq),
+               false;
+    printf("charlm: %lld train, %lld dev, %lld test characters; %d symbols; BLIS kernels %s\n", (long long)t->n[0],
+           (long long)t->n[1], (long long)t->n[2], tg_ex_vocab_size(*vocab) - TG_EX_RESERVED, tg_blas_arch());
+    return true;
+}
+
+// Where training is, and the dev score it last saw.
+typedef struct {
+    int64_t step, start_step, dev_step; // dev_step: the step dev was last scored at (-1: never)
+    double first_loss, last_loss, dev_bpc;
+} progress;
+
+// One optimizer step on chunk k of the training rows (x, y [T, B]); returns bits per character.
+static double train_step(carry *c, model *m, const rows *r, int64_t k, int32_t *x, int32_t *y, tg_optim *opt,
+                         const settings *st) {
+    int T = st->seq, B = st->batch;
+    tg_tensor *init[2];
+    tg_graph *g = carry_next(c, init);
+    rows_chunk(r, k, x, y);
+    tg_tensor *logits = model_forward(g, m, tg_from_data(g, TG_I32, tg_shape2(T, B), x), init, c->state);
+    tg_tensor *loss = tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(T * B), y), TG_REDUCE_MEAN, -100);
+    tg_optim_zero_grad(opt);
+    tg_backward(g, loss);
+    tg_clip_grad_norm(m->params, st->clip);
+    tg_optim_step(opt);
+    return tg_tensor_get(loss, 0) / log(2.0);
+}
+
+// Trains until the budget is spent, scoring dev after each whole epoch and saving when due.
+// The position in the text follows from the step count, so a resumed run carries on where
+// the saved one stopped (its carried state starts again from zeros); so does the learning
+// rate, a fast start and then smaller steps to settle, a function of the epoch alone.
+static void train(carry *c, model *m, const texts *t, int32_t *x, int32_t *y, tg_optim *opt, tg_rng *rng,
+                  const settings *st, const tg_ex_common *common, tg_ex_saver *saver, progress *pr) {
+    const rows *r = &t->r[TG_EX_TRAIN];
+    tg_lr_schedule schedule = {.kind = TG_LR_EXPONENTIAL, .gamma = st->lr_decay};
+    tg_ex_budget budget;
+    tg_ex_budget_start(&budget, common->minutes);
+    while (tg_ex_budget_left(&budget)) {
+        int64_t epoch = pr->step / r->chunks, k = pr->step % r->chunks;
+        tg_optim_set_lr(opt, tg_lr_at(&schedule, st->lr, epoch));
+        char label[48];
+        snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
+        tg_ex_progress p;
+        tg_ex_progress_begin(&p, stdout, label, r->chunks - k, "char");
+        p.budget = &budget;
+        c->state[0] = c->state[1] = NULL;
+        for (; k < r->chunks && tg_ex_budget_left(&budget); k++, pr->step++) {
+            if (tg_ex_saver_due(saver)) save(saver, m, opt, rng, pr->step); // a failure is reported; on we go
+            double bits = train_step(c, m, r, k, x, y, opt, st);
+            if (pr->step == pr->start_step) pr->first_loss = bits;
+            tg_ex_progress_step(&p, bits, st->seq * st->batch);
+        }
+        tg_ex_progress_end(&p);
+        pr->last_loss = tg_ex_progress_loss(&p); // the mean over the (last) epoch's steps, in bits per character
+        if (k == r->chunks) {
+            pr->dev_bpc = evaluate(c, m, &t->r[TG_EX_DEV], x, y);
+            pr->dev_step = pr->step;
+            printf("epoch %lld: dev %.4f bits/char\n", (long long)epoch + 1, pr->dev_bpc);
+        }
+    }
 }
 
 int main(int argc, char **argv) {
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 1);
     sizes s = {32, 256, 1};
-    int T = 64, B = 32, sample_len = 300;
-    double lr = 8e-3, lr_decay = 0.7, clip = 1.0, temperature = 0.8;
-    const char *prime = "The ";
-    const tg_ex_option options[] = {
-        {"embed", TG_EX_INT, &s.embed, "character embedding size", 1, 4096, "E"},
-        {"hidden", TG_EX_INT, &s.hidden, "LSTM hidden units", 1, 8192, "H"},
-        {"layers", TG_EX_INT, &s.layers, "stacked LSTM layers", 1, TG_RNN_MAX_LAYERS, "L"},
-        {"seq", TG_EX_INT, &T, "characters per chunk: how far back gradients flow", 1, 4096, "T"},
-        {"batch", TG_EX_INT, &B, "parallel rows of text", 1, 4096, "B"},
-        {"lr", TG_EX_DOUBLE, &lr, "Adam learning rate of the first epoch", 1e-6, 1, "R"},
-        {"lr-decay", TG_EX_DOUBLE, &lr_decay, "the learning rate is multiplied by this after each epoch", 1e-3, 1, "X"},
-        {"clip", TG_EX_DOUBLE, &clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
-        {"prime", TG_EX_STRING, &prime, "text the sample starts from", 0, 0, "TEXT"},
-        {"temperature", TG_EX_DOUBLE, &temperature, "sampling temperature: lower is safer, higher wilder", 0.01, 10,
-         "X"},
-        {"sample-len", TG_EX_INT, &sample_len, "characters to sample (0: none)", 0, 100000, "N"},
-    };
-    tg_ex_cli cli = {"charlm", "a character-level LSTM language model of the Brown corpus, trained with truncated BPTT",
-                     &common, options, TG_EX_LEN(options), NULL, NULL};
-    tg_ex_parse_result parsed = tg_ex_parse(&cli, argc, argv);
+    settings st = {64, 32, 300, 8e-3, 0.7, 1.0, 0.8, "The "};
+    tg_ex_parse_result parsed = parse_settings(argc, argv, &common, &s, &st);
     if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
     tg_set_num_threads(common.threads);
 
     tg_ex_vocab *vocab = NULL;
     bool has_state = false;
     if (common.load && !load_config(common.load, &s, &vocab, &has_state)) return 1;
-    tg_ex_brown brown;
-    tg_ex_error err;
-    if (!tg_ex_brown_load(common.data, &brown, &err)) return fprintf(stderr, "charlm: %s\n", err.msg), 1;
-    bool grow = !vocab;
-    if (grow) vocab = tg_ex_vocab_new();
-    int64_t n_train, n_dev, n_test;
-    int32_t *train = encode_split(&brown, TG_EX_TRAIN, vocab, grow, &n_train); // the vocabulary: training text only
-    int32_t *dev = encode_split(&brown, TG_EX_DEV, vocab, false, &n_dev);
-    int32_t *test = encode_split(&brown, TG_EX_TEST, vocab, false, &n_test);
-    tg_ex_brown_free(&brown);
-    if (!train || !dev || !test) return fprintf(stderr, "charlm: out of memory\n"), 1;
-    rows r_train = rows_of(train, n_train, B, T), r_dev = rows_of(dev, n_dev, B, T),
-         r_test = rows_of(test, n_test, B, T);
-    if (!r_train.chunks || !r_dev.chunks || !r_test.chunks) {
-        fprintf(stderr, "charlm: a split of %s has too little text for --batch %d --seq %d\n", common.data, B, T);
-        return 1;
-    }
-    printf("charlm: %lld train, %lld dev, %lld test characters; %d symbols; BLIS kernels %s\n", (long long)n_train,
-           (long long)n_dev, (long long)n_test, tg_ex_vocab_size(vocab) - TG_EX_RESERVED, tg_blas_arch());
-
+    texts t = {0};
+    if (!load_texts(&common, &st, &vocab, &t)) return texts_free(&t), tg_ex_vocab_free(vocab), 1;
     tg_rng rng;
     tg_rng_seed(&rng, common.seed);
     model m;
     if (!model_init(&m, s, tg_ex_vocab_size(vocab), &rng)) return 1;
-    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = lr});
-    // A fast start, then smaller steps to settle: a function of the epoch alone, so a resumed
-    // run picks up the rate where it was.
-    tg_lr_schedule schedule = {.kind = TG_LR_EXPONENTIAL, .gamma = lr_decay};
-    int64_t step = 0;
+    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = st.lr});
+    progress pr = {0, 0, -1, NAN, NAN, NAN};
     if (common.load) {
-        if (!tg_ex_checkpoint_load("charlm", common.load, m.params, has_state, opt, &rng, &step)) return 1;
+        if (!tg_ex_checkpoint_load("charlm", common.load, m.params, has_state, opt, &rng, &pr.step)) return 1;
         printf("loaded %s: embed %d, hidden %d, %d layer(s), %lld steps trained\n", common.load, s.embed, s.hidden,
-               s.layers, (long long)step);
+               s.layers, (long long)pr.step);
     }
     printf(
         "model: embedding %d -> LSTM %d x %d layer(s) -> %d symbols, %lld parameters; chunks of %d x %d characters\n",
-        s.embed, s.hidden, s.layers, m.vocab, (long long)tg_params_numel(m.params), T, B);
+        s.embed, s.hidden, s.layers, m.vocab, (long long)tg_params_numel(m.params), st.seq, st.batch);
 
     carry c = {{tg_graph_new(), tg_graph_new()}, 0, {NULL, NULL}};
-    int32_t *x = malloc(sizeof *x * (size_t)(T * B)), *y = malloc(sizeof *y * (size_t)(T * B)); // [T, B] each
+    size_t chunk = (size_t)st.seq * (size_t)st.batch;
+    int32_t *x = malloc(sizeof *x * chunk), *y = malloc(sizeof *y * chunk); // [T, B] each
     tg_ex_saver saver = tg_ex_saver_make("charlm", &common, &vocab, VOCAB_NAME, 1);
-    tg_ex_budget budget;
-    tg_ex_budget_start(&budget, common.minutes);
-    double first_loss = NAN, last_loss = NAN, dev_bpc = NAN;
-    int64_t start_step = step, dev_step = -1; // dev_step: the step dev was last scored at
-    while (tg_ex_budget_left(&budget)) {
-        // The position in the text follows from the step count, so a resumed run carries on
-        // where the saved one stopped (its carried state starts again from zeros).
-        int64_t epoch = step / r_train.chunks, k = step % r_train.chunks;
-        tg_optim_set_lr(opt, tg_lr_at(&schedule, lr, epoch));
-        char label[48];
-        snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
-        tg_ex_progress p;
-        tg_ex_progress_begin(&p, stdout, label, r_train.chunks - k, "char");
-        p.budget = &budget;
-        c.state[0] = c.state[1] = NULL;
-        for (; k < r_train.chunks && tg_ex_budget_left(&budget); k++, step++) {
-            if (tg_ex_saver_due(&saver)) save(&saver, &m, opt, &rng, step); // a failure is reported; training goes on
-            tg_tensor *init[2];
-            tg_graph *g = carry_next(&c, init);
-            rows_chunk(&r_train, k, x, y);
-            tg_tensor *logits = model_forward(g, &m, tg_from_data(g, TG_I32, tg_shape2(T, B), x), init, c.state);
-            tg_tensor *loss =
-                tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(T * B), y), TG_REDUCE_MEAN, -100);
-            tg_optim_zero_grad(opt);
-            tg_backward(g, loss);
-            tg_clip_grad_norm(m.params, clip);
-            tg_optim_step(opt);
-            double bits = tg_tensor_get(loss, 0) / log(2.0);
-            if (step == start_step) first_loss = bits;
-            tg_ex_progress_step(&p, bits, T * B);
-        }
-        tg_ex_progress_end(&p);
-        last_loss = tg_ex_progress_loss(&p); // the mean over the (last) epoch's steps, in bits per character
-        if (k == r_train.chunks) {
-            dev_bpc = evaluate(&c, &m, &r_dev, x, y);
-            dev_step = step;
-            printf("epoch %lld: dev %.4f bits/char\n", (long long)epoch + 1, dev_bpc);
-        }
-    }
-    bool saved = save(&saver, &m, opt, &rng, step); // before sampling draws from rng
-    if (dev_step != step) dev_bpc = evaluate(&c, &m, &r_dev, x, y);
-    double test_bpc = evaluate(&c, &m, &r_test, x, y);
-    printf("dev %.4f bits/char, test %.4f bits/char after %lld steps\n", dev_bpc, test_bpc, (long long)step);
-    if (sample_len > 0) sample(&c, &m, vocab, prime, sample_len, temperature, &rng);
-    tg_ex_result(NULL, "dev_bpc=%.4f test_bpc=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f", dev_bpc,
-                 test_bpc, first_loss, last_loss, (long long)(step - start_step), tg_ex_budget_elapsed(&budget));
+    double t0 = tg_ex_now();
+    pr.start_step = pr.step;
+    train(&c, &m, &t, x, y, opt, &rng, &st, &common, &saver, &pr);
+    bool saved = save(&saver, &m, opt, &rng, pr.step); // before sampling draws from rng
+    if (pr.dev_step != pr.step) pr.dev_bpc = evaluate(&c, &m, &t.r[TG_EX_DEV], x, y);
+    double test_bpc = evaluate(&c, &m, &t.r[TG_EX_TEST], x, y);
+    printf("dev %.4f bits/char, test %.4f bits/char after %lld steps\n", pr.dev_bpc, test_bpc, (long long)pr.step);
+    if (st.sample_len > 0) sample(&c, &m, vocab, st.prime, st.sample_len, st.temperature, &rng);
+    tg_ex_result(NULL, "dev_bpc=%.4f test_bpc=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f", pr.dev_bpc,
+                 test_bpc, pr.first_loss, pr.last_loss, (long long)(pr.step - pr.start_step), tg_ex_now() - t0);
 
-    free(x);
-    free(y);
-    free(train);
-    free(dev);
-    free(test);
+    free(x), free(y);
+    texts_free(&t);
     for (int i = 0; i < 2; i++) tg_graph_free(c.g[i]);
     tg_optim_free(opt);
     tg_params_free(m.params);

@@ -4,9 +4,12 @@
 // ahead) and daily US births (1969-1988, weekly and yearly cycles and holidays; 28 days
 // ahead). The model is a hybrid in the spirit of Smyl's ES-RNN, the M4 winner: Holt-Winters
 // (additive trend and season, fitted on the training part) normalises the series, level and
-// season, and a GRU encoder reads a window of the normalised series with calendar features;
-// its decoder, given last year's errors at the same calendar points, emits the whole horizon
-// as corrections to Holt-Winters' forecast, in units of the series' seasonal naive error.
+// season, and a GRU encoder reads a window of the normalised series with calendar features
+// (position in the year, and in the week for births); its decoder, given last year's errors
+// at the same calendar points, emits the whole horizon as corrections to Holt-Winters'
+// forecast, in units of the seasonal naive error of the training part (each horizon scaled
+// by its typical size). Five such models are trained side by side and averaged, and training
+// stops when the held-out end of the training part stops improving.
 //
 // Evaluation: rolling origin over the last years (10 for CO2, 2 for births), one origin a
 // step, nothing refitted after the split date (Holt-Winters' states follow the data, its
@@ -94,7 +97,8 @@ static bool problem_init(problem *p, const char *data_dir, const char *name, int
     p->n_features = monthly ? 4 : 6;
     p->split = split_index(&p->s, test_years);
     p->dev_start = p->split - (monthly ? 60 : 365); // 5 years of months, a year of days
-    int min_train = (window > p->year_lag ? window : p->year_lag) + p->period + p->horizon + 64 + p->split - p->dev_start;
+    int min_train =
+        (window > p->year_lag ? window : p->year_lag) + p->period + p->horizon + 64 + p->split - p->dev_start;
     if (p->split < min_train || p->split >= p->s.n - 1)
         return fprintf(stderr, "forecast: %s has %d steps: too few for %d test years and %d training steps\n", name,
                        p->s.n, test_years, min_train),
@@ -531,8 +535,8 @@ static void report(tg_graph *g, const model *m, const problem *p, const sizes *z
                  "dev_mase=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f",
                  z->series, mase_of(&s[MODEL], p, -1), mase_of(&s[HOLT_WINTERS], p, -1),
                  mase_of(&s[SEASONAL_NAIVE], p, -1), smape_of(&s[MODEL]), smape_of(&s[HOLT_WINTERS]),
-                 smape_of(&s[SEASONAL_NAIVE]), ps->best_dev, ps->first_loss, ps->last_loss, (long long)(ps->step - ps->start_step),
-                 seconds);
+                 smape_of(&s[SEASONAL_NAIVE]), ps->best_dev, ps->first_loss, ps->last_loss,
+                 (long long)(ps->step - ps->start_step), seconds);
 }
 
 static void describe(const problem *p, const char *name, const model *m) {

@@ -478,7 +478,8 @@ typedef struct {
 // brought them.
 static bool load_corpus(const char *data_dir, model *m, corpus *c) {
     tg_ex_error err;
-    if (!tg_ex_cmudict_load(data_dir, !m->s.stress, &c->dict, &err)) return fprintf(stderr, "g2p: %s\n", err.msg), false;
+    if (!tg_ex_cmudict_load(data_dir, !m->s.stress, &c->dict, &err))
+        return fprintf(stderr, "g2p: %s\n", err.msg), false;
     bool grow = !m->letters;
     if (grow) m->letters = tg_ex_vocab_new(), m->phones = tg_ex_vocab_new();
     c->ex = encode(&c->dict, m, grow, &c->ids);

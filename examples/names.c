@@ -223,6 +223,60 @@ static bool parse(int argc, char **argv, options *o) {
     return true;
 }
 
+// The distinct names into split[0..2] (train, dev, test), and their characters into v.
+static void split_names(const name_list *names, vocabulary *v, int split[3][MAX_NAMES], int n_split[3]) {
+    for (int i = 0; i < names->n; i++) {
+        bool duplicate = false;
+        for (int j = 0; j < i && !duplicate; j++) duplicate = !strcmp(names->text[i], names->text[j]);
+        if (duplicate) continue;
+        for (const char *c = names->text[i]; *c; c++)
+            if (vocab_index(v, *c) < 0 && v->size < VOCAB_MAX) v->chars[v->size++] = *c;
+        int s = split_of(names->text[i]), which = s == 0 ? 2 : s == 1 ? 1 : 0;
+        split[which][n_split[which]++] = i;
+    }
+}
+
+typedef struct {
+    int steps;
+    double first_loss, last_loss; // nats per character
+} training;
+
+// Trains on the names train[0..n) until the budget of o->minutes is spent, shuffling them
+// each epoch, and prints each epoch's train and dev bits per character.
+static training train(tg_graph *g, model *m, tg_optim *opt, const name_list *names, int *train_idx, int n,
+                      const int *dev_idx, int n_dev, const vocabulary *v, const options *o, tg_rng *rng) {
+    int32_t inputs[(MAX_LEN + 1) * BATCH], targets[(MAX_LEN + 1) * BATCH];
+    double start = now(), budget = o->minutes * 60;
+    training tr = {0, 0, 0};
+    for (int epoch = 1; now() - start < budget; epoch++) {
+        for (int i = n - 1; i > 0; i--) { // shuffle the training names
+            int j = (int)tg_rng_below(rng, (uint64_t)i + 1), tmp = train_idx[i];
+            train_idx[i] = train_idx[j];
+            train_idx[j] = tmp;
+        }
+        double epoch_loss = 0;
+        int batches = 0;
+        for (int at = 0; at + BATCH <= n && now() - start < budget; at += BATCH) {
+            tg_graph_reset(g);
+            int T = make_batch(names, train_idx + at, BATCH, v, inputs, targets);
+            tg_tensor *loss = model_loss(g, m, T, BATCH, inputs, targets);
+            tg_optim_zero_grad(opt);
+            tg_backward(g, loss);
+            tg_clip_grad_norm(m->params, 5.0);
+            tg_optim_step(opt);
+            tr.last_loss = tg_tensor_get(loss, 0);
+            if (tr.steps++ == 0) tr.first_loss = tr.last_loss;
+            epoch_loss += tr.last_loss;
+            batches++;
+        }
+        printf("epoch %2d  train %.3f bits/char  dev %.3f bits/char  (%.0f s)\n", epoch,
+               epoch_loss / (batches ? batches : 1) / log(2.0), evaluate(g, m, names, dev_idx, n_dev, v),
+               now() - start);
+        fflush(stdout);
+    }
+    return tr;
+}
+
 int main(int argc, char **argv) {
     options o;
     if (!parse(argc, argv, &o)) return 2;
@@ -232,15 +286,7 @@ int main(int argc, char **argv) {
     if (!read_names(o.data, "female.txt", &names) || !read_names(o.data, "male.txt", &names)) return 1;
     vocabulary v = {{'.'}, 1};
     static int split[3][MAX_NAMES], n_split[3]; // train, dev, test
-    for (int i = 0; i < names.n; i++) {
-        bool duplicate = false;
-        for (int j = 0; j < i && !duplicate; j++) duplicate = !strcmp(names.text[i], names.text[j]);
-        if (duplicate) continue;
-        for (const char *c = names.text[i]; *c; c++)
-            if (vocab_index(&v, *c) < 0 && v.size < VOCAB_MAX) v.chars[v.size++] = *c;
-        int s = split_of(names.text[i]), which = s == 0 ? 2 : s == 1 ? 1 : 0;
-        split[which][n_split[which]++] = i;
-    }
+    split_names(&names, &v, split, n_split);
     printf("names: %d train, %d dev, %d test names, %d symbols; BLIS kernels: %s\n", n_split[0], n_split[1],
            n_split[2], v.size, tg_blas_arch());
 
@@ -250,37 +296,7 @@ int main(int argc, char **argv) {
     model_init(&m, v.size, o.embed, o.hidden, &rng);
     tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = o.lr});
     tg_graph *g = tg_graph_new();
-    int32_t inputs[(MAX_LEN + 1) * BATCH], targets[(MAX_LEN + 1) * BATCH];
-
-    double start = now(), budget = o.minutes * 60, first_loss = 0, last_loss = 0;
-    int epoch = 0, steps = 0;
-    while (now() - start < budget) {
-        for (int i = n_split[0] - 1; i > 0; i--) { // shuffle the training names
-            int j = (int)tg_rng_below(&rng, (uint64_t)i + 1), tmp = split[0][i];
-            split[0][i] = split[0][j];
-            split[0][j] = tmp;
-        }
-        double epoch_loss = 0;
-        int batches = 0;
-        for (int at = 0; at + BATCH <= n_split[0] && now() - start < budget; at += BATCH) {
-            tg_graph_reset(g);
-            int T = make_batch(&names, split[0] + at, BATCH, &v, inputs, targets);
-            tg_tensor *loss = model_loss(g, &m, T, BATCH, inputs, targets);
-            tg_optim_zero_grad(opt);
-            tg_backward(g, loss);
-            tg_clip_grad_norm(m.params, 5.0);
-            tg_optim_step(opt);
-            last_loss = tg_tensor_get(loss, 0);
-            if (steps++ == 0) first_loss = last_loss;
-            epoch_loss += last_loss;
-            batches++;
-        }
-        epoch++;
-        printf("epoch %2d  train %.3f bits/char  dev %.3f bits/char  (%.0f s)\n", epoch,
-               epoch_loss / (batches ? batches : 1) / log(2.0), evaluate(g, &m, &names, split[1], n_split[1], &v),
-               now() - start);
-        fflush(stdout);
-    }
+    training tr = train(g, &m, opt, &names, split[0], n_split[0], split[1], n_split[1], &v, &o, &rng);
     double test_bpc = evaluate(g, &m, &names, split[2], n_split[2], &v);
     printf("\nnew names (temperature 0.8; * = not in the training lists):\n");
     for (int i = 0; i < o.samples; i++) {
@@ -290,8 +306,8 @@ int main(int argc, char **argv) {
         for (int j = 0; j < names.n && !known; j++) known = !strcmp(names.text[j], s);
         printf("  %s%s\n", s, known ? "" : " *");
     }
-    printf("RESULT test_bpc=%.4f first_loss=%.4f last_loss=%.4f steps=%d\n", test_bpc, first_loss / log(2.0),
-           last_loss / log(2.0), steps);
+    printf("RESULT test_bpc=%.4f first_loss=%.4f last_loss=%.4f steps=%d\n", test_bpc, tr.first_loss / log(2.0),
+           tr.last_loss / log(2.0), tr.steps);
 
     tg_graph_free(g);
     tg_params_free(m.params);

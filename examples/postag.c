@@ -281,14 +281,23 @@ static void tag_sentence(tg_graph *g, const model *m, const char *text, tg_ex_vo
 // PATH.suffixes and PATH.tags
 
 static const char *const VOCAB_NAME[3] = {"words", "suffixes", "tags"};
-// The config: written and read back with this one format, so any other text is refused.
-#define CONFIG_FORMAT                                                                                                  \
-    "{\"model\": \"postag\", \"word_embed\": %d, \"suffix_embed\": %d, \"hidden\": %d, \"layers\": %d}"
+enum { N_CONFIG = 4 };
+// The config: the sizes, as JSON. f[N_CONFIG] points at the fields of s.
+static void config_fields(sizes *s, tg_ex_config_int *f) {
+    f[0] = (tg_ex_config_int){"word_embed", &s->word_embed};
+    f[1] = (tg_ex_config_int){"suffix_embed", &s->suffix_embed};
+    f[2] = (tg_ex_config_int){"hidden", &s->hidden};
+    f[3] = (tg_ex_config_int){"layers", &s->layers};
+}
 
 static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step) {
-    char config[256];
-    snprintf(config, sizeof config, CONFIG_FORMAT, m->s.word_embed, m->s.suffix_embed, m->s.hidden, m->s.layers);
-    return tg_ex_saver_save(saver, m->params, opt, rng, step, config);
+    sizes z = m->s;
+    tg_ex_config_int fields[N_CONFIG];
+    config_fields(&z, fields);
+    char *config = tg_ex_config_write("postag", fields, N_CONFIG);
+    bool ok = config && tg_ex_saver_save(saver, m->params, opt, rng, step, config);
+    free(config);
+    return ok;
 }
 
 // Before the model exists: its sizes and vocabularies. A weights-only file has no config:
@@ -296,129 +305,173 @@ static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const 
 static bool load_config(const char *path, sizes *s, tg_ex_vocab **vocab, bool *has_state) {
     char *config;
     if (!tg_ex_checkpoint_config("postag", path, &config, has_state, vocab, VOCAB_NAME, 3)) return false;
-    bool ok = !config || sscanf(config, CONFIG_FORMAT, &s->word_embed, &s->suffix_embed, &s->hidden, &s->layers) == 4;
-    if (!ok) fprintf(stderr, "postag: %s was not written by postag (its config is %s)\n", path, config);
+    tg_ex_config_int fields[N_CONFIG];
+    config_fields(s, fields);
+    bool ok = !config || tg_ex_config_read("postag", path, config, fields, N_CONFIG);
     free(config);
     return ok;
+}
+
+// What the command line sets beyond the common options and the sizes.
+typedef struct {
+    int batch, min_count;
+    double lr, clip, dropout;
+    const char *text; // --tag
+} settings;
+
+static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *common, sizes *s, settings *st) {
+    const tg_ex_option options[] = {
+        {"word-embed", TG_EX_INT, &s->word_embed, "word embedding size", 1, 4096, "E"},
+        {"suffix-embed", TG_EX_INT, &s->suffix_embed, "embedding size of a word's last three letters", 1, 4096, "E"},
+        {"hidden", TG_EX_INT, &s->hidden, "LSTM hidden units per direction", 1, 8192, "H"},
+        {"layers", TG_EX_INT, &s->layers, "stacked bidirectional LSTM layers", 1, TG_RNN_MAX_LAYERS, "L"},
+        {"batch", TG_EX_INT, &st->batch, "sentences per batch", 1, 4096, "B"},
+        {"lr", TG_EX_DOUBLE, &st->lr, "Adam learning rate", 1e-6, 1, "R"},
+        {"clip", TG_EX_DOUBLE, &st->clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
+        {"dropout", TG_EX_DOUBLE, &st->dropout, "dropout on the embeddings and the LSTM's output", 0, 0.9, "P"},
+        {"min-count", TG_EX_INT, &st->min_count, "words and suffixes seen fewer times in training are UNK", 1, 1000,
+         "N"},
+        {"tag", TG_EX_STRING, &st->text, "a sentence to tag, words separated by spaces", 0, 0, "TEXT"},
+    };
+    tg_ex_cli cli = {"postag", "a bidirectional LSTM part-of-speech tagger on the Brown corpus (universal tags)",
+                     common, options, TG_EX_LEN(options), NULL, NULL};
+    return tg_ex_parse(&cli, argc, argv);
+}
+
+// Reads the corpus (the vocabularies from its training sentences unless a checkpoint brought
+// them); *longest receives the longest sentence's length.
+static bool load_corpus(const tg_ex_common *common, int min_count, tg_ex_vocab **vocab, corpus *c, int *longest) {
+    tg_ex_brown brown;
+    tg_ex_error err;
+    if (!tg_ex_brown_load(common->data, &brown, &err)) return fprintf(stderr, "postag: %s\n", err.msg), false;
+    bool grow = !vocab[0];
+    for (int i = 0; grow && i < 3; i++) vocab[i] = tg_ex_vocab_new();
+    bool ok = build_corpus(&brown, vocab[0], vocab[1], vocab[2], grow, min_count, c);
+    if (!ok) fprintf(stderr, "postag: out of memory\n");
+    *longest = 0;
+    for (int i = 0; i < brown.n; i++) *longest = brown.items[i].n > *longest ? brown.items[i].n : *longest;
+    tg_ex_brown_free(&brown);
+    if (ok)
+        printf("postag: %d train, %d dev, %d test sentences; %d words, %d suffixes, %d tags; BLIS kernels %s\n",
+               c->n_split[0], c->n_split[1], c->n_split[2], tg_ex_vocab_size(vocab[0]), tg_ex_vocab_size(vocab[1]),
+               tg_ex_vocab_size(vocab[2]) - TG_EX_RESERVED, tg_blas_arch());
+    if (ok && !c->n_split[TG_EX_TRAIN] && !common->load)
+        ok = false, fprintf(stderr, "postag: no training sentences\n");
+    return ok;
+}
+
+// Where training is, and the dev accuracy it last saw.
+typedef struct {
+    int64_t step, start_step, dev_step; // dev_step: the step dev was last scored at (-1: never)
+    double first_loss, last_loss, dev_acc, dev_oov;
+} progress;
+
+// One optimizer step on the sentences idx[0..size); returns the loss, *tokens the real tokens.
+static double train_step(tg_graph *g, model *m, const corpus *c, const int *idx, int size, batch *bt, tg_optim *opt,
+                         double clip, tg_rng *rng, int *tokens) {
+    tg_graph_reset(g);
+    make_batch(c, idx, size, bt);
+    tg_tensor *logits = model_forward(g, m, bt, rng);
+    tg_tensor *targets = tg_from_data(g, TG_I32, tg_shape1((int64_t)bt->T * bt->B), bt->tags);
+    tg_tensor *loss = tg_cross_entropy(g, logits, targets, TG_REDUCE_MEAN, TG_EX_PAD); // padding counts for nothing
+    tg_optim_zero_grad(opt);
+    tg_backward(g, loss);
+    tg_clip_grad_norm(m->params, clip);
+    tg_optim_step(opt);
+    *tokens = 0;
+    for (int b = 0; b < bt->B; b++) *tokens += bt->lengths[b];
+    return tg_tensor_get(loss, 0);
+}
+
+// Trains until the budget is spent, scoring dev after each whole epoch and saving when due.
+static void train(tg_graph *g, model *m, const corpus *c, batch *bt, int cap, tg_optim *opt, tg_rng *rng,
+                  const settings *st, const tg_ex_common *common, tg_ex_saver *saver, progress *pr) {
+    int B = st->batch, n = c->n_split[TG_EX_TRAIN];
+    int64_t n_batches = (n + B - 1) / B;
+    int *order = malloc(sizeof *order * (size_t)(n + 1));
+    tg_ex_budget budget;
+    tg_ex_budget_start(&budget, n_batches ? common->minutes : 0);
+    while (tg_ex_budget_left(&budget)) {
+        int64_t epoch = pr->step / n_batches, k = pr->step % n_batches; // a resumed run carries on mid-epoch
+        tg_ex_epoch_order(c->split[TG_EX_TRAIN], n, c->start, common->seed, epoch, 16 * B, order);
+        char label[48];
+        snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
+        tg_ex_progress p;
+        tg_ex_progress_begin(&p, stdout, label, n_batches - k, "tok");
+        p.budget = &budget;
+        for (; k < n_batches && tg_ex_budget_left(&budget); k++, pr->step++) {
+            if (tg_ex_saver_due(saver)) save(saver, m, opt, rng, pr->step); // a failure is reported; on we go
+            int at = (int)(k * B), size = n - at < B ? n - at : B, tokens;
+            double loss = train_step(g, m, c, order + at, size, bt, opt, st->clip, rng, &tokens);
+            if (pr->step == pr->start_step) pr->first_loss = loss;
+            tg_ex_progress_step(&p, loss, tokens);
+        }
+        tg_ex_progress_end(&p);
+        pr->last_loss = tg_ex_progress_loss(&p); // the mean over the (last) epoch's steps
+        if (k == n_batches) {
+            pr->dev_acc = evaluate(g, m, c, TG_EX_DEV, bt, cap, &pr->dev_oov);
+            pr->dev_step = pr->step;
+            printf("epoch %lld: dev accuracy %.4f\n", (long long)epoch + 1, pr->dev_acc);
+        }
+    }
+    free(order);
 }
 
 int main(int argc, char **argv) {
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 1);
     sizes s = {64, 32, 128, 1};
-    int B = 32, min_count = 2;
-    double lr = 2e-3, clip = 5.0, dropout = 0.3;
-    const char *text = NULL;
-    const tg_ex_option options[] = {
-        {"word-embed", TG_EX_INT, &s.word_embed, "word embedding size", 1, 4096, "E"},
-        {"suffix-embed", TG_EX_INT, &s.suffix_embed, "embedding size of a word's last three letters", 1, 4096, "E"},
-        {"hidden", TG_EX_INT, &s.hidden, "LSTM hidden units per direction", 1, 8192, "H"},
-        {"layers", TG_EX_INT, &s.layers, "stacked bidirectional LSTM layers", 1, TG_RNN_MAX_LAYERS, "L"},
-        {"batch", TG_EX_INT, &B, "sentences per batch", 1, 4096, "B"},
-        {"lr", TG_EX_DOUBLE, &lr, "Adam learning rate", 1e-6, 1, "R"},
-        {"clip", TG_EX_DOUBLE, &clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
-        {"dropout", TG_EX_DOUBLE, &dropout, "dropout on the embeddings and the LSTM's output", 0, 0.9, "P"},
-        {"min-count", TG_EX_INT, &min_count, "words and suffixes seen fewer times in training are UNK", 1, 1000, "N"},
-        {"tag", TG_EX_STRING, &text, "a sentence to tag, words separated by spaces", 0, 0, "TEXT"},
-    };
-    tg_ex_cli cli = {"postag", "a bidirectional LSTM part-of-speech tagger on the Brown corpus (universal tags)",
-                     &common, options, TG_EX_LEN(options), NULL, NULL};
-    tg_ex_parse_result parsed = tg_ex_parse(&cli, argc, argv);
+    settings st = {32, 2, 2e-3, 5.0, 0.3, NULL};
+    tg_ex_parse_result parsed = parse_settings(argc, argv, &common, &s, &st);
     if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
     tg_set_num_threads(common.threads);
 
     tg_ex_vocab *vocab[3] = {NULL, NULL, NULL}; // words, suffixes, tags
     bool has_state = false;
     if (common.load && !load_config(common.load, &s, vocab, &has_state)) return 1;
-    tg_ex_brown brown;
-    tg_ex_error err;
-    if (!tg_ex_brown_load(common.data, &brown, &err)) return fprintf(stderr, "postag: %s\n", err.msg), 1;
-    bool grow = !vocab[0];
-    for (int i = 0; grow && i < 3; i++) vocab[i] = tg_ex_vocab_new();
-    corpus c;
-    if (!build_corpus(&brown, vocab[0], vocab[1], vocab[2], grow, min_count, &c))
-        return fprintf(stderr, "postag: out of memory\n"), 1;
-    int longest = 0;
-    for (int i = 0; i < brown.n; i++) longest = brown.items[i].n > longest ? brown.items[i].n : longest;
-    tg_ex_brown_free(&brown);
-    int n_tags = tg_ex_vocab_size(vocab[2]);
-    printf("postag: %d train, %d dev, %d test sentences; %d words, %d suffixes, %d tags; BLIS kernels %s\n",
-           c.n_split[0], c.n_split[1], c.n_split[2], tg_ex_vocab_size(vocab[0]), tg_ex_vocab_size(vocab[1]),
-           n_tags - TG_EX_RESERVED, tg_blas_arch());
-    if (!c.n_split[TG_EX_TRAIN] && !common.load) return fprintf(stderr, "postag: no training sentences\n"), 1;
-
+    corpus c = {0};
+    int longest;
+    if (!load_corpus(&common, st.min_count, vocab, &c, &longest)) {
+        corpus_free(&c);
+        for (int i = 0; i < 3; i++) tg_ex_vocab_free(vocab[i]);
+        return 1;
+    }
     tg_rng rng;
     tg_rng_seed(&rng, common.seed);
     model m;
-    if (!model_init(&m, s, tg_ex_vocab_size(vocab[0]), tg_ex_vocab_size(vocab[1]), n_tags, dropout, &rng)) return 1;
-    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = lr});
-    int64_t step = 0;
+    int n_tags = tg_ex_vocab_size(vocab[2]);
+    if (!model_init(&m, s, tg_ex_vocab_size(vocab[0]), tg_ex_vocab_size(vocab[1]), n_tags, st.dropout, &rng)) return 1;
+    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = st.lr});
+    progress pr = {0, 0, -1, NAN, NAN, NAN, NAN};
     if (common.load) {
-        if (!tg_ex_checkpoint_load("postag", common.load, m.params, has_state, opt, &rng, &step)) return 1;
-        printf("loaded %s, %lld steps trained\n", common.load, (long long)step);
+        if (!tg_ex_checkpoint_load("postag", common.load, m.params, has_state, opt, &rng, &pr.step)) return 1;
+        printf("loaded %s, %lld steps trained\n", common.load, (long long)pr.step);
     }
     printf("model: embeddings %d + %d + %d -> BiLSTM 2 x %d x %d layer(s) -> %d tags, %lld parameters\n", s.word_embed,
            s.suffix_embed, SHAPE_EMBED, s.hidden, s.layers, n_tags - TG_EX_RESERVED,
            (long long)tg_params_numel(m.params));
 
     enum { EVAL_BATCH = 64 };
-    int cap = B > EVAL_BATCH ? B : EVAL_BATCH;
+    int cap = st.batch > EVAL_BATCH ? st.batch : EVAL_BATCH;
     int32_t *buf = malloc(sizeof *buf * ((size_t)4 * longest * cap + cap));
     batch bt = {
         0, 0, buf, buf + longest * cap, buf + 2 * longest * cap, buf + 3 * longest * cap, buf + 4 * longest * cap};
-    int *order = malloc(sizeof *order * (size_t)(c.n_split[TG_EX_TRAIN] + 1));
     tg_graph *g = tg_graph_new();
-    int64_t n_batches = (c.n_split[TG_EX_TRAIN] + B - 1) / B, start_step = step, dev_step = -1; // dev scored at
-    double first_loss = NAN, last_loss = NAN, dev_acc = NAN, dev_oov = NAN, test_oov;
     tg_ex_saver saver = tg_ex_saver_make("postag", &common, vocab, VOCAB_NAME, 3);
-    tg_ex_budget budget;
-    tg_ex_budget_start(&budget, n_batches ? common.minutes : 0);
-    while (tg_ex_budget_left(&budget)) {
-        int64_t epoch = step / n_batches, k = step % n_batches; // a resumed run carries on mid-epoch
-        tg_ex_epoch_order(c.split[TG_EX_TRAIN], c.n_split[TG_EX_TRAIN], c.start, common.seed, epoch, 16 * B, order);
-        char label[48];
-        snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
-        tg_ex_progress p;
-        tg_ex_progress_begin(&p, stdout, label, n_batches - k, "tok");
-        p.budget = &budget;
-        for (; k < n_batches && tg_ex_budget_left(&budget); k++, step++) {
-            if (tg_ex_saver_due(&saver)) save(&saver, &m, opt, &rng, step); // a failure is reported; training goes on
-            int at = (int)(k * B), size = c.n_split[TG_EX_TRAIN] - at < B ? c.n_split[TG_EX_TRAIN] - at : B;
-            tg_graph_reset(g);
-            make_batch(&c, order + at, size, &bt);
-            tg_tensor *logits = model_forward(g, &m, &bt, &rng);
-            tg_tensor *targets = tg_from_data(g, TG_I32, tg_shape1((int64_t)bt.T * bt.B), bt.tags);
-            tg_tensor *loss =
-                tg_cross_entropy(g, logits, targets, TG_REDUCE_MEAN, TG_EX_PAD); // padding counts for nothing
-            tg_optim_zero_grad(opt);
-            tg_backward(g, loss);
-            tg_clip_grad_norm(m.params, clip);
-            tg_optim_step(opt);
-            int tokens = 0;
-            for (int b = 0; b < bt.B; b++) tokens += bt.lengths[b];
-            if (step == start_step) first_loss = tg_tensor_get(loss, 0);
-            tg_ex_progress_step(&p, tg_tensor_get(loss, 0), tokens);
-        }
-        tg_ex_progress_end(&p);
-        last_loss = tg_ex_progress_loss(&p); // the mean over the (last) epoch's steps
-        if (k == n_batches) {
-            dev_acc = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap, &dev_oov);
-            dev_step = step;
-            printf("epoch %lld: dev accuracy %.4f\n", (long long)epoch + 1, dev_acc);
-        }
-    }
-    bool saved = save(&saver, &m, opt, &rng, step);
-    if (dev_step != step) dev_acc = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap, &dev_oov);
+    double t0 = tg_ex_now(), test_oov;
+    pr.start_step = pr.step;
+    train(g, &m, &c, &bt, cap, opt, &rng, &st, &common, &saver, &pr);
+    bool saved = save(&saver, &m, opt, &rng, pr.step);
+    if (pr.dev_step != pr.step) pr.dev_acc = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap, &pr.dev_oov);
     double test_acc = evaluate(g, &m, &c, TG_EX_TEST, &bt, cap, &test_oov);
-    printf("token accuracy: dev %.4f, test %.4f (words outside the vocabulary: %.4f) after %lld steps\n", dev_acc,
-           test_acc, test_oov, (long long)step);
-    if (text) tag_sentence(g, &m, text, vocab[0], vocab[1], vocab[2]);
+    printf("token accuracy: dev %.4f, test %.4f (words outside the vocabulary: %.4f) after %lld steps\n", pr.dev_acc,
+           test_acc, test_oov, (long long)pr.step);
+    if (st.text) tag_sentence(g, &m, st.text, vocab[0], vocab[1], vocab[2]);
     tg_ex_result(NULL,
                  "test_acc=%.4f dev_acc=%.4f test_oov_acc=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f",
-                 test_acc, dev_acc, test_oov, first_loss, last_loss, (long long)(step - start_step),
-                 tg_ex_budget_elapsed(&budget));
+                 test_acc, pr.dev_acc, test_oov, pr.first_loss, pr.last_loss, (long long)(pr.step - pr.start_step),
+                 tg_ex_now() - t0);
 
     free(buf);
-    free(order);
     corpus_free(&c);
     tg_graph_free(g);
     tg_optim_free(opt);

@@ -221,13 +221,22 @@ static void classify(tg_graph *g, const model *m, const char *text, const tg_ex_
 // --- Checkpoints: tg_ex_saver's files, the sizes as config, the vocabulary as PATH.vocab
 
 static const char *const VOCAB_NAME[] = {"vocab"};
-// The config: written and read back with this one format, so any other text is refused.
-#define CONFIG_FORMAT "{\"model\": \"spam\", \"embed\": %d, \"hidden\": %d, \"layers\": %d}"
+enum { N_CONFIG = 3 };
+// The config: the sizes, as JSON. f[N_CONFIG] points at the fields of s.
+static void config_fields(sizes *s, tg_ex_config_int *f) {
+    f[0] = (tg_ex_config_int){"embed", &s->embed};
+    f[1] = (tg_ex_config_int){"hidden", &s->hidden};
+    f[2] = (tg_ex_config_int){"layers", &s->layers};
+}
 
 static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step) {
-    char config[128];
-    snprintf(config, sizeof config, CONFIG_FORMAT, m->s.embed, m->s.hidden, m->s.layers);
-    return tg_ex_saver_save(saver, m->params, opt, rng, step, config);
+    sizes z = m->s;
+    tg_ex_config_int fields[N_CONFIG];
+    config_fields(&z, fields);
+    char *config = tg_ex_config_write("spam", fields, N_CONFIG);
+    bool ok = config && tg_ex_saver_save(saver, m->params, opt, rng, step, config);
+    free(config);
+    return ok;
 }
 
 // Before the model exists: its sizes and vocabulary. A weights-only file has no config: the
@@ -235,130 +244,163 @@ static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const 
 static bool load_config(const char *path, sizes *s, tg_ex_vocab **vocab, bool *has_state) {
     char *config;
     if (!tg_ex_checkpoint_config("spam", path, &config, has_state, vocab, VOCAB_NAME, 1)) return false;
-    bool ok = !config || sscanf(config, CONFIG_FORMAT, &s->embed, &s->hidden, &s->layers) == 3;
-    if (!ok) fprintf(stderr, "spam: %s was not written by spam (its config is %s)\n", path, config);
+    tg_ex_config_int fields[N_CONFIG];
+    config_fields(s, fields);
+    bool ok = !config || tg_ex_config_read("spam", path, config, fields, N_CONFIG);
     free(config);
+    return ok;
+}
+
+// What the command line sets beyond the common options and the sizes.
+typedef struct {
+    int batch, min_count, max_tokens;
+    double lr, clip, dropout;
+    const char *text; // --classify
+} settings;
+
+static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *common, sizes *s, settings *st) {
+    const tg_ex_option options[] = {
+        {"embed", TG_EX_INT, &s->embed, "token embedding size", 1, 4096, "E"},
+        {"hidden", TG_EX_INT, &s->hidden, "GRU hidden units per direction", 1, 8192, "H"},
+        {"layers", TG_EX_INT, &s->layers, "stacked bidirectional GRU layers", 1, TG_RNN_MAX_LAYERS, "L"},
+        {"max-tokens", TG_EX_INT, &st->max_tokens, "read at most this many tokens of a message", 1, 100000, "N"},
+        {"batch", TG_EX_INT, &st->batch, "messages per batch", 1, 4096, "B"},
+        {"lr", TG_EX_DOUBLE, &st->lr, "Adam learning rate", 1e-6, 1, "R"},
+        {"clip", TG_EX_DOUBLE, &st->clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
+        {"dropout", TG_EX_DOUBLE, &st->dropout, "dropout on the embeddings and the pooled state", 0, 0.9, "P"},
+        {"min-count", TG_EX_INT, &st->min_count, "tokens seen fewer times in training are UNK", 1, 1000, "N"},
+        {"classify", TG_EX_STRING, &st->text, "a message to classify (\"Subject: ...\" then the body)", 0, 0, "TEXT"},
+    };
+    tg_ex_cli cli = {"spam", "a bidirectional GRU that tells spam from ham in the SpamAssassin corpus",
+                     common, options, TG_EX_LEN(options), NULL, NULL};
+    return tg_ex_parse(&cli, argc, argv);
+}
+
+// Where training is, and the dev scores it last saw.
+typedef struct {
+    int64_t step, start_step, dev_step; // dev_step: the step dev was last scored at (-1: never)
+    double first_loss, last_loss;
+    scores dev;
+} progress;
+
+// One optimizer step on the messages idx[0..size); returns the loss.
+static double train_step(tg_graph *g, model *m, const corpus *c, const int *idx, int size, batch *bt, tg_optim *opt,
+                         double clip, tg_rng *rng) {
+    tg_graph_reset(g);
+    make_batch(c, idx, size, bt);
+    tg_tensor *logits = model_forward(g, m, bt, rng);
+    tg_tensor *loss =
+        tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(bt->B), bt->labels), TG_REDUCE_MEAN, -100);
+    tg_optim_zero_grad(opt);
+    tg_backward(g, loss);
+    tg_clip_grad_norm(m->params, clip);
+    tg_optim_step(opt);
+    return tg_tensor_get(loss, 0);
+}
+
+// Trains until the budget is spent, scoring dev after each whole epoch and saving when due.
+static void train(tg_graph *g, model *m, const corpus *c, batch *bt, int cap, tg_optim *opt, tg_rng *rng,
+                  const settings *st, const tg_ex_common *common, tg_ex_saver *saver, progress *pr) {
+    int B = st->batch, n = c->n_split[TG_EX_TRAIN];
+    int64_t n_batches = (n + B - 1) / B;
+    int *order = malloc(sizeof *order * (size_t)(n + 1));
+    tg_ex_budget budget;
+    tg_ex_budget_start(&budget, n_batches ? common->minutes : 0);
+    while (tg_ex_budget_left(&budget)) {
+        int64_t epoch = pr->step / n_batches, k = pr->step % n_batches; // a resumed run carries on mid-epoch
+        tg_ex_epoch_order(c->split[TG_EX_TRAIN], n, c->start, common->seed, epoch, 8 * B, order);
+        char label[48];
+        snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
+        tg_ex_progress p;
+        tg_ex_progress_begin(&p, stdout, label, n_batches - k, "msg");
+        p.budget = &budget;
+        for (; k < n_batches && tg_ex_budget_left(&budget); k++, pr->step++) {
+            if (tg_ex_saver_due(saver)) save(saver, m, opt, rng, pr->step); // a failure is reported; on we go
+            int at = (int)(k * B), size = n - at < B ? n - at : B;
+            double loss = train_step(g, m, c, order + at, size, bt, opt, st->clip, rng);
+            if (pr->step == pr->start_step) pr->first_loss = loss;
+            tg_ex_progress_step(&p, loss, size);
+        }
+        tg_ex_progress_end(&p);
+        pr->last_loss = tg_ex_progress_loss(&p); // the mean over the (last) epoch's steps
+        if (k == n_batches) {
+            pr->dev = evaluate(g, m, c, TG_EX_DEV, bt, cap);
+            pr->dev_step = pr->step;
+            printf("epoch %lld: dev accuracy %.4f, precision %.4f, recall %.4f\n", (long long)epoch + 1,
+                   pr->dev.accuracy, pr->dev.precision, pr->dev.recall);
+        }
+    }
+    free(order);
+}
+
+// Reads the corpus (the vocabulary from its training messages unless a checkpoint brought it).
+static bool load_corpus(const tg_ex_common *common, const settings *st, tg_ex_vocab **vocab, corpus *c) {
+    tg_ex_spam mail;
+    tg_ex_error err;
+    if (!tg_ex_spam_load(common->data, &mail, &err)) return fprintf(stderr, "spam: %s\n", err.msg), false;
+    bool grow = !*vocab;
+    if (grow) *vocab = tg_ex_vocab_new();
+    bool ok = build_corpus(&mail, *vocab, grow, st->min_count, st->max_tokens, c);
+    if (!ok) fprintf(stderr, "spam: out of memory\n");
+    else
+        printf("spam: %d train, %d dev, %d test messages (%d spam in all); %d tokens in the vocabulary; BLIS kernels "
+               "%s\n",
+               c->n_split[0], c->n_split[1], c->n_split[2], mail.n_spam, tg_ex_vocab_size(*vocab), tg_blas_arch());
+    tg_ex_spam_free(&mail);
+    if (ok && !c->n_split[TG_EX_TRAIN] && !common->load) ok = false, fprintf(stderr, "spam: no training messages\n");
     return ok;
 }
 
 int main(int argc, char **argv) {
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 1);
     sizes s = {64, 64, 1};
-    int B = 32, min_count = 2, max_tokens = 300;
-    double lr = 2e-3, clip = 5.0, dropout = 0.2;
-    const char *text = NULL;
-    const tg_ex_option options[] = {
-        {"embed", TG_EX_INT, &s.embed, "token embedding size", 1, 4096, "E"},
-        {"hidden", TG_EX_INT, &s.hidden, "GRU hidden units per direction", 1, 8192, "H"},
-        {"layers", TG_EX_INT, &s.layers, "stacked bidirectional GRU layers", 1, TG_RNN_MAX_LAYERS, "L"},
-        {"max-tokens", TG_EX_INT, &max_tokens, "read at most this many tokens of a message", 1, 100000, "N"},
-        {"batch", TG_EX_INT, &B, "messages per batch", 1, 4096, "B"},
-        {"lr", TG_EX_DOUBLE, &lr, "Adam learning rate", 1e-6, 1, "R"},
-        {"clip", TG_EX_DOUBLE, &clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
-        {"dropout", TG_EX_DOUBLE, &dropout, "dropout on the embeddings and the pooled state", 0, 0.9, "P"},
-        {"min-count", TG_EX_INT, &min_count, "tokens seen fewer times in training are UNK", 1, 1000, "N"},
-        {"classify", TG_EX_STRING, &text, "a message to classify (\"Subject: ...\" then the body)", 0, 0, "TEXT"},
-    };
-    tg_ex_cli cli = {"spam",
-                     "a bidirectional GRU that tells spam from ham in the SpamAssassin corpus",
-                     &common,
-                     options,
-                     TG_EX_LEN(options),
-                     NULL,
-                     NULL};
-    tg_ex_parse_result parsed = tg_ex_parse(&cli, argc, argv);
+    settings st = {32, 2, 300, 2e-3, 5.0, 0.2, NULL};
+    tg_ex_parse_result parsed = parse_settings(argc, argv, &common, &s, &st);
     if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
     tg_set_num_threads(common.threads);
 
     tg_ex_vocab *vocab = NULL;
     bool has_state = false;
     if (common.load && !load_config(common.load, &s, &vocab, &has_state)) return 1;
-    tg_ex_spam mail;
-    tg_ex_error err;
-    if (!tg_ex_spam_load(common.data, &mail, &err)) return fprintf(stderr, "spam: %s\n", err.msg), 1;
-    bool grow = !vocab;
-    if (grow) vocab = tg_ex_vocab_new();
-    corpus c;
-    if (!build_corpus(&mail, vocab, grow, min_count, max_tokens, &c))
-        return fprintf(stderr, "spam: out of memory\n"), 1;
-    printf("spam: %d train, %d dev, %d test messages (%d spam in all); %d tokens in the vocabulary; BLIS kernels %s\n",
-           c.n_split[0], c.n_split[1], c.n_split[2], mail.n_spam, tg_ex_vocab_size(vocab), tg_blas_arch());
-    tg_ex_spam_free(&mail);
-    if (!c.n_split[TG_EX_TRAIN] && !common.load) return fprintf(stderr, "spam: no training messages\n"), 1;
+    corpus c = {0};
+    if (!load_corpus(&common, &st, &vocab, &c)) return corpus_free(&c), tg_ex_vocab_free(vocab), 1;
 
     tg_rng rng;
     tg_rng_seed(&rng, common.seed);
     model m;
-    if (!model_init(&m, s, tg_ex_vocab_size(vocab), dropout, &rng)) return 1;
-    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = lr});
-    int64_t step = 0;
+    if (!model_init(&m, s, tg_ex_vocab_size(vocab), st.dropout, &rng)) return 1;
+    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = st.lr});
+    progress pr = {0, 0, -1, NAN, NAN, {NAN, NAN, NAN}};
     if (common.load) {
-        if (!tg_ex_checkpoint_load("spam", common.load, m.params, has_state, opt, &rng, &step)) return 1;
-        printf("loaded %s, %lld steps trained\n", common.load, (long long)step);
+        if (!tg_ex_checkpoint_load("spam", common.load, m.params, has_state, opt, &rng, &pr.step)) return 1;
+        printf("loaded %s, %lld steps trained\n", common.load, (long long)pr.step);
     }
     printf("model: embedding %d -> BiGRU 2 x %d x %d layer(s) -> mean over the message -> ham/spam, %lld parameters\n",
            s.embed, s.hidden, s.layers, (long long)tg_params_numel(m.params));
 
     enum { EVAL_BATCH = 64 };
-    int cap = B > EVAL_BATCH ? B : EVAL_BATCH;
-    int32_t *ibuf = malloc(sizeof *ibuf * ((size_t)max_tokens * cap + 2 * (size_t)cap));
+    int cap = st.batch > EVAL_BATCH ? st.batch : EVAL_BATCH, T = st.max_tokens;
+    int32_t *ibuf = malloc(sizeof *ibuf * ((size_t)T * cap + 2 * (size_t)cap));
     float *inv_len = malloc(sizeof *inv_len * (size_t)cap);
-    batch bt = {0, 0, ibuf, ibuf + max_tokens * cap, ibuf + max_tokens * cap + cap, inv_len};
-    int *order = malloc(sizeof *order * (size_t)(c.n_split[TG_EX_TRAIN] + 1));
+    batch bt = {0, 0, ibuf, ibuf + T * cap, ibuf + T * cap + cap, inv_len};
     tg_graph *g = tg_graph_new();
-    int64_t n_batches = (c.n_split[TG_EX_TRAIN] + B - 1) / B, start_step = step, dev_step = -1; // dev scored at
-    double first_loss = NAN, last_loss = NAN;
-    scores dev = {NAN, NAN, NAN};
     tg_ex_saver saver = tg_ex_saver_make("spam", &common, &vocab, VOCAB_NAME, 1);
-    tg_ex_budget budget;
-    tg_ex_budget_start(&budget, n_batches ? common.minutes : 0);
-    while (tg_ex_budget_left(&budget)) {
-        int64_t epoch = step / n_batches, k = step % n_batches; // a resumed run carries on mid-epoch
-        tg_ex_epoch_order(c.split[TG_EX_TRAIN], c.n_split[TG_EX_TRAIN], c.start, common.seed, epoch, 8 * B, order);
-        char label[48];
-        snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
-        tg_ex_progress p;
-        tg_ex_progress_begin(&p, stdout, label, n_batches - k, "msg");
-        p.budget = &budget;
-        for (; k < n_batches && tg_ex_budget_left(&budget); k++, step++) {
-            if (tg_ex_saver_due(&saver)) save(&saver, &m, opt, &rng, step); // a failure is reported; training goes on
-            int at = (int)(k * B), size = c.n_split[TG_EX_TRAIN] - at < B ? c.n_split[TG_EX_TRAIN] - at : B;
-            tg_graph_reset(g);
-            make_batch(&c, order + at, size, &bt);
-            tg_tensor *logits = model_forward(g, &m, &bt, &rng);
-            tg_tensor *loss = tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(bt.B), bt.labels),
-                                               TG_REDUCE_MEAN, -100);
-            tg_optim_zero_grad(opt);
-            tg_backward(g, loss);
-            tg_clip_grad_norm(m.params, clip);
-            tg_optim_step(opt);
-            if (step == start_step) first_loss = tg_tensor_get(loss, 0);
-            tg_ex_progress_step(&p, tg_tensor_get(loss, 0), bt.B);
-        }
-        tg_ex_progress_end(&p);
-        last_loss = tg_ex_progress_loss(&p); // the mean over the (last) epoch's steps
-        if (k == n_batches) {
-            dev = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap);
-            dev_step = step;
-            printf("epoch %lld: dev accuracy %.4f, precision %.4f, recall %.4f\n", (long long)epoch + 1, dev.accuracy,
-                   dev.precision, dev.recall);
-        }
-    }
-    bool saved = save(&saver, &m, opt, &rng, step);
-    if (dev_step != step) dev = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap);
+    double t0 = tg_ex_now();
+    pr.start_step = pr.step;
+    train(g, &m, &c, &bt, cap, opt, &rng, &st, &common, &saver, &pr);
+    bool saved = save(&saver, &m, opt, &rng, pr.step);
+    if (pr.dev_step != pr.step) pr.dev = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap);
     scores test = evaluate(g, &m, &c, TG_EX_TEST, &bt, cap);
     printf("test: accuracy %.4f, precision %.4f, recall %.4f (dev accuracy %.4f) after %lld steps\n", test.accuracy,
-           test.precision, test.recall, dev.accuracy, (long long)step);
-    if (text) classify(g, &m, text, vocab, max_tokens);
+           test.precision, test.recall, pr.dev.accuracy, (long long)pr.step);
+    if (st.text) classify(g, &m, st.text, vocab, st.max_tokens);
     tg_ex_result(NULL,
                  "test_acc=%.4f test_precision=%.4f test_recall=%.4f dev_acc=%.4f first_loss=%.4f last_loss=%.4f "
                  "steps=%lld seconds=%.0f",
-                 test.accuracy, test.precision, test.recall, dev.accuracy, first_loss, last_loss,
-                 (long long)(step - start_step), tg_ex_budget_elapsed(&budget));
+                 test.accuracy, test.precision, test.recall, pr.dev.accuracy, pr.first_loss, pr.last_loss,
+                 (long long)(pr.step - pr.start_step), tg_ex_now() - t0);
 
-    free(ibuf);
-    free(inv_len);
-    free(order);
+    free(ibuf), free(inv_len);
     corpus_free(&c);
     tg_graph_free(g);
     tg_optim_free(opt);

@@ -4,7 +4,7 @@
 #
 #   scripts/valgrind.sh            everything
 #   scripts/valgrind.sh NAME...    only these runs (names, custom_cell, charlm, postag, spam,
-#                                  g2p, parity, test_safetensors)
+#                                  g2p, forecast, parity, test_safetensors)
 #
 # Clean means: no invalid read or write, no use of uninitialised values, no definitely or
 # indirectly lost bytes (--errors-for-leak-kinds=definite,indirect). "Possibly lost" and
@@ -21,7 +21,7 @@
 set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-all_runs=(names custom_cell charlm postag spam g2p parity test_safetensors)
+all_runs=(names custom_cell charlm postag spam g2p forecast parity test_safetensors)
 runs=()
 for arg in "$@"; do
     case "$arg" in
@@ -54,7 +54,8 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_SANITIZE= -DTG_BUI
 
 # A tiny copy of the data sets: the examples read, split, train and evaluate in seconds.
 data="$tmp/data"
-mkdir -p "$data/cmudict" "$data/brown" "$data/spam" "$data/names"
+mkdir -p "$data/cmudict" "$data/brown" "$data/spam" "$data/names" "$data/co2"
+cp data/co2/co2.csv "$data/co2/co2.csv" # 19 KB: whole, as forecast needs 10 test years and more
 head -n 400 data/cmudict/cmudict.tsv >"$data/cmudict/cmudict.tsv"
 head -n 150 data/brown/brown.txt >"$data/brown/brown.txt"
 awk -F'\t' 'length($0) < 4000 && (($1 == "ham" && h++ < 60) || ($1 == "spam" && s++ < 60))' data/spam/spam.tsv \
@@ -121,6 +122,7 @@ example_args() {
     spam) echo "--minutes 0.02 --hidden 16 --embed 16 --batch 8 --max-tokens 50 --data $data" ;;
     g2p) echo "--minutes 0.02 --hidden 16 --embed 16 --batch 16 --steps 5 --beam 2 --show 2 --eval-every 3" \
         "--heatmap $tmp/g2p_attention.svg --curve $tmp/g2p_curve.svg --data $data" ;;
+    forecast) echo "--minutes 0.02 --members 2 --hidden 8 --batch 16 --round 5 --svg $tmp/forecast.svg --data $data" ;;
     esac
 }
 

@@ -669,3 +669,30 @@ Test(progress, result_line) {
     cr_assert_str_eq(text, "RESULT test_acc=0.9500 steps=12\n");
     free(text);
 }
+
+// --- Checkpoint configs ---
+
+Test(checkpoint_config, round_trip_and_refusals) {
+    int embed = 64, hidden = 128, layers = 2;
+    const tg_ex_config_int fields[] = {{"embed", &embed}, {"hidden", &hidden}, {"layers", &layers}};
+    char *text = tg_ex_config_write("charlm", fields, 3);
+    cr_assert_str_eq(text, "{\"model\": \"charlm\", \"embed\": 64, \"hidden\": 128, \"layers\": 2}");
+    embed = hidden = layers = 0;
+    cr_assert(tg_ex_config_read("charlm", "x", text, fields, 3));
+    cr_assert(embed == 64 && hidden == 128 && layers == 2);
+    free(text);
+    // Written by the snprintf format of before: the same text, so old checkpoints still load.
+    cr_assert(tg_ex_config_read("charlm", "x", "{\"model\": \"charlm\", \"embed\": 8, \"hidden\": 9, \"layers\": 1}",
+                                fields, 3));
+    cr_assert(embed == 8 && hidden == 9 && layers == 1);
+    static const char *const bad[] = {
+        "{\"model\": \"spam\", \"embed\": 8, \"hidden\": 9, \"layers\": 1}", // another program's
+        "{\"model\": \"charlm\", \"embed\": 8, \"hidden\": 9}",               // a field missing
+        "{\"model\": \"charlm\", \"embed\": 8, \"hidden\": -9, \"layers\": 1}", // not positive
+        "{\"model\": \"charlm\", \"embed\": 8, \"hidden\": 9.5, \"layers\": 1}", // not an integer
+        "{\"model\": \"charlm\", \"embed\": 8, \"hidden\": 9, \"layers\": 1",   // not JSON
+        "[1, 2]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert_not(tg_ex_config_read("charlm", "x", bad[i], fields, 3), "accepted %s", bad[i]);
+}

@@ -213,7 +213,8 @@ Test(forecast, holt_winters_fit_is_no_worse_than_random_parameters) {
     for (int i = 0; i < 500; i++) {
         tg_ex_hw_params p = {M, tg_rng_uniform(&rng), tg_rng_uniform(&rng), tg_rng_uniform(&rng)};
         double sse = tg_ex_hw_sse(y, N, &p);
-        cr_assert_geq(sse, best, "alpha %g beta %g gamma %g: %g below the fit's %g", p.alpha, p.beta, p.gamma, sse, best);
+        cr_assert_geq(sse, best, "alpha %g beta %g gamma %g: %g below the fit's %g", p.alpha, p.beta, p.gamma, sse,
+                      best);
     }
     cr_assert_not(tg_ex_hw_fit(y, 2 * M, M, &fit), "fewer than three periods");
 }

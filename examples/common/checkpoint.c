@@ -1,5 +1,7 @@
 // checkpoint.c: the examples' checkpoints, tg_checkpoint plus vocabularies beside it, saved
 // periodically while training so that a killed run can be restarted with --load.
+#include <jansson.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,5 +76,30 @@ bool tg_ex_checkpoint_load(const char *program, const char *path, tg_params *par
     bool ok = resume ? tg_checkpoint_load(path, params, opt, rng, step, NULL, true, err, sizeof err)
                      : tg_checkpoint_load(path, params, NULL, NULL, NULL, NULL, true, err, sizeof err);
     if (!ok) fprintf(stderr, "%s: %s\n", program, err);
+    return ok;
+}
+
+char *tg_ex_config_write(const char *program, const tg_ex_config_int *fields, int n_fields) {
+    json_t *o = json_object();
+    bool ok = o && json_object_set_new(o, "model", json_string(program)) == 0;
+    for (int i = 0; ok && i < n_fields; i++)
+        ok = json_object_set_new(o, fields[i].name, json_integer(*fields[i].value)) == 0;
+    char *text = ok ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    return text;
+}
+
+bool tg_ex_config_read(const char *program, const char *path, const char *config, const tg_ex_config_int *fields,
+                       int n_fields) {
+    json_error_t jerr;
+    json_t *o = json_loads(config, 0, &jerr), *model = json_object_get(o, "model");
+    bool ok = json_is_object(o) && json_is_string(model) && !strcmp(json_string_value(model), program);
+    for (int i = 0; ok && i < n_fields; i++) {
+        json_t *v = json_object_get(o, fields[i].name);
+        ok = json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= INT_MAX;
+        if (ok) *fields[i].value = (int)json_integer_value(v);
+    }
+    if (!ok) fprintf(stderr, "%s: %s was not written by %s (its config is %s)\n", program, path, program, config);
+    json_decref(o);
     return ok;
 }

@@ -48,8 +48,57 @@ const char *tg_ex_split_name(tg_ex_split split) {
 
 // --- Whole files ---
 
-// Reads path into a NUL-terminated buffer and checks it is text of at most max_line bytes a
-// line, ending with a newline (a file that does not was cut short). Counts its lines.
+// Reads the whole of f into a NUL-terminated buffer (*size bytes before the NUL); NULL with a
+// message when it is too large, memory runs out or reading fails.
+static char *read_whole(FILE *f, const char *path, size_t *size, tg_ex_error *err) {
+    char *text = NULL;
+    size_t cap = 0;
+    *size = 0;
+    for (;;) {
+        if (cap - *size < 65536) {
+            if (cap >= MAX_FILE_BYTES)
+                return free(text), bad_line(err, path, 0, "the file is larger than 512 MiB"), NULL;
+            cap = cap ? cap * 2 : 1 << 20;
+            char *grown = realloc(text, cap + 1);
+            if (!grown) return free(text), set_error(err, "%s: out of memory reading it", path), NULL;
+            text = grown;
+        }
+        size_t got = fread(text + *size, 1, cap - *size, f);
+        *size += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) return free(text), set_error(err, "%s: read error", path), NULL;
+    text[*size] = 0;
+    return text;
+}
+
+// Checks that text [size] is text of at most max_line bytes a line, each ending with a
+// newline; counts its lines. False with a message naming the line.
+static bool check_text(const char *text, size_t size, size_t max_line, const char *path, int *n_lines,
+                       tg_ex_error *err) {
+    if (size == 0) return bad_line(err, path, 0, "the file is empty"), false;
+    if (memchr(text, 0, size)) {
+        int line = 1;
+        for (const char *c = text; *c; c++) line += *c == '\n';
+        return bad_line(err, path, line, "a NUL byte: this is binary data, not a text file"), false;
+    }
+    int lines = 0;
+    for (const char *at = text; *at;) {
+        const char *end = strchr(at, '\n');
+        lines++;
+        if (!end) return bad_line(err, path, lines, "the last line has no newline: the file was cut short"), false;
+        if ((size_t)(end - at) > max_line) {
+            char what[96];
+            snprintf(what, sizeof what, "a line of %zu bytes, longer than the %zu this format allows",
+                     (size_t)(end - at), max_line);
+            return bad_line(err, path, lines, what), false;
+        }
+        at = end + 1;
+    }
+    *n_lines = lines;
+    return true;
+}
+
 // Shared with series.c through tg_example.h.
 char *tg_ex_read_text(const char *path, size_t max_line, int *n_lines, tg_ex_error *err) {
     FILE *f = fopen(path, "rb");
@@ -61,70 +110,10 @@ char *tg_ex_read_text(const char *path, size_t max_line, int *n_lines, tg_ex_err
                   path, strerror(errno));
         return NULL;
     }
-    char *text = NULL;
-    size_t size = 0, cap = 0;
-    for (;;) {
-        if (cap - size < 65536) {
-            if (cap >= MAX_FILE_BYTES) {
-                fclose(f);
-                free(text);
-                bad_line(err, path, 0, "the file is larger than 512 MiB");
-                return NULL;
-            }
-            cap = cap ? cap * 2 : 1 << 20;
-            char *grown = realloc(text, cap + 1);
-            if (!grown) {
-                fclose(f);
-                free(text);
-                set_error(err, "%s: out of memory reading it", path);
-                return NULL;
-            }
-            text = grown;
-        }
-        size_t got = fread(text + size, 1, cap - size, f);
-        size += got;
-        if (got == 0) break;
-    }
-    bool failed = ferror(f);
+    size_t size;
+    char *text = read_whole(f, path, &size, err);
     fclose(f);
-    if (failed) {
-        free(text);
-        set_error(err, "%s: read error", path);
-        return NULL;
-    }
-    text[size] = 0;
-    if (size == 0) {
-        free(text);
-        bad_line(err, path, 0, "the file is empty");
-        return NULL;
-    }
-    if (memchr(text, 0, size)) {
-        int line = 1;
-        for (const char *c = text; *c; c++) line += *c == '\n';
-        free(text);
-        bad_line(err, path, line, "a NUL byte: this is binary data, not a text file");
-        return NULL;
-    }
-    int lines = 0;
-    for (char *at = text; *at;) {
-        char *end = strchr(at, '\n');
-        lines++;
-        if (!end) {
-            free(text);
-            bad_line(err, path, lines, "the last line has no newline: the file was cut short");
-            return NULL;
-        }
-        if ((size_t)(end - at) > max_line) {
-            char what[96];
-            snprintf(what, sizeof what, "a line of %zu bytes, longer than the %zu this format allows",
-                     (size_t)(end - at), max_line);
-            free(text);
-            bad_line(err, path, lines, what);
-            return NULL;
-        }
-        at = end + 1;
-    }
-    *n_lines = lines;
+    if (text && !check_text(text, size, max_line, path, n_lines, err)) free(text), text = NULL;
     return text;
 }
 

@@ -71,14 +71,16 @@ static void put_axes(FILE *f, const tg_plot_panel *p, double oy, double *x0, dou
     if (*y1 <= *y0) *y1 = *y0 + ys;
     for (int i = 0; i < ny; i++) {
         double py = oy + PLOT_H - PLOT_H * (yt[i] - *y0) / (*y1 - *y0);
-        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", LEFT, LEFT + PLOT_W, py, py);
+        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", LEFT, LEFT + PLOT_W, py,
+                py);
         fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">", LEFT - 6, py + 4);
         put_number(f, yt[i], ys);
         fputs("</text>\n", f);
     }
     for (int i = 0; i < nx; i++) {
         double px = LEFT + PLOT_W * (xt[i] - *x0) / (*x1 - *x0);
-        fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>\n", px, px, oy, oy + PLOT_H);
+        fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>\n", px, px, oy,
+                oy + PLOT_H);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", px, oy + PLOT_H + 16);
         put_number(f, xt[i], xs);
         fputs("</text>\n", f);
@@ -116,8 +118,10 @@ static void put_line(FILE *f, const tg_plot_line *l, int index, double oy, doubl
             if (open) fputs("\"/>\n", f), open = false;
             continue;
         }
-        if (!open)
-            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\"%s points=\"", color, dash), open = true;
+        if (!open) {
+            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\"%s points=\"", color, dash);
+            open = true;
+        }
         fprintf(f, "%.1f,%.1f ", LEFT + PLOT_W * (l->x[i] - x0) / (x1 - x0),
                 oy + PLOT_H - PLOT_H * (l->y[i] - y0) / (y1 - y0));
     }

@@ -306,6 +306,21 @@ bool tg_ex_checkpoint_config(const char *program, const char *path, char **confi
 bool tg_ex_checkpoint_load(const char *program, const char *path, tg_params *params, bool resume, tg_optim *opt,
                            tg_rng *rng, int64_t *step);
 
+// A checkpoint config of sizes: the JSON object {"model": PROGRAM, NAME: VALUE, ...} of
+// integers, written and read with jansson.
+typedef struct {
+    const char *name; // "hidden"
+    int *value;       // the program's variable
+} tg_ex_config_int;
+
+// The config's text (malloc'd; NULL when out of memory).
+char *tg_ex_config_write(const char *program, const tg_ex_config_int *fields, int n_fields);
+// Reads every field from config into its variable; false with a message on stderr naming path
+// when config is not JSON, names another program, or lacks a field or holds one that is not
+// a positive integer. Other keys are ignored.
+bool tg_ex_config_read(const char *program, const char *path, const char *config, const tg_ex_config_int *fields,
+                       int n_fields);
+
 // --- Time budget, progress, result ------------------------------------------------------
 
 // Monotonic seconds.
