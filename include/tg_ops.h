@@ -58,6 +58,36 @@ tg_tensor *tg_elu(tg_graph *g, tg_tensor *x, double alpha);
 tg_tensor *tg_exp(tg_graph *g, tg_tensor *x);
 // Natural log; log of a negative number is NaN and of zero -inf, as in C.
 tg_tensor *tg_log(tg_graph *g, tg_tensor *x);
+// log(1 + exp(beta*x))/beta, and x itself where beta*x > threshold (PyTorch's defaults: beta 1,
+// threshold 20), so large inputs neither overflow nor lose digits.
+tg_tensor *tg_softplus(tg_graph *g, tg_tensor *x, double beta, double threshold);
+// x * Phi(x), Phi the standard normal CDF (PyTorch's gelu, approximate='none').
+tg_tensor *tg_gelu(tg_graph *g, tg_tensor *x);
+// 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))) (PyTorch's gelu, approximate='tanh').
+tg_tensor *tg_gelu_tanh(tg_graph *g, tg_tensor *x);
+// x * sigmoid(x) (PyTorch's silu, or swish).
+tg_tensor *tg_silu(tg_graph *g, tg_tensor *x);
+
+// --- Elementwise math (ops/math.c) ------------------------------------------------------
+// Gradients at the edges are PyTorch's: sqrt and rsqrt are infinite at 0, abs's is 0 at 0.
+tg_tensor *tg_sqrt(tg_graph *g, tg_tensor *x);  // sqrt(x); NaN below 0
+tg_tensor *tg_rsqrt(tg_graph *g, tg_tensor *x); // 1/sqrt(x)
+// x^exponent for a scalar exponent; the gradient is 0 for exponent 0, as in PyTorch.
+tg_tensor *tg_pow_scalar(tg_graph *g, tg_tensor *x, double exponent);
+tg_tensor *tg_square(tg_graph *g, tg_tensor *x); // x*x
+tg_tensor *tg_abs(tg_graph *g, tg_tensor *x);    // |x|
+// min(max(x, min), max) as PyTorch's clamp (-INFINITY or INFINITY for no bound); the
+// gradient passes where min <= x <= max.
+tg_tensor *tg_clamp(tg_graph *g, tg_tensor *x, double min, double max);
+// The elementwise smaller / larger of a and b, broadcasting; a NaN wins; on a tie each
+// input gets half the gradient, as in PyTorch.
+tg_tensor *tg_minimum(tg_graph *g, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_maximum(tg_graph *g, tg_tensor *a, tg_tensor *b);
+
+// --- Normalisation (ops/norm.c) -------------------------------------------------------
+// Layer normalisation over the last axis of x [..., N], fused: (x - mean)/sqrt(var + eps)
+// * gain + bias, var biased, gain and bias [N] or NULL (PyTorch's F.layer_norm, eps 1e-5).
+tg_tensor *tg_layer_norm(tg_graph *g, tg_tensor *x, tg_tensor *gain, tg_tensor *bias, double eps);
 
 // --- Reductions (ops/reduce.c) --------------------------------------------------------
 // Sum of all elements: a scalar (shape []).
@@ -161,6 +191,19 @@ tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
 #define tg_elu(g, ...) tg_elu(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_exp(g, ...) tg_exp(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_log(g, ...) tg_log(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_softplus(g, ...) tg_softplus(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_gelu(g, ...) tg_gelu(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_gelu_tanh(g, ...) tg_gelu_tanh(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_silu(g, ...) tg_silu(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_sqrt(g, ...) tg_sqrt(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_rsqrt(g, ...) tg_rsqrt(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_pow_scalar(g, ...) tg_pow_scalar(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_square(g, ...) tg_square(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_abs(g, ...) tg_abs(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_clamp(g, ...) tg_clamp(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_minimum(g, ...) tg_minimum(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_maximum(g, ...) tg_maximum(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_layer_norm(g, ...) tg_layer_norm(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_sum(g, ...) tg_sum(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_mean(g, ...) tg_mean(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_sum_axis(g, ...) tg_sum_axis(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
