@@ -99,6 +99,33 @@ tg_tensor *tg_sum_axis(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
 // Mean over one axis.
 tg_tensor *tg_mean_axis(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
 
+// --- Along one axis (ops/axis.c) ------------------------------------------------------
+// The largest (smallest) value along an axis; the first one when several tie, and a NaN
+// counts as the extreme; the whole gradient goes to it, as in PyTorch.
+tg_tensor *tg_max_axis(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
+tg_tensor *tg_min_axis(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
+// The index (int32) of tg_max_axis's value along the axis; no gradient.
+tg_tensor *tg_argmax(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
+// log(sum(exp(x))) along an axis, shifted by the max so it neither overflows nor underflows.
+tg_tensor *tg_logsumexp(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
+// Variance along an axis, divided by n - 1 when unbiased (PyTorch's default) or by n.
+tg_tensor *tg_var(tg_graph *g, tg_tensor *x, int axis, bool unbiased, bool keepdim);
+// Standard deviation: the square root of tg_var.
+tg_tensor *tg_std(tg_graph *g, tg_tensor *x, int axis, bool unbiased, bool keepdim);
+// Cumulative sum along an axis, summed in double.
+tg_tensor *tg_cumsum(tg_graph *g, tg_tensor *x, int axis);
+
+// --- Comparisons and cast (ops/compare.c) -----------------------------------------------
+// a > b, a >= b, a < b, a <= b, a == b elementwise, broadcasting: an int32 mask (1 where it
+// holds; a NaN compares false) for tg_where and tg_masked_fill; no gradient.
+tg_tensor *tg_gt(tg_graph *g, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_ge(tg_graph *g, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_lt(tg_graph *g, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_le(tg_graph *g, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_eq(tg_graph *g, tg_tensor *a, tg_tensor *b);
+// x as float32 or float64 (x itself when it already is); the gradient is cast back.
+tg_tensor *tg_cast(tg_graph *g, tg_tensor *x, tg_dtype dtype);
+
 // --- Softmax and losses (ops/softmax.c, ops/loss.c) -----------------------------------
 // Softmax along an axis (negative counts from the end), numerically stable.
 tg_tensor *tg_softmax(tg_graph *g, tg_tensor *x, int axis);
@@ -204,6 +231,19 @@ tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
 #define tg_minimum(g, ...) tg_minimum(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_maximum(g, ...) tg_maximum(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_layer_norm(g, ...) tg_layer_norm(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_max_axis(g, ...) tg_max_axis(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_min_axis(g, ...) tg_min_axis(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_argmax(g, ...) tg_argmax(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_logsumexp(g, ...) tg_logsumexp(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_var(g, ...) tg_var(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_std(g, ...) tg_std(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_cumsum(g, ...) tg_cumsum(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_gt(g, ...) tg_gt(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_ge(g, ...) tg_ge(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_lt(g, ...) tg_lt(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_le(g, ...) tg_le(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_eq(g, ...) tg_eq(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_cast(g, ...) tg_cast(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_sum(g, ...) tg_sum(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_mean(g, ...) tg_mean(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_sum_axis(g, ...) tg_sum_axis(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)

@@ -1,5 +1,6 @@
 // Elementwise math (sqrt, rsqrt, pow_scalar, square, abs, clamp, minimum, maximum), the
-// activations softplus, gelu, gelu_tanh and silu, and layer_norm: against PyTorch's values
+// activations softplus, gelu, gelu_tanh and silu, layer_norm, the ops along an axis (max,
+// min, argmax, logsumexp, var, std, cumsum), comparisons and cast: against PyTorch's values
 // (tests/data/ops/ops.safetensors, written by scripts/fixtures/make_op_fixtures.py), by
 // float64 gradient checks at edge values, in float32 against float64, and on bad input.
 #include <stdio.h>
@@ -45,17 +46,23 @@ static void assert_matches(const char *what, int64_t i, double got, double want)
     }
 }
 
-static void assert_tensor_matches(const char *what, const tg_tensor *got, const double *got_values,
-                                  const tg_tensor *want) {
+// got's values (its data, or its gradient when grad) against want's; int32 (an index or a
+// mask) is compared as numbers.
+static void assert_tensor_matches(const char *what, const tg_tensor *got, bool grad, const tg_tensor *want) {
     cr_assert(tg_shape_equal(got->shape, want->shape), "%s: shape differs from PyTorch's", what);
-    for (int64_t i = 0; i < want->numel; i++) assert_matches(what, i, got_values[i], tg_tensor_get(want, i));
+    for (int64_t i = 0; i < want->numel; i++) {
+        double v = got->dtype == TG_I32 ? ((const int32_t *)got->data)[i]
+                   : grad              ? ((const double *)got->grad)[i]
+                                       : tg_tensor_get(got, i);
+        assert_matches(what, i, v, tg_tensor_get(want, i));
+    }
 }
 
 // Applies the op a case's spec names ("clamp -0.5 0.7", "layer_norm 1e-05 gain", ...).
 static tg_tensor *apply(tg_graph *g, const char *spec, tg_tensor *x, tg_tensor *b, tg_tensor *gain, tg_tensor *bias) {
     char op[32] = "";
-    double p = 0, q = 0;
-    int n = sscanf(spec, "%31s %lf %lf", op, &p, &q);
+    double p = 0, q = 0, r = 0;
+    int n = sscanf(spec, "%31s %lf %lf %lf", op, &p, &q, &r);
     cr_assert(n >= 1, "bad spec '%s'", spec);
     if (!strcmp(op, "sqrt")) return tg_sqrt(g, x);
     if (!strcmp(op, "rsqrt")) return tg_rsqrt(g, x);
@@ -70,6 +77,18 @@ static tg_tensor *apply(tg_graph *g, const char *spec, tg_tensor *x, tg_tensor *
     if (!strcmp(op, "gelu_tanh")) return tg_gelu_tanh(g, x);
     if (!strcmp(op, "silu")) return tg_silu(g, x);
     if (!strcmp(op, "layer_norm")) return tg_layer_norm(g, x, gain, bias, p);
+    if (!strcmp(op, "max_axis")) return tg_max_axis(g, x, (int)p, q != 0);
+    if (!strcmp(op, "min_axis")) return tg_min_axis(g, x, (int)p, q != 0);
+    if (!strcmp(op, "argmax")) return tg_argmax(g, x, (int)p, q != 0);
+    if (!strcmp(op, "logsumexp")) return tg_logsumexp(g, x, (int)p, q != 0);
+    if (!strcmp(op, "var")) return tg_var(g, x, (int)p, q != 0, r != 0);
+    if (!strcmp(op, "std")) return tg_std(g, x, (int)p, q != 0, r != 0);
+    if (!strcmp(op, "cumsum")) return tg_cumsum(g, x, (int)p);
+    if (!strcmp(op, "gt")) return tg_gt(g, x, b);
+    if (!strcmp(op, "ge")) return tg_ge(g, x, b);
+    if (!strcmp(op, "lt")) return tg_lt(g, x, b);
+    if (!strcmp(op, "le")) return tg_le(g, x, b);
+    if (!strcmp(op, "eq")) return tg_eq(g, x, b);
     cr_assert_fail("unknown op in spec '%s'", spec);
     return NULL;
 }
@@ -78,7 +97,10 @@ static tg_tensor *apply(tg_graph *g, const char *spec, tg_tensor *x, tg_tensor *
 static const char *const CASES[] = {"sqrt", "rsqrt", "pow_2", "pow_3", "pow_half", "pow_m1_5", "pow_0",
                                     "square", "abs", "clamp", "clamp_min", "clamp_crossed", "minimum", "maximum",
                                     "softplus", "softplus_beta", "gelu", "gelu_tanh", "silu", "layer_norm",
-                                    "layer_norm_plain", "layer_norm_gain"};
+                                    "layer_norm_plain", "layer_norm_gain", "max_axis", "min_axis",
+                                    "max_axis_last", "argmax", "logsumexp", "logsumexp_keep", "var", "var_biased",
+                                    "std", "std_biased", "var_single", "cumsum", "cumsum_first", "gt", "ge", "lt",
+                                    "le", "eq"};
 
 Test(math, matches_pytorch_forward_and_backward_in_float64) {
     tg_safetensors *f = open_fixture();
@@ -108,19 +130,25 @@ Test(math, matches_pytorch_forward_and_backward_in_float64) {
         tg_tensor *out_want = load(f, key, false);
         snprintf(key, sizeof key, "%s.w", name);
         tg_tensor *w = load(f, key, false);
-        cr_assert(out_want && w, "case %s lacks out or w", name);
+        cr_assert_not_null(out_want, "case %s lacks its output", name);
         tg_graph *g = tg_graph_new();
         tg_tensor *x = in[0] ? in[0] : in[1]; // "a" for the binary ops
         tg_tensor *y = apply(g, spec, x, in[2], in[3], in[4]);
         cr_assert_not_null(y, "%s: the op failed", name);
         snprintf(what, sizeof what, "%s (%s): output", name, spec);
-        assert_tensor_matches(what, y, y->data, out_want);
-        cr_assert(tg_backward_seed(g, y, w->data));
+        assert_tensor_matches(what, y, false, out_want);
+        if (y->dtype == TG_I32) { // an index or a mask: nothing recorded, nothing to differentiate
+            cr_assert_null(w, "case %s has an upstream gradient for an int32 output", name);
+            cr_assert_eq(tg_graph_node_count(g), 0);
+        } else {
+            cr_assert_not_null(w, "case %s lacks its upstream gradient", name);
+            cr_assert(tg_backward_seed(g, y, w->data));
+        }
         for (int k = 0; k < 5; k++) {
-            if (!in[k]) continue;
+            if (!in[k] || y->dtype == TG_I32) continue;
             cr_assert_not_null(grad_want[k], "case %s has input %s but no gradient", name, input_names[k]);
             snprintf(what, sizeof what, "%s (%s): gradient of %s", name, spec, input_names[k]);
-            assert_tensor_matches(what, in[k], in[k]->grad, grad_want[k]);
+            assert_tensor_matches(what, in[k], true, grad_want[k]);
         }
         tg_graph_free(g);
         for (int k = 0; k < 5; k++) {
@@ -229,11 +257,63 @@ Test(math, layer_norm_passes_gradcheck) {
     tg_tensor_free(bias);
 }
 
+Test(math, axis_ops_pass_gradcheck) {
+    tg_tensor *x = test_input(tg_shape3(2, 4, 3), 21, -2, 2);
+    tg_tensor_set(x, 0, 600); // large magnitudes, for logsumexp's shift
+    tg_tensor_set(x, 4, -600);
+    const char *specs[] = {"max_axis 1 0", "min_axis -1 1", "logsumexp 1 0", "logsumexp 2 1", "var 1 1 0",
+                           "var 0 0 1", "std 1 1 1", "std 2 0 0", "cumsum 1", "cumsum 0"};
+    for (size_t s = 0; s < sizeof specs / sizeof *specs; s++) {
+        case_ctx c = {specs[s], x, NULL, NULL, NULL};
+        char report[1024];
+        cr_assert(tg_gradcheck(case_fn, &c, &x, 1, NULL, report, sizeof report), "%s: %s", specs[s], report);
+    }
+    tg_tensor_free(x);
+}
+
+Test(math, comparisons_make_masks_for_where) {
+    tg_tensor *x = tg_tensor_create(TG_F64, tg_shape2(2, 3), true);
+    double xv[] = {-1, 0, 2, 3, -4, 0.5};
+    tg_tensor_copy_from(x, xv);
+    tg_graph *g = tg_graph_new();
+    tg_tensor *zero = tg_zeros(g, TG_F64, tg_shape0());
+    tg_tensor *relu = tg_where(g, tg_gt(g, x, zero), x, zero); // relu written with a mask
+    cr_assert(tg_backward(g, tg_sum(g, relu)));
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(tg_tensor_get(relu, i), xv[i] > 0 ? xv[i] : 0);
+        cr_assert_eq(((double *)x->grad)[i], xv[i] > 0 ? 1 : 0, "grad[%d]", i);
+    }
+    tg_tensor *m = tg_le(g, x, tg_full(g, TG_F64, tg_shape1(3), 0));
+    cr_assert_eq(m->dtype, TG_I32);
+    cr_assert(!m->requires_grad);
+    tg_graph_free(g);
+    tg_tensor_free(x);
+}
+
+Test(math, cast_converts_values_and_casts_the_gradient_back) {
+    tg_tensor *x = tg_tensor_create(TG_F64, tg_shape1(3), true);
+    double xv[] = {0.1, -2.5, 1e-3};
+    tg_tensor_copy_from(x, xv);
+    tg_graph *g = tg_graph_new();
+    tg_tensor *y = tg_cast(g, x, TG_F32);
+    cr_assert_eq(y->dtype, TG_F32);
+    for (int i = 0; i < 3; i++) cr_assert_eq(((float *)y->data)[i], (float)xv[i]);
+    cr_assert_eq(tg_cast(g, y, TG_F32), y, "a cast to the same dtype is the tensor itself");
+    tg_tensor *back = tg_cast(g, tg_mul_scalar(g, y, 3), TG_F64);
+    cr_assert_eq(back->dtype, TG_F64);
+    cr_assert(tg_backward_seed(g, back, (double[]){1, 2, 0.5}));
+    double want[] = {3, 6, 1.5};
+    for (int i = 0; i < 3; i++) cr_assert_eq(((double *)x->grad)[i], want[i], "grad[%d]", i);
+    tg_graph_free(g);
+    tg_tensor_free(x);
+}
+
 // --- float32: the same values as float64, to float32's precision ---
 
 Test(math, float32_agrees_with_float64) {
     const char *specs[] = {"sqrt", "rsqrt", "pow_scalar 3", "pow_scalar -1.5", "square", "abs", "clamp -0.5 0.7",
-                           "minimum", "maximum", "softplus 1 20", "gelu", "gelu_tanh", "silu", "layer_norm 1e-5"};
+                           "minimum", "maximum", "softplus 1 20", "gelu", "gelu_tanh", "silu", "layer_norm 1e-5",
+                           "max_axis 1 0", "min_axis 0 1", "logsumexp 1 0", "var 1 1 0", "std 0 0 1", "cumsum 1"};
     tg_tensor *x64 = test_input(tg_shape2(4, 6), 9, 0.1, 3), *b64 = test_input(tg_shape2(1, 6), 10, 0.1, 3);
     tg_tensor *gain64 = test_input(tg_shape1(6), 12, 0.5, 1.5), *bias64 = test_input(tg_shape1(6), 13, -1, 1);
     tg_tensor *x32 = tg_tensor_create(TG_F32, x64->shape, true), *b32 = tg_tensor_create(TG_F32, b64->shape, true);
@@ -296,5 +376,17 @@ Test(math, bad_input_names_the_op_and_the_shapes) {
     cr_assert(strstr(test_error_message, "tg_sqrt"), "%s", test_error_message);
     cr_assert_null(tg_layer_norm(g, tg_zeros(g, TG_F64, tg_shape0()), NULL, NULL, 1e-5));
     cr_assert(strstr(test_error_message, "tg_layer_norm"), "%s", test_error_message);
+    cr_assert_null(tg_max_axis(g, x, 2, false));
+    cr_assert(strstr(test_error_message, "tg_max_axis") && strstr(test_error_message, "[3, 5]"), "%s",
+              test_error_message);
+    cr_assert_null(tg_argmax(g, tg_zeros(g, TG_F64, tg_shape2(3, 0)), 1, false));
+    cr_assert(strstr(test_error_message, "tg_argmax") && strstr(test_error_message, "[3, 0]"), "%s",
+              test_error_message);
+    cr_assert_null(tg_var(g, tg_zeros(g, TG_F64, tg_shape0()), 0, true, false));
+    cr_assert(strstr(test_error_message, "tg_var"), "%s", test_error_message);
+    cr_assert_null(tg_gt(g, x, tg_zeros(g, TG_F64, tg_shape1(4))));
+    cr_assert(strstr(test_error_message, "tg_gt") && strstr(test_error_message, "[3, 5]"), "%s", test_error_message);
+    cr_assert_null(tg_cast(g, x, TG_I32));
+    cr_assert(strstr(test_error_message, "tg_cast"), "%s", test_error_message);
     tg_graph_free(g);
 }
