@@ -147,6 +147,9 @@ tg_tensor *tg_nll_loss(tg_graph *g, tg_tensor *log_probs, tg_tensor *targets, tg
                        int ignore_index);
 // Mean (or sum, or elementwise) squared error between two tensors of the same shape.
 tg_tensor *tg_mse_loss(tg_graph *g, tg_tensor *input, tg_tensor *target, tg_reduction reduction);
+// Binary cross-entropy of logits against targets in [0, 1] of the same shape, in PyTorch's
+// stable form max(x, 0) - x t + log(1 + exp(-|x|)) (binary_cross_entropy_with_logits).
+tg_tensor *tg_bce_with_logits(tg_graph *g, tg_tensor *logits, tg_tensor *target, tg_reduction reduction);
 
 // --- Shape ops (ops/shape.c) ----------------------------------------------------------
 // Same data, new shape with the same number of elements; one size may be -1 (inferred).
@@ -163,6 +166,15 @@ tg_tensor *tg_slice(tg_graph *g, tg_tensor *x, int axis, int64_t start, int64_t 
 tg_tensor *tg_stack(tg_graph *g, int n, tg_tensor *const *xs, int axis);
 // Splits x into n equal pieces along an axis, written to out[0..n-1]; false on error.
 bool tg_chunk(tg_graph *g, tg_tensor *x, int n, int axis, tg_tensor **out);
+
+// --- Layout (ops/layout.c) --------------------------------------------------------------
+// x reversed along an axis.
+tg_tensor *tg_flip(tg_graph *g, tg_tensor *x, int axis);
+// x with its axes reordered: y's axis d is x's axis perm[d] (n_axes = x's rank, up to 4,
+// negative axes counting from the end), a contiguous copy, as PyTorch's permute(...).contiguous().
+tg_tensor *tg_permute(tg_graph *g, tg_tensor *x, int n_axes, const int *perm);
+// x with `before` and `after` positions of value added along an axis (F.pad, constant mode).
+tg_tensor *tg_pad(tg_graph *g, tg_tensor *x, int axis, int64_t before, int64_t after, double value);
 
 // --- Indexing, selection, dropout (ops/index.c, ops/select.c) -------------------------
 // Rows of weight [V, E] picked by i32 ids of any shape S: output S + [E]. Backward
@@ -244,6 +256,10 @@ tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
 #define tg_le(g, ...) tg_le(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_eq(g, ...) tg_eq(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_cast(g, ...) tg_cast(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_bce_with_logits(g, ...) tg_bce_with_logits(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_flip(g, ...) tg_flip(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_permute(g, ...) tg_permute(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_pad(g, ...) tg_pad(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_sum(g, ...) tg_sum(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_mean(g, ...) tg_mean(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_sum_axis(g, ...) tg_sum_axis(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)

@@ -1,6 +1,7 @@
 // Elementwise math (sqrt, rsqrt, pow_scalar, square, abs, clamp, minimum, maximum), the
 // activations softplus, gelu, gelu_tanh and silu, layer_norm, the ops along an axis (max,
-// min, argmax, logsumexp, var, std, cumsum), comparisons and cast: against PyTorch's values
+// min, argmax, logsumexp, var, std, cumsum), comparisons, cast, bce_with_logits, flip,
+// permute and pad: against PyTorch's values
 // (tests/data/ops/ops.safetensors, written by scripts/fixtures/make_op_fixtures.py), by
 // float64 gradient checks at edge values, in float32 against float64, and on bad input.
 #include <stdio.h>
@@ -61,8 +62,8 @@ static void assert_tensor_matches(const char *what, const tg_tensor *got, bool g
 // Applies the op a case's spec names ("clamp -0.5 0.7", "layer_norm 1e-05 gain", ...).
 static tg_tensor *apply(tg_graph *g, const char *spec, tg_tensor *x, tg_tensor *b, tg_tensor *gain, tg_tensor *bias) {
     char op[32] = "";
-    double p = 0, q = 0, r = 0;
-    int n = sscanf(spec, "%31s %lf %lf %lf", op, &p, &q, &r);
+    double p = 0, q = 0, r = 0, s = 0;
+    int n = sscanf(spec, "%31s %lf %lf %lf %lf", op, &p, &q, &r, &s);
     cr_assert(n >= 1, "bad spec '%s'", spec);
     if (!strcmp(op, "sqrt")) return tg_sqrt(g, x);
     if (!strcmp(op, "rsqrt")) return tg_rsqrt(g, x);
@@ -89,6 +90,10 @@ static tg_tensor *apply(tg_graph *g, const char *spec, tg_tensor *x, tg_tensor *
     if (!strcmp(op, "lt")) return tg_lt(g, x, b);
     if (!strcmp(op, "le")) return tg_le(g, x, b);
     if (!strcmp(op, "eq")) return tg_eq(g, x, b);
+    if (!strcmp(op, "bce_with_logits")) return tg_bce_with_logits(g, x, b, (tg_reduction)p);
+    if (!strcmp(op, "flip")) return tg_flip(g, x, (int)p);
+    if (!strcmp(op, "permute")) return tg_permute(g, x, n - 1, (const int[]){(int)p, (int)q, (int)r, (int)s});
+    if (!strcmp(op, "pad")) return tg_pad(g, x, (int)p, (int64_t)q, (int64_t)r, s);
     cr_assert_fail("unknown op in spec '%s'", spec);
     return NULL;
 }
@@ -100,7 +105,9 @@ static const char *const CASES[] = {"sqrt", "rsqrt", "pow_2", "pow_3", "pow_half
                                     "layer_norm_plain", "layer_norm_gain", "max_axis", "min_axis",
                                     "max_axis_last", "argmax", "logsumexp", "logsumexp_keep", "var", "var_biased",
                                     "std", "std_biased", "var_single", "cumsum", "cumsum_first", "gt", "ge", "lt",
-                                    "le", "eq"};
+                                    "le", "eq", "bce_with_logits_mean", "bce_with_logits_sum",
+                                    "bce_with_logits_none", "flip", "flip_last", "permute", "permute4", "pad",
+                                    "pad_last"};
 
 Test(math, matches_pytorch_forward_and_backward_in_float64) {
     tg_safetensors *f = open_fixture();
@@ -262,7 +269,8 @@ Test(math, axis_ops_pass_gradcheck) {
     tg_tensor_set(x, 0, 600); // large magnitudes, for logsumexp's shift
     tg_tensor_set(x, 4, -600);
     const char *specs[] = {"max_axis 1 0", "min_axis -1 1", "logsumexp 1 0", "logsumexp 2 1", "var 1 1 0",
-                           "var 0 0 1", "std 1 1 1", "std 2 0 0", "cumsum 1", "cumsum 0"};
+                           "var 0 0 1", "std 1 1 1", "std 2 0 0", "cumsum 1", "cumsum 0", "flip 1", "flip -1",
+                           "permute 2 0 1", "permute 1 2 0", "pad 1 2 3 7", "pad 0 0 1 0"};
     for (size_t s = 0; s < sizeof specs / sizeof *specs; s++) {
         case_ctx c = {specs[s], x, NULL, NULL, NULL};
         char report[1024];
@@ -308,12 +316,28 @@ Test(math, cast_converts_values_and_casts_the_gradient_back) {
     tg_tensor_free(x);
 }
 
+Test(math, bce_with_logits_passes_gradcheck_for_logits_and_targets) {
+    tg_tensor *x = test_input(tg_shape2(3, 4), 31, -4, 4), *t = test_input(tg_shape2(3, 4), 32, 0, 1);
+    tg_tensor_set(x, 0, 30); // large magnitudes, where the naive form loses its digits
+    tg_tensor_set(x, 1, -30);
+    tg_tensor *wrt[] = {x, t};
+    const char *specs[] = {"bce_with_logits 0", "bce_with_logits 1", "bce_with_logits 2"};
+    for (int s = 0; s < 3; s++) {
+        case_ctx c = {specs[s], x, t, NULL, NULL};
+        char report[1024];
+        cr_assert(tg_gradcheck(case_fn, &c, wrt, 2, NULL, report, sizeof report), "%s: %s", specs[s], report);
+    }
+    tg_tensor_free(x);
+    tg_tensor_free(t);
+}
+
 // --- float32: the same values as float64, to float32's precision ---
 
 Test(math, float32_agrees_with_float64) {
     const char *specs[] = {"sqrt", "rsqrt", "pow_scalar 3", "pow_scalar -1.5", "square", "abs", "clamp -0.5 0.7",
                            "minimum", "maximum", "softplus 1 20", "gelu", "gelu_tanh", "silu", "layer_norm 1e-5",
-                           "max_axis 1 0", "min_axis 0 1", "logsumexp 1 0", "var 1 1 0", "std 0 0 1", "cumsum 1"};
+                           "max_axis 1 0", "min_axis 0 1", "logsumexp 1 0", "var 1 1 0", "std 0 0 1", "cumsum 1",
+                           "flip 0", "permute 1 0", "pad 1 1 2 0.5"};
     tg_tensor *x64 = test_input(tg_shape2(4, 6), 9, 0.1, 3), *b64 = test_input(tg_shape2(1, 6), 10, 0.1, 3);
     tg_tensor *gain64 = test_input(tg_shape1(6), 12, 0.5, 1.5), *bias64 = test_input(tg_shape1(6), 13, -1, 1);
     tg_tensor *x32 = tg_tensor_create(TG_F32, x64->shape, true), *b32 = tg_tensor_create(TG_F32, b64->shape, true);
@@ -386,6 +410,14 @@ Test(math, bad_input_names_the_op_and_the_shapes) {
     cr_assert(strstr(test_error_message, "tg_var"), "%s", test_error_message);
     cr_assert_null(tg_gt(g, x, tg_zeros(g, TG_F64, tg_shape1(4))));
     cr_assert(strstr(test_error_message, "tg_gt") && strstr(test_error_message, "[3, 5]"), "%s", test_error_message);
+    cr_assert_null(tg_permute(g, x, 2, (const int[]){0, 0}));
+    cr_assert(strstr(test_error_message, "tg_permute") && strstr(test_error_message, "[3, 5]"), "%s",
+              test_error_message);
+    cr_assert_null(tg_pad(g, x, 1, -1, 0, 0));
+    cr_assert(strstr(test_error_message, "tg_pad") && strstr(test_error_message, "[3, 5]"), "%s", test_error_message);
+    cr_assert_null(tg_bce_with_logits(g, x, tg_zeros(g, TG_F64, tg_shape2(5, 3)), TG_REDUCE_MEAN));
+    cr_assert(strstr(test_error_message, "tg_bce_with_logits") && strstr(test_error_message, "[5, 3]"), "%s",
+              test_error_message);
     cr_assert_null(tg_cast(g, x, TG_I32));
     cr_assert(strstr(test_error_message, "tg_cast"), "%s", test_error_message);
     tg_graph_free(g);
