@@ -22,7 +22,8 @@
 //   same test, made once outside the loop. (An op whose only differentiable input is x is
 //   recorded only when x wants a gradient, so its x->grad is never NULL.)
 // A new op is therefore one file in ops/ (a tg_op {name, backward}, its state struct, its
-// forward and backward) plus its declaration in include/tg_ops.h and its test.
+// forward and backward) plus its declaration in include/tg_ops.h and its test; a new file
+// (a new op family) is also listed in CMakeLists.txt's TG_SOURCES.
 #ifndef TG_INTERNAL_H
 #define TG_INTERNAL_H
 
@@ -62,11 +63,11 @@ struct tg_node {
     bool reached;      // the backward walk under way will pass through it
 };
 
-// Saves a copy of the op's state on n: TG_SAVE(g, n, add_state, {.plan = p}). n may be NULL
-// (nothing was recorded): then nothing is saved.
+// Saves a copy of the op's state on n: TG_SAVE(g, n, slice_state, {.axis = a, .start = s}).
+// n may be NULL (nothing was recorded): then nothing is saved.
 #define TG_SAVE(g, n, type, ...) tg_node_save((g), (n), &(type)__VA_ARGS__, sizeof(type))
 void tg_node_save(tg_graph *g, tg_node *n, const void *state, size_t size);
-// The state n's op saved, as the struct type it saved: TG_STATE(n, add_state)->plan.
+// The state n's op saved, as the struct type it saved: TG_STATE(n, slice_state)->axis.
 #define TG_STATE(n, type) ((const type *)tg_node_state((n), sizeof(type)))
 // n's state, after checking that it was saved with this size (aborts, naming the op, if not:
 // a backward reading another op's state is a bug in the library).

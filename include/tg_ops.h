@@ -58,6 +58,36 @@ tg_tensor *tg_elu(tg_graph *g, tg_tensor *x, double alpha);
 tg_tensor *tg_exp(tg_graph *g, tg_tensor *x);
 // Natural log; log of a negative number is NaN and of zero -inf, as in C.
 tg_tensor *tg_log(tg_graph *g, tg_tensor *x);
+// log(1 + exp(beta*x))/beta, and x itself where beta*x > threshold (PyTorch's defaults: beta 1,
+// threshold 20), so large inputs neither overflow nor lose digits.
+tg_tensor *tg_softplus(tg_graph *g, tg_tensor *x, double beta, double threshold);
+// x * Phi(x), Phi the standard normal CDF (PyTorch's gelu, approximate='none').
+tg_tensor *tg_gelu(tg_graph *g, tg_tensor *x);
+// 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))) (PyTorch's gelu, approximate='tanh').
+tg_tensor *tg_gelu_tanh(tg_graph *g, tg_tensor *x);
+// x * sigmoid(x) (PyTorch's silu, or swish).
+tg_tensor *tg_silu(tg_graph *g, tg_tensor *x);
+
+// --- Elementwise math (ops/math.c) ------------------------------------------------------
+// Gradients at the edges are PyTorch's: sqrt and rsqrt are infinite at 0, abs's is 0 at 0.
+tg_tensor *tg_sqrt(tg_graph *g, tg_tensor *x);  // sqrt(x); NaN below 0
+tg_tensor *tg_rsqrt(tg_graph *g, tg_tensor *x); // 1/sqrt(x)
+// x^exponent for a scalar exponent; the gradient is 0 for exponent 0, as in PyTorch.
+tg_tensor *tg_pow_scalar(tg_graph *g, tg_tensor *x, double exponent);
+tg_tensor *tg_square(tg_graph *g, tg_tensor *x); // x*x
+tg_tensor *tg_abs(tg_graph *g, tg_tensor *x);    // |x|
+// min(max(x, min), max) as PyTorch's clamp (-INFINITY or INFINITY for no bound); the
+// gradient passes where min <= x <= max.
+tg_tensor *tg_clamp(tg_graph *g, tg_tensor *x, double min, double max);
+// The elementwise smaller / larger of a and b, broadcasting; a NaN wins; on a tie each
+// input gets half the gradient, as in PyTorch.
+tg_tensor *tg_minimum(tg_graph *g, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_maximum(tg_graph *g, tg_tensor *a, tg_tensor *b);
+
+// --- Normalisation (ops/norm.c) -------------------------------------------------------
+// Layer normalisation over the last axis of x [..., N], fused: (x - mean)/sqrt(var + eps)
+// * gain + bias, var biased, gain and bias [N] or NULL (PyTorch's F.layer_norm, eps 1e-5).
+tg_tensor *tg_layer_norm(tg_graph *g, tg_tensor *x, tg_tensor *gain, tg_tensor *bias, double eps);
 
 // --- Reductions (ops/reduce.c) --------------------------------------------------------
 // Sum of all elements: a scalar (shape []).
@@ -68,6 +98,33 @@ tg_tensor *tg_mean(tg_graph *g, tg_tensor *x);
 tg_tensor *tg_sum_axis(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
 // Mean over one axis.
 tg_tensor *tg_mean_axis(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
+
+// --- Along one axis (ops/axis.c) ------------------------------------------------------
+// The largest (smallest) value along an axis; the first one when several tie, and a NaN
+// counts as the extreme; the whole gradient goes to it, as in PyTorch.
+tg_tensor *tg_max_axis(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
+tg_tensor *tg_min_axis(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
+// The index (int32) of tg_max_axis's value along the axis; no gradient.
+tg_tensor *tg_argmax(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
+// log(sum(exp(x))) along an axis, shifted by the max so it neither overflows nor underflows.
+tg_tensor *tg_logsumexp(tg_graph *g, tg_tensor *x, int axis, bool keepdim);
+// Variance along an axis, divided by n - 1 when unbiased (PyTorch's default) or by n.
+tg_tensor *tg_var(tg_graph *g, tg_tensor *x, int axis, bool unbiased, bool keepdim);
+// Standard deviation: the square root of tg_var.
+tg_tensor *tg_std(tg_graph *g, tg_tensor *x, int axis, bool unbiased, bool keepdim);
+// Cumulative sum along an axis, summed in double.
+tg_tensor *tg_cumsum(tg_graph *g, tg_tensor *x, int axis);
+
+// --- Comparisons and cast (ops/compare.c) -----------------------------------------------
+// a > b, a >= b, a < b, a <= b, a == b elementwise, broadcasting: an int32 mask (1 where it
+// holds; a NaN compares false) for tg_where and tg_masked_fill; no gradient.
+tg_tensor *tg_gt(tg_graph *g, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_ge(tg_graph *g, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_lt(tg_graph *g, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_le(tg_graph *g, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_eq(tg_graph *g, tg_tensor *a, tg_tensor *b);
+// x as float32 or float64 (x itself when it already is); the gradient is cast back.
+tg_tensor *tg_cast(tg_graph *g, tg_tensor *x, tg_dtype dtype);
 
 // --- Softmax and losses (ops/softmax.c, ops/loss.c) -----------------------------------
 // Softmax along an axis (negative counts from the end), numerically stable.
@@ -90,6 +147,9 @@ tg_tensor *tg_nll_loss(tg_graph *g, tg_tensor *log_probs, tg_tensor *targets, tg
                        int ignore_index);
 // Mean (or sum, or elementwise) squared error between two tensors of the same shape.
 tg_tensor *tg_mse_loss(tg_graph *g, tg_tensor *input, tg_tensor *target, tg_reduction reduction);
+// Binary cross-entropy of logits against targets in [0, 1] of the same shape, in PyTorch's
+// stable form max(x, 0) - x t + log(1 + exp(-|x|)) (binary_cross_entropy_with_logits).
+tg_tensor *tg_bce_with_logits(tg_graph *g, tg_tensor *logits, tg_tensor *target, tg_reduction reduction);
 
 // --- Shape ops (ops/shape.c) ----------------------------------------------------------
 // Same data, new shape with the same number of elements; one size may be -1 (inferred).
@@ -106,6 +166,15 @@ tg_tensor *tg_slice(tg_graph *g, tg_tensor *x, int axis, int64_t start, int64_t 
 tg_tensor *tg_stack(tg_graph *g, int n, tg_tensor *const *xs, int axis);
 // Splits x into n equal pieces along an axis, written to out[0..n-1]; false on error.
 bool tg_chunk(tg_graph *g, tg_tensor *x, int n, int axis, tg_tensor **out);
+
+// --- Layout (ops/layout.c) --------------------------------------------------------------
+// x reversed along an axis.
+tg_tensor *tg_flip(tg_graph *g, tg_tensor *x, int axis);
+// x with its axes reordered: y's axis d is x's axis perm[d] (n_axes = x's rank, up to 4,
+// negative axes counting from the end), a contiguous copy, as PyTorch's permute(...).contiguous().
+tg_tensor *tg_permute(tg_graph *g, tg_tensor *x, int n_axes, const int *perm);
+// x with `before` and `after` positions of value added along an axis (F.pad, constant mode).
+tg_tensor *tg_pad(tg_graph *g, tg_tensor *x, int axis, int64_t before, int64_t after, double value);
 
 // --- Indexing, selection, dropout (ops/index.c, ops/select.c) -------------------------
 // Rows of weight [V, E] picked by i32 ids of any shape S: output S + [E]. Backward
@@ -161,6 +230,36 @@ tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
 #define tg_elu(g, ...) tg_elu(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_exp(g, ...) tg_exp(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_log(g, ...) tg_log(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_softplus(g, ...) tg_softplus(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_gelu(g, ...) tg_gelu(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_gelu_tanh(g, ...) tg_gelu_tanh(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_silu(g, ...) tg_silu(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_sqrt(g, ...) tg_sqrt(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_rsqrt(g, ...) tg_rsqrt(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_pow_scalar(g, ...) tg_pow_scalar(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_square(g, ...) tg_square(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_abs(g, ...) tg_abs(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_clamp(g, ...) tg_clamp(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_minimum(g, ...) tg_minimum(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_maximum(g, ...) tg_maximum(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_layer_norm(g, ...) tg_layer_norm(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_max_axis(g, ...) tg_max_axis(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_min_axis(g, ...) tg_min_axis(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_argmax(g, ...) tg_argmax(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_logsumexp(g, ...) tg_logsumexp(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_var(g, ...) tg_var(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_std(g, ...) tg_std(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_cumsum(g, ...) tg_cumsum(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_gt(g, ...) tg_gt(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_ge(g, ...) tg_ge(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_lt(g, ...) tg_lt(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_le(g, ...) tg_le(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_eq(g, ...) tg_eq(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_cast(g, ...) tg_cast(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_bce_with_logits(g, ...) tg_bce_with_logits(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_flip(g, ...) tg_flip(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_permute(g, ...) tg_permute(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_pad(g, ...) tg_pad(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_sum(g, ...) tg_sum(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_mean(g, ...) tg_mean(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_sum_axis(g, ...) tg_sum_axis(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)

@@ -1,4 +1,5 @@
-// loss.c: cross_entropy, nll_loss and mse_loss, each reduced by MEAN, SUM or NONE.
+// loss.c: cross_entropy, nll_loss, mse_loss and bce_with_logits, each reduced by MEAN, SUM
+// or NONE.
 //
 // Each loss is made of terms, one per row for cross_entropy and nll_loss (rows of [N, C]
 // against class ids [N]) and one per element for mse_loss. The reduction turns the terms
@@ -243,5 +244,53 @@ tg_tensor *(tg_mse_loss)(tg_graph *g, tg_tensor *input, tg_tensor *target, tg_re
     tg_tensor *y = reduce_terms(g, input->dtype, terms, input->numel, input->shape, reduction, input->numel);
     tg_node *n = tg_record(g, &MSE_LOSS_OP, y, 2, input, target);
     TG_SAVE(g, n, mse_loss_state, {.r = {reduction, input->numel}});
+    return y;
+}
+
+// --- binary_cross_entropy_with_logits: t log sigmoid(x) + (1-t) log(1 - sigmoid(x)), negated ---
+// Written as max(x, 0) - x t + log1p(exp(-|x|)), PyTorch's form, which neither overflows nor
+// loses the small terms for large |x|. d/dx = sigmoid(x) - t, d/dt = -x.
+
+typedef struct {
+    loss_reduction r;
+} bce_with_logits_state;
+
+static void bce_with_logits_backward(tg_graph *g, tg_node *n) {
+    (void)g;
+    tg_tensor *x = n->in[0], *target = n->in[1], *y = n->out;
+    const bce_with_logits_state *s = TG_STATE(n, bce_with_logits_state);
+    bool each = s->r.reduction == TG_REDUCE_NONE;
+    double w_all = shared_term_grad(n, &s->r);
+    TG_DISPATCH(x->dtype, {
+        const T *xv = x->data, *tv = target->data, *gy = y->grad; // gy: x's shape, or []
+        T *gx = x->grad, *gt = target->grad;
+        for (int64_t k = 0; k < x->numel; k++) {
+            double w = each ? (double)gy[k] : w_all, xk = xv[k];
+            double sig = xk >= 0 ? 1 / (1 + exp(-xk)) : exp(xk) / (1 + exp(xk));
+            if (gx) gx[k] += (T)(w * (sig - (double)tv[k]));
+            if (gt) gt[k] += (T)(-w * xk);
+        }
+    });
+}
+
+static const tg_op BCE_WITH_LOGITS_OP = {.name = "bce_with_logits", .backward = bce_with_logits_backward};
+
+tg_tensor *(tg_bce_with_logits)(tg_graph *g, tg_tensor *logits, tg_tensor *target, tg_reduction reduction) {
+    if (!tg_check_float(g, "bce_with_logits", 2, logits, target) || !check_reduction(g, "bce_with_logits", reduction))
+        return NULL;
+    if (!tg_shape_equal(logits->shape, target->shape))
+        return tg_fail(g, "bce_with_logits", "logits %s and target %s: the shapes must be equal",
+                       TG_SHAPE_STR(logits->shape), TG_SHAPE_STR(target->shape));
+    double *terms = tg_arena_alloc(g, (size_t)logits->numel * sizeof *terms); // logits' shape
+    TG_DISPATCH(logits->dtype, {
+        const T *xv = logits->data, *tv = target->data;
+        for (int64_t k = 0; k < logits->numel; k++) {
+            double x = xv[k];
+            terms[k] = fmax(x, 0) - x * (double)tv[k] + log1p(exp(-fabs(x)));
+        }
+    });
+    tg_tensor *y = reduce_terms(g, logits->dtype, terms, logits->numel, logits->shape, reduction, logits->numel);
+    tg_node *n = tg_record(g, &BCE_WITH_LOGITS_OP, y, 2, logits, target);
+    TG_SAVE(g, n, bce_with_logits_state, {.r = {reduction, logits->numel}});
     return y;
 }
