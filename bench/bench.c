@@ -3,7 +3,7 @@
 // that ours and PyTorch's can be compared side by side (bench/compare.sh runs both).
 //
 //   tg-bench CONFIG... [--threads N] [--roofline]
-//   tg-bench --cell lstm|gru|rnn --layers L --hidden H --embed E --vocab V --seq T --batch B
+//   tg-bench --cell lstm|gru|rnn|peephole_lstm|layer_norm_lstm|indrnn|sru --layers L --hidden H --embed E --vocab V --seq T --batch B
 //            [--bidirectional] [--threads N] [--roofline]
 //   --composite: LSTM and GRU steps, and s2s-gru-attn's attention, op by op instead of the
 //   fused ops.
@@ -69,6 +69,21 @@ static void fill_ids(int32_t *ids, int n, int vocab, tg_rng *rng) {
 // --composite: the op-by-op LSTM and GRU steps and attention instead of the fused ones, to
 // measure the fused path against the composite one in one run.
 static bool composite;
+
+// The cells --cell takes: the built-in ones and the published ones of models/cells_published.c.
+#define BENCH_CELLS "lstm|gru|rnn|peephole_lstm|layer_norm_lstm|indrnn|sru"
+static const tg_cell_type *bench_cell(const char *name) {
+    static const struct {
+        const char *name;
+        const tg_cell_type *type;
+    } cells[] = {{"lstm", &tg_cell_lstm},          {"gru", &tg_cell_gru},
+                 {"rnn", &tg_cell_rnn_tanh},       {"peephole_lstm", &tg_cell_peephole_lstm},
+                 {"layer_norm_lstm", &tg_cell_layer_norm_lstm}, {"indrnn", &tg_cell_indrnn},
+                 {"sru", &tg_cell_sru}};
+    for (size_t i = 0; i < sizeof cells / sizeof *cells; i++)
+        if (!strcmp(name, cells[i].name)) return cells[i].type;
+    return NULL;
+}
 
 static const tg_cell_type *cell_for(const tg_cell_type *cell) {
     if (!composite) return cell;
@@ -236,7 +251,7 @@ static void run(const config *c, int threads, bool roofline, double rate) {
 
 static void usage(void) {
     printf("usage: tg-bench CONFIG... [--threads N] [--roofline]\n"
-           "       tg-bench --cell lstm|gru|rnn --layers L --hidden H --embed E --vocab V --seq T --batch B\n"
+           "       tg-bench --cell " BENCH_CELLS " --layers L --hidden H --embed E --vocab V --seq T --batch B\n"
            "                [--bidirectional] [--threads N] [--roofline]\nconfigs:");
     for (size_t i = 0; i < sizeof CONFIGS / sizeof *CONFIGS; i++) printf(" %s", CONFIGS[i].name);
     printf("\n");
@@ -269,10 +284,9 @@ int main(int argc, char **argv) {
             custom = true;
         } else if (!strcmp(a, "--cell") && v) {
             i++;
-            user.cell = !strcmp(v, "lstm") ? &tg_cell_lstm : !strcmp(v, "gru") ? &tg_cell_gru
-                      : !strcmp(v, "rnn")  ? &tg_cell_rnn_tanh : NULL;
+            user.cell = bench_cell(v);
             custom = true;
-            if (!user.cell) return fprintf(stderr, "tg-bench: unknown cell %s\n", v), 2;
+            if (!user.cell) return fprintf(stderr, "tg-bench: unknown cell %s (%s)\n", v, BENCH_CELLS), 2;
         } else {
             const config *c = NULL;
             for (size_t k = 0; k < sizeof CONFIGS / sizeof *CONFIGS; k++)
