@@ -58,14 +58,10 @@ const tg_cell_type tg_cell_peephole_lstm = {.name = "PEEPHOLE_LSTM", .n_states =
 #define LN_EPS 1e-5 // PyTorch's nn.LayerNorm default
 
 // LN over the last axis, x [N, F], gain and bias [F]: (x - mean) / sqrt(var + eps) * gain
-// + bias, var biased as in PyTorch's layer_norm. Composed from existing ops until a fused
-// tg_layer_norm exists; this is the one place to switch to it. 1/sqrt(v + eps) is
-// exp(-log(v + eps)/2): there is no sqrt op yet.
+// + bias, var biased as in PyTorch's layer_norm; fused (ops/norm.c), one op where the
+// composed form took ten.
 static tg_tensor *layer_norm(tg_graph *g, tg_tensor *x, tg_tensor *gain, tg_tensor *bias) {
-    tg_tensor *centred = tg_sub(g, x, tg_mean_axis(g, x, -1, true));           // [N, F]
-    tg_tensor *var = tg_mean_axis(g, tg_mul(g, centred, centred), -1, true);   // [N, 1]
-    tg_tensor *inv_std = tg_exp(g, tg_mul_scalar(g, tg_log(g, tg_add_scalar(g, var, LN_EPS)), -0.5)); // [N, 1]
-    return tg_add(g, tg_mul(g, tg_mul(g, centred, inv_std), gain), bias);
+    return tg_layer_norm(g, x, gain, bias, LN_EPS);
 }
 
 // The gains start at 1 and the normalisations' biases at 0, as nn.LayerNorm's.
