@@ -51,7 +51,9 @@ typedef struct {
 } tg_data_parallel_opts;
 
 // A trainer over the parameters p, which must not gain parameters afterwards; starts the
-// worker threads. NULL (through the error path) on bad options or when threads cannot start.
+// worker threads. Every tensor with a gradient that the loss function uses must be in p
+// (the workers would otherwise all add into its gradient at once). NULL (through the error
+// path) on bad options or when threads cannot start.
 tg_data_parallel *tg_data_parallel_new(tg_params *p, tg_data_parallel_opts opts);
 // Stops the worker threads and frees the trainer (NULL is fine); the parameters stay.
 void tg_data_parallel_free(tg_data_parallel *dp);

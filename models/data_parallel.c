@@ -100,6 +100,7 @@ static void run_backward(tg_data_parallel *dp, worker *w) {
         tg_tensor *p = tg_params_at(dp->params, i), *s = &w->shadow[i];
         s->data = p->data; // the same values, even if the caller replaced a buffer since
         s->version = p->version;
+        s->requires_grad = p->requires_grad;
         memset(s->grad, 0, (size_t)s->numel * tg_dtype_size(s->dtype));
     }
     tg_graph_reset(w->g);
@@ -133,7 +134,7 @@ static void run_sum(tg_data_parallel *dp, worker *w) {
         tg_tensor *p = tg_params_at(dp->params, i);
         int64_t a = lo > first ? lo - first : 0, b = hi - first < p->numel ? hi - first : p->numel;
         first += p->numel;
-        if (a >= b) continue;
+        if (a >= b || !p->grad) continue; // a parameter frozen by removing its gradient gets none
         TG_DISPATCH(p->dtype, {
             T *grad = p->grad; // [numel]
             for (int64_t e = a; e < b; e++) {
