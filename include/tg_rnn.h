@@ -7,10 +7,11 @@
 //
 // The built-in cells follow PyTorch's equations, gate order and parameter layout:
 //   RNN   h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh or relu
-//   LSTM  gate rows i, f, g, o:  c' = f*c + i*g,  h' = o*tanh(c')
+//   LSTM  gate rows i, f, g, o:  c' = f*c + i*g,  h' = o*tanh(c')  (then h' W_hr^T with proj_size)
 //   GRU   gate rows r, z, n:     n = tanh(W_in x + b_in + r*(W_hn h + b_hn)),  h' = (1-z)*n + z*h
 // (Some texts apply r before the product with W_hn, or swap z and 1-z; PyTorch and cuDNN do
 // as above, and so do we.)
+// Cells from the literature (peephole and layer-norm LSTM, IndRNN, SRU) are declared below.
 #ifndef TG_RNN_H
 #define TG_RNN_H
 

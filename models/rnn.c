@@ -33,10 +33,9 @@ static bool step_checked(tg_graph *g, const tg_cell *cell, tg_tensor *x, tg_tens
         return tg_fail(g, "rnn", "the %s cell's step wrote over its input; a type whose step does that must say "
                        "so (.step_overwrites_input = true)", type->name), false;
     for (int i = 0; i < type->n_states; i++) {
-        tg_shape shape = tg_shape2(B, cell->state_size[i]);
+        tg_shape shape = tg_shape2(B, cell->state_size[i]); // [B, S_i]
         if (next[i] && tg_shape_equal(next[i]->shape, shape) && next[i]->dtype == cell->dtype) continue;
-        // The messages are formatted only here: at batch 1, formatting them at every step took
-        // 5% of a training step.
+        // Formatted only on failure: at batch 1, formatting at every step took 5% of a training step.
         char name[32];
         if (type->state_names[i]) snprintf(name, sizeof name, "\"%s\"", type->state_names[i]);
         else snprintf(name, sizeof name, "%d", i);
@@ -56,7 +55,6 @@ bool (tg_cell_step)(tg_graph *g, const tg_cell *cell, tg_tensor *x, tg_tensor *c
     tg_graph_call_site(g, &file, &line);
     return step_checked(g, cell, x, state, next, file, line);
 }
-
 
 bool tg_rnn_init(tg_rnn *rnn, const tg_rnn_config *cfg, tg_params *p, const char *prefix, tg_rng *rng) {
     memset(rnn, 0, sizeof *rnn);
