@@ -20,7 +20,8 @@ static inline const char *bench_cpu_name(void) {
         if (!colon) continue;
         char *value = colon + 2 <= line + strlen(line) ? colon + 2 : colon + 1;
         value[strcspn(value, "\n")] = 0;
-        if (!strncmp(line, "model name", 10) && !strcmp(model, "unknown CPU")) snprintf(model, sizeof model, "%s", value);
+        if (!strncmp(line, "model name", 10) && !strcmp(model, "unknown CPU"))
+            snprintf(model, sizeof model, "%s", value);
         else if (!strncmp(line, "cpu family", 10) && family < 0) sscanf(value, "%d", &family);
         else if (!strncmp(line, "model\t", 6) && number < 0) sscanf(value, "%d", &number);
         if (!strncmp(line, "processor", 9) && family >= 0 && number >= 0) break; // the second CPU's entry

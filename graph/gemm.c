@@ -22,7 +22,8 @@ uint64_t tg_blas_flop_count(void) { return atomic_load_explicit(&flop_count, mem
 static tg_gemm_path choose_f64(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
     bool one_thread = tg_num_threads() == 1 || m * n * k < SPLIT_FLOPS;
     bool b_cached = (uint64_t)(k * n) * sizeof(double) <= SMALL_B_BYTES;
-    if (!(ta && tb) && (m <= 4 || n == 1 || (tb && m <= 16) || (k == 1 && !tb) || (!tb && m <= 64 && one_thread && b_cached)))
+    if (!(ta && tb) &&
+        (m <= 4 || n == 1 || (tb && m <= 16) || (k == 1 && !tb) || (!tb && m <= 64 && one_thread && b_cached)))
         return TG_GEMM_SMALL;
     return TG_GEMM_BLIS;
 }

@@ -1,13 +1,16 @@
-// gemm_f32.c: float32 products C += alpha op(A) B without packing, blocked for the cache,
-// with a register tile per vector unit (AVX-512, AVX2, SSE2), chosen once at first use.
+// gemm_f32.c: float32 products C += alpha op(A) B, blocked for the caches as BLIS's are, with
+// a register tile per vector unit (AVX-512, AVX2, SSE2) chosen once at first use.
 //
-// A recurrent step multiplies a few rows (the batch) by a weight of a few MB. BLIS packs
-// both operands into blocks first: its fixed cost is a large part of such a product. These
-// loops read A and B where they are, and follow BLIS's blocking otherwise:
+// A recurrent step multiplies a few rows (the batch) by a weight of a few MB. BLIS packs all
+// of B into blocks first, k x n copies whatever m is: for 32 rows that copy and BLIS's fixed
+// cost are a large part of the product. These loops follow BLIS's blocking without it:
 //   - k is cut into blocks of kc, so that a panel of B (kc rows by one tile's width) stays in
-//     L1 while every row tile of A multiplies it: B is read from memory once per mc rows,
+//     cache while every row tile of A multiplies it: B is read from memory once per mc rows,
 //     not once per tile (the old loops read all of B again for every 4 rows);
-//   - m is cut into blocks of mc rows, so that A's block (mc x kc) stays in L2;
+//   - m is cut into blocks of mc rows, and A's block (mc x kc) is copied tile by tile into a
+//     buffer that stays in L2 and is read contiguously: one copy of A per product;
+//   - B's panel is copied too, but only for products of 256 rows or more (its cost is 1/m of
+//     the work; unpacked, a panel whose rows lie a power of two apart thrashes a few L1 sets);
 //   - a register tile of MR rows by NV vectors is summed over the k block with fused
 //     multiply-adds, then added to C: MR x NV accumulators, sized to the register file
 //     (32 vector registers with AVX-512, 16 with AVX2 and SSE2), so that each B vector loaded
@@ -265,7 +268,8 @@ void tg_gemm_f32(bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, con
     float *pack = NULL, *pack_b = NULL;
     size_t a_floats = (size_t)(m < mc ? m : mc) * (size_t)(k < kc ? k : kc), b_floats = (size_t)kc * kernel.tile_cols;
     bool want_b = m >= PACK_B_ROWS;
-    if (n >= 2 * kernel.tile_cols && m > 8) pack = pack_buffer_get(a_floats + (want_b ? b_floats : 0));
+    if (kernel.fn != gemm_f32_plain && n >= 2 * kernel.tile_cols && m > 8)
+        pack = pack_buffer_get(a_floats + (want_b ? b_floats : 0));
     if (pack && want_b) pack_b = pack + a_floats;
     kernel.fn(trans_a, m, n, k, alpha, a, lda, b, ldb, c, ldc, kc, mc, pack, pack_b);
 }

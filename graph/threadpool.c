@@ -166,7 +166,8 @@ void tg_parallel_for(int tasks, tg_parallel_fn *fn, void *ctx) {
     // The tasks other threads claimed, and their last look at the counters. Yield rather than
     // spin once the wait is long: the thread we wait for may need this core.
     double t0 = now_ns();
-    for (int i = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < tasks || atomic_load(&pool.inside) > 0; i++) {
+    for (int i = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < tasks || atomic_load(&pool.inside) > 0;
+         i++) {
         if (i < 1024 || now_ns() - t0 < SPIN_NS / 10) cpu_relax();
         else sched_yield();
     }

@@ -52,7 +52,8 @@ Test(gemm_f32, every_tile_edge_and_k_block_against_a_double_sum) {
         for (size_t im = 0; im < sizeof ms / sizeof *ms; im++)
             for (size_t in = 0; in < sizeof ns / sizeof *ns; in++)
                 for (size_t ik = 0; ik < sizeof ks / sizeof *ks; ik++)
-                    check_blocked(ta, ms[im], ns[in], ks[ik], ik % 2 ? 0.5f : 1.0f, (float)((im + in) % 3) * 0.5f, &rng);
+                    check_blocked(ta, ms[im], ns[in], ks[ik], ik % 2 ? 0.5f : 1.0f, (float)((im + in) % 3) * 0.5f,
+                                  &rng);
 }
 
 // More rows than any L2 block of A holds (mc rows of kc floats fill half of L2: at most a few
