@@ -12,8 +12,9 @@
 extern "C" {
 #endif
 
-// Sets the number of threads matrix products may use (default 1). BLIS keeps it for the
-// whole process: set it before starting threads that run graphs, not while they run.
+// Sets the number of threads that share each large matrix product (default 1): tapegrad's
+// own workers for float32, BLIS's for float64. Process-wide: set it before starting threads
+// that run graphs, not while they run.
 void tg_set_num_threads(int n);
 // The number of threads set by tg_set_num_threads.
 int tg_num_threads(void);
