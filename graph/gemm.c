@@ -9,9 +9,9 @@ static _Atomic uint64_t flop_count; // 2*m*n*k summed over every product, for th
 
 uint64_t tg_blas_flop_count(void) { return atomic_load_explicit(&flop_count, memory_order_relaxed); }
 
-// With more than one thread, products of at least this many multiply-adds go to BLIS, which
-// splits them. Below it (a batch-1 step's) splitting costs more than it saves.
-#define SPLIT_FLOPS (1 << 20)
+// float64's old rule: with more than one thread, products of at least this many multiply-adds
+// go to BLIS, which splits them (float32 products are split by tg_gemm, from SPLIT_MACS).
+#define F64_SPLIT_MACS (1 << 20)
 // The largest right operand of a float64 product of up to 64 rows for the small loops.
 #define SMALL_B_BYTES (8u << 20)
 
@@ -20,7 +20,7 @@ uint64_t tg_blas_flop_count(void) { return atomic_load_explicit(&flop_count, mem
 // and call overhead cost more than the product; the loops' 4-row tiles read B once per 4
 // rows, so large right operands go to BLIS.
 static tg_gemm_path choose_f64(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
-    bool one_thread = tg_num_threads() == 1 || m * n * k < SPLIT_FLOPS;
+    bool one_thread = tg_num_threads() == 1 || m * n * k < F64_SPLIT_MACS;
     bool b_cached = (uint64_t)(k * n) * sizeof(double) <= SMALL_B_BYTES;
     if (!(ta && tb) &&
         (m <= 4 || n == 1 || (tb && m <= 16) || (k == 1 && !tb) || (!tb && m <= 64 && one_thread && b_cached)))

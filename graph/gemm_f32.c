@@ -178,7 +178,7 @@ static void gemm_f32_plain(bool ta, int64_t m, int64_t n, int64_t k, float alpha
 static struct {
     gemm_f32_fn *fn;
     const char *name;
-    int64_t lanes, tile_cols; // floats in a vector, columns in a full register tile
+    int64_t tile_cols;        // columns in a full register tile
     int64_t l1, l2;           // data cache sizes in bytes
 } kernel;
 
@@ -188,7 +188,7 @@ static int64_t cache_size(int name, int64_t fallback) {
 }
 
 void tg_gemm_f32_init(void) {
-    kernel.fn = gemm_f32_plain, kernel.name = "plain", kernel.lanes = kernel.tile_cols = 1;
+    kernel.fn = gemm_f32_plain, kernel.name = "plain", kernel.tile_cols = 1;
 #ifdef TG_GEMM_F32_X86
     // TG_GEMM_KERNEL=avx2|sse2|plain runs a narrower kernel than the CPU allows: the tests run
     // every kernel this way on a CPU that has them all.
@@ -199,11 +199,11 @@ void tg_gemm_f32_init(void) {
                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
     bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (avx512 && any) {
-        kernel.fn = gemm_f32_avx512, kernel.name = "avx512 8x48", kernel.lanes = 16, kernel.tile_cols = 48;
+        kernel.fn = gemm_f32_avx512, kernel.name = "avx512 8x48", kernel.tile_cols = 48;
     } else if (avx2 && (any || !strcmp(want, "avx2"))) {
-        kernel.fn = gemm_f32_avx2, kernel.name = "avx2 6x16", kernel.lanes = 8, kernel.tile_cols = 16;
+        kernel.fn = gemm_f32_avx2, kernel.name = "avx2 6x16", kernel.tile_cols = 16;
     } else if (any || !strcmp(want, "sse2")) {
-        kernel.fn = gemm_f32_sse2, kernel.name = "sse2 6x8", kernel.lanes = 4, kernel.tile_cols = 8;
+        kernel.fn = gemm_f32_sse2, kernel.name = "sse2 6x8", kernel.tile_cols = 8;
     }
 #endif
 #ifdef _SC_LEVEL1_DCACHE_SIZE
