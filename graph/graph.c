@@ -350,16 +350,20 @@ bool tg_check_node_gradients(tg_graph *g, const tg_node *n) {
     return true;
 }
 
+bool tg_will_record(const tg_graph *g, int n_in, tg_tensor *const *in) {
+    if (!g->grad_enabled) return false;
+    for (int i = 0; i < n_in; i++)
+        if (in[i] && in[i]->requires_grad) return true;
+    return false;
+}
+
 tg_node *tg_record_array(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, tg_tensor *const *in) {
     if (g->check_numerics && !g->numerics_tripped) { // every op ends here, recorded or not
         int64_t bad = first_non_finite(out->dtype, out->data, out->numel);
         if (bad >= 0) report_non_finite(g, op->name, g->call_file, g->call_line, "forward: the output", out, out->data,
                                         bad, n_in, in);
     }
-    if (!g->grad_enabled) return NULL;
-    bool wanted = false;
-    for (int i = 0; i < n_in; i++) wanted |= in[i] && in[i]->requires_grad;
-    if (!wanted) return NULL; // nothing upstream needs a gradient: no node, no backward
+    if (!tg_will_record(g, n_in, in)) return NULL; // nothing upstream needs a gradient: no node, no backward
 
     if (g->n_nodes == g->cap_nodes) {
         size_t cap = g->cap_nodes ? g->cap_nodes * 2 : 256;

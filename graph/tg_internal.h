@@ -82,6 +82,9 @@ tg_tensor *tg_new_tensor(tg_graph *g, tg_dtype dtype, tg_shape shape);
 // on; marks out as requiring a gradient. Returns the node (to save values on) or NULL.
 tg_node *tg_record(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, ...);
 tg_node *tg_record_array(tg_graph *g, const tg_op *op, tg_tensor *out, int n_in, tg_tensor *const *in);
+// True when tg_record with these inputs would append a node: an op that keeps values for its
+// backward (activations it would otherwise recompute) computes them only then.
+bool tg_will_record(const tg_graph *g, int n_in, tg_tensor *const *in);
 // True when a tensor of this (non-negative) shape can be allocated: its element count times
 // 8 bytes fits in a size_t.
 bool tg_shape_fits(tg_shape shape);
