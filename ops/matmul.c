@@ -92,7 +92,7 @@ typedef struct {
     int at_bias, at_addend; // positions in the node's inputs (0: absent)
 } linear_state;
 
-static void linear_backward(tg_graph *g, tg_node *n) {
+TG_VECTORIZE static void linear_backward(tg_graph *g, tg_node *n) {
     const linear_state *s = TG_STATE(n, linear_state);
     tg_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
     tg_tensor *bias = s->at_bias ? n->in[s->at_bias] : NULL, *addend = s->at_addend ? n->in[s->at_addend] : NULL;
@@ -173,8 +173,8 @@ static bool check_in_place(tg_graph *g, tg_tensor *addend, tg_tensor *x, tg_tens
 
 // y = x W^T + bias + addend, for tg_linear (addend NULL), tg_linear_add and, written over
 // the addend's data, tg_linear_add_.
-static tg_tensor *linear(tg_graph *g, const tg_op *op, tg_tensor *x, tg_tensor *weight, tg_tensor *bias,
-                         tg_tensor *addend) {
+TG_VECTORIZE static tg_tensor *linear(tg_graph *g, const tg_op *op, tg_tensor *x, tg_tensor *weight,
+                                      tg_tensor *bias, tg_tensor *addend) {
     if (!tg_check_float(g, op->name, 2, x, weight)) return NULL;
     if (bias && !tg_check_float(g, op->name, 2, x, bias)) return NULL;
     if (weight->shape.n != 2 || x->shape.n < 1 || x->shape.d[x->shape.n - 1] != weight->shape.d[1])
