@@ -35,8 +35,13 @@ static bool cpu_has_avx512(void) {
 // run before main, where no thread of the program exists yet, and before BLIS can have
 // initialised on our behalf. (A program that starts threads from its own constructors and
 // calls getenv in them is the one case left; none of ours does.)
+//
+// BLIS 0.9 reads the variable as an integer, the index of the kernel set in its arch_t enum
+// (a name such as "haswell" parses as 0, which is BLIS_ARCH_SKX): so we write the number.
 __attribute__((constructor)) static void choose_blis_arch(void) {
-    if (!getenv("BLIS_ARCH_TYPE") && cpu_has_avx512()) setenv("BLIS_ARCH_TYPE", "skx", 0);
+    char id[16];
+    snprintf(id, sizeof id, "%d", (int)BLIS_ARCH_SKX);
+    if (!getenv("BLIS_ARCH_TYPE") && cpu_has_avx512()) setenv("BLIS_ARCH_TYPE", id, 0);
 }
 
 static void blas_init(void) {
