@@ -3,8 +3,8 @@
 // Written with ordinary ops, v^T tanh(k + q) over every source position is a broadcast sum
 // and a tanh, each keeping a [B, S, A] tensor for backward, and a product with v: per
 // decoder step, two passes that write [B, S, A] and two more in backward. This op reads the
-// keys once forward, where it keeps tanh(k + q) for backward (recomputing it there was a
-// third of the op's time), and that once backward.
+// keys once, forward, and keeps tanh(k + q), which backward reads instead of recomputing it
+// (that was a third of the op's time).
 // It is an optional fast path: the Bahdanau and concat scores use it, and
 // tests/test_attention.c checks it against the op-by-op expression.
 #include "tg_internal.h"
