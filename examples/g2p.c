@@ -5,11 +5,13 @@
 // back at the letters through Bahdanau attention, so it learns which letters it is sounding
 // out. tg_seq2seq is the whole model; back-propagation through decoder, attention and
 // encoder comes from the tape. Reports phoneme and word error rates of a beam search on the
-// held-out test words, shows some of them, and draws the attention of one word and the
-// training curve as SVG pictures.
+// held-out test words (against each word's first pronunciation, and word error rate against
+// any of its pronunciations too, as published results are scored), shows some of them, and
+// draws the attention of one word and the training curve as SVG pictures.
 //
 //   build/examples/g2p --minutes 2                                      # the bundled 15k words
 //   build/examples/g2p --minutes 60 --data data/full --hidden 192 --threads 2 --save g2p.safetensors
+//   build/examples/g2p --load g2p.safetensors --data data/full --minutes 0   # score it, no training
 //   build/examples/g2p --load g2p.safetensors --pronounce hello world tapegrad
 #include <ctype.h>
 #include <math.h>
@@ -39,6 +41,7 @@ typedef struct {
     tg_ex_vocab *letters, *phones;
     tg_params *params;
     tg_seq2seq net;
+    double indrnn_bound[2]; // IndRNN only: |weight_hh| bounds of encoder and decoder (0: no clamp)
 } model;
 
 // A word of the dictionary as ids: letters [src_len], phones [tgt_len] ending in EOS.
@@ -67,6 +70,18 @@ static bool model_init(model *m, double dropout, tg_rng *rng) {
         .enc_cell = cell, .dec_cell = cell, .attention = &tg_attention_bahdanau, .dropout = dropout,
         .pad_id = TG_EX_PAD, .bos_id = TG_EX_BOS, .eos_id = TG_EX_EOS, .dtype = TG_F32};
     return tg_seq2seq_init(&m->net, &c, m->params, "", rng);
+}
+
+// Bounds an IndRNN's recurrent weights after an optimizer step, as Li et al. (2018) do: the
+// gradient through T steps of relu(... + u*h) grows as u^T, so |u| <= 2^(1/T) (bounds set by
+// set_indrnn_bounds). The decoder is one cell, not a tg_rnn: it is clamped through a one-layer
+// view of it (the copy names the same parameters). Other cells: nothing to do.
+static void clamp_indrnn(model *m) {
+    if (!m->indrnn_bound[0]) return;
+    (void)tg_indrnn_clamp(&m->net.encoder, m->indrnn_bound[0]);
+    tg_rnn decoder = {.cfg = {.cell = &tg_cell_indrnn, .num_layers = 1}, .n_dirs = 1};
+    decoder.cells[0][0] = m->net.decoder;
+    (void)tg_indrnn_clamp(&decoder, m->indrnn_bound[1]);
 }
 
 // --- Data: words as ids, batches of words of similar length --------------------------------
@@ -203,9 +218,13 @@ static int edit_distance(const int32_t *a, int n, const int32_t *b, int m) {
     return row[n & 1][m];
 }
 
-// Phoneme error rate (edits over reference phonemes) and word error rate (words with any error).
+// Phoneme error rate (edits over reference phonemes) and word error rate (words with any error),
+// against each word's first pronunciation; and, for the test words, word error rate against
+// any of its pronunciations (the first and the dictionary's alternates).
 typedef struct {
     int64_t edits, ref, wrong, words;
+    int64_t wrong_any;       // words whose prediction is none of their pronunciations
+    int64_t with_alternates; // words that have alternates
 } errors;
 
 static void count(errors *e, const tg_hypothesis *h, const example *ex) {
@@ -216,8 +235,28 @@ static void count(errors *e, const tg_hypothesis *h, const example *ex) {
     e->words++;
 }
 
+// True when h says exactly alt, compared as symbols: an alternate may hold a phone the model
+// never learned (it then never says it).
+static bool says(const tg_hypothesis *h, const tg_ex_phones *alt, const tg_ex_vocab *phones) {
+    if (!h->finished || phones_of(h) != alt->n_phones) return false;
+    for (int k = 0; k < alt->n_phones; k++)
+        if (strcmp(tg_ex_vocab_token(phones, h->tokens[k]), alt->phones[k])) return false;
+    return true;
+}
+
+// The word error against any pronunciation of p, after count() has scored h against its first
+// (wrong_first: it found an error).
+static void count_any(errors *e, const tg_hypothesis *h, bool wrong_first, const tg_ex_pron *p,
+                      const tg_ex_vocab *phones) {
+    bool right = !wrong_first;
+    for (int k = 0; k < p->n_alternates && !right; k++) right = says(h, &p->alternates[k], phones);
+    e->wrong_any += !right;
+    e->with_alternates += p->n_alternates > 0;
+}
+
 static double per(errors e) { return e.ref ? (double)e.edits / (double)e.ref : NAN; }
 static double wer(errors e) { return e.words ? (double)e.wrong / (double)e.words : NAN; }
+static double wer_any(errors e) { return e.words ? (double)e.wrong_any / (double)e.words : NAN; }
 
 // Greedy decoding of words idx[0..n) (sorted by length, so batches pad little), 256 at a time.
 static errors score_greedy(tg_graph *g, const model *m, const example *ex, const int *idx, int n) {
@@ -308,26 +347,30 @@ static void pronounce_words(tg_graph *g, const model *m, char **words, int n_wor
     }
 }
 
-// Beam search over the test words idx[0..n), none seen in training: their errors. Shows `show`
-// of them, evenly spread, beside the dictionary's pronunciation; the heatmap shows one of those.
-static errors test_words(tg_graph *g, const model *m, const example *ex, const int *idx, int n, int beam, int show,
-                         const char *heatmap) {
+// Beam search over the test words idx[0..n), none seen in training: their errors against the
+// first pronunciation and against any (prons: the dictionary's entries, as ex). Shows `show` of
+// them, evenly spread, beside the first pronunciation (* wrong; "= an alternate" when the
+// prediction is one of the others); the heatmap shows one of those.
+static errors test_words(tg_graph *g, const model *m, const example *ex, const tg_ex_pron *prons, const int *idx,
+                         int n, int beam, int show, const char *heatmap) {
     errors e = {0};
     int every = show ? (n + show - 1) / show : 0;
     bool drawn = false; // the heatmap: the first word shown with letters enough to be interesting
-    if (show) printf("%-16s %-28s %s\n", "test word", "predicted", "dictionary");
+    if (show) printf("%-16s %-28s %s\n", "test word", "predicted", "dictionary (first pronunciation)");
     for (int i = 0; i < n; i++) {
         const example *x = &ex[idx[i]];
         if (i % 64 == 0) tg_graph_reset(g); // not every word: the graph keeps its transposed weights
         tg_hypothesis h = decode_word(g, m, x->src, x->src_len, beam);
-        int64_t wrong = e.wrong;
+        int64_t wrong = e.wrong, wrong_any = e.wrong_any;
         count(&e, &h, x);
+        count_any(&e, &h, e.wrong > wrong, &prons[idx[i]], m->phones);
         if (!drawn && heatmap && x->src_len >= 7 && h.length && (!every || i % every == 0))
             write_heatmap(heatmap, m, x->word, x->src, &h), drawn = true;
         if (every && i % every == 0) {
             char said[1024], ref[1024];
+            const char *mark = e.wrong == wrong ? "" : e.wrong_any > wrong_any ? "   *" : "   * (= an alternate)";
             printf("%-16s %-28s %s%s\n", x->word, format_phones(said, sizeof said, m->phones, h.tokens, phones_of(&h)),
-                   format_phones(ref, sizeof ref, m->phones, x->tgt, x->tgt_len - 1), e.wrong > wrong ? "   *" : "");
+                   format_phones(ref, sizeof ref, m->phones, x->tgt, x->tgt_len - 1), mark);
         }
     }
     return e;
@@ -468,16 +511,31 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
 // The dictionary as examples, split train/dev/test (the dev words sorted by length for
 // batched greedy decoding).
 typedef struct {
+    const char *data_dir; // --data: the folder holding cmudict/
     tg_ex_cmudict dict;
     example *ex;   // [dict.n]
     int32_t *ids;  // storage behind every example's ids
     int *split[3], n_split[3];
 } corpus;
 
+// T for clamp_indrnn: the most steps encoder (letters) and decoder (phones and EOS) take on a
+// training word.
+static void set_indrnn_bounds(model *m, const corpus *c) {
+    int longest[2] = {1, 1};
+    for (int i = 0; i < c->n_split[TG_EX_TRAIN]; i++) {
+        const example *x = &c->ex[c->split[TG_EX_TRAIN][i]];
+        longest[0] = x->src_len > longest[0] ? x->src_len : longest[0];
+        longest[1] = x->tgt_len > longest[1] ? x->tgt_len : longest[1];
+    }
+    bool indrnn = tg_ex_cell(m->s.cell) == &tg_cell_indrnn;
+    for (int k = 0; k < 2; k++) m->indrnn_bound[k] = indrnn ? pow(2, 1.0 / longest[k]) : 0;
+}
+
 // Reads the dictionary; makes the vocabularies from its training words unless a checkpoint
 // brought them.
 static bool load_corpus(const char *data_dir, model *m, corpus *c) {
     tg_ex_error err;
+    c->data_dir = data_dir;
     if (!tg_ex_cmudict_load(data_dir, !m->s.stress, &c->dict, &err))
         return fprintf(stderr, "g2p: %s\n", err.msg), false;
     bool grow = !m->letters;
@@ -489,6 +547,7 @@ static bool load_corpus(const char *data_dir, model *m, corpus *c) {
             if (c->dict.items[i].split == (tg_ex_split)s) c->split[s][c->n_split[s]++] = i;
     }
     sort_by_length(c->ex, c->split[TG_EX_DEV], c->n_split[TG_EX_DEV]);
+    set_indrnn_bounds(m, c);
     printf("g2p: %d train, %d dev, %d test words; %d letters, %d phonemes%s; BLIS kernels %s\n", c->n_split[0],
            c->n_split[1], c->n_split[2], tg_ex_vocab_size(m->letters) - TG_EX_RESERVED,
            tg_ex_vocab_size(m->phones) - TG_EX_RESERVED, m->s.stress ? " with stress" : "", tg_blas_arch());
@@ -520,6 +579,7 @@ static double train_step(tg_graph *g, model *m, const example *ex, const int *id
     tg_backward(g, loss);
     tg_clip_grad_norm(m->params, clip);
     tg_optim_step(opt);
+    clamp_indrnn(m);
     return tg_tensor_get(loss, 0);
 }
 
@@ -573,16 +633,30 @@ static void train(tg_graph *g, model *m, const corpus *c, tg_optim *opt, tg_rng 
     free(order), free(start);
 }
 
-// Beam search over the test words; their error rates and the RESULT line.
+// Beam search over the test words; their error rates and the RESULT line. PER and the first
+// WER (wer=) score against each word's first pronunciation, as before the alternates were
+// read; wer_any= against any of its pronunciations (nan without cmudict-alternates.tsv).
 static void test(tg_graph *g, const model *m, const corpus *c, const settings *st, const progress *pr,
                  double seconds) {
     double t0 = tg_ex_now();
-    errors e = test_words(g, m, c->ex, c->split[TG_EX_TEST], c->n_split[TG_EX_TEST], st->beam, st->show, st->heatmap);
-    printf("test: %lld words, beam %d: phoneme error rate %.4f, word error rate %.4f (%.0f s)\n", (long long)e.words,
-           st->beam, per(e), wer(e), tg_ex_now() - t0);
-    tg_ex_result(NULL, "per=%.4f wer=%.4f dev_per=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f", per(e),
-                 wer(e), pr->c.n ? pr->c.dev_per[pr->c.n - 1] : NAN, pr->first_loss, pr->last_loss,
-                 (long long)(pr->step - pr->start_step), seconds);
+    errors e = test_words(g, m, c->ex, c->dict.items, c->split[TG_EX_TEST], c->n_split[TG_EX_TEST], st->beam,
+                          st->show, st->heatmap);
+    double any = c->dict.has_alternates ? wer_any(e) : NAN;
+    printf("test: %lld words, beam %d, against each word's first pronunciation: phoneme error rate %.4f, word error "
+           "rate %.4f (%.0f s)\n",
+           (long long)e.words, st->beam, per(e), wer(e), tg_ex_now() - t0);
+    if (c->dict.has_alternates)
+        printf("test: against any of a word's pronunciations (%lld of the %lld words have alternates): word error rate "
+               "%.4f\n",
+               (long long)e.with_alternates, (long long)e.words, any);
+    else
+        printf("test: word error rate against any pronunciation not measured: %s/cmudict/cmudict-alternates.tsv is "
+               "missing (scripts/fetch_data.sh cmudict adds it)\n",
+               c->data_dir);
+    tg_ex_result(NULL,
+                 "per=%.4f wer=%.4f dev_per=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f wer_any=%.4f",
+                 per(e), wer(e), pr->c.n ? pr->c.dev_per[pr->c.n - 1] : NAN, pr->first_loss, pr->last_loss,
+                 (long long)(pr->step - pr->start_step), seconds, any);
 }
 
 // The model of m->s, and with --load its weights (and, when it trains on, the optimizer's

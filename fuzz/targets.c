@@ -328,6 +328,21 @@ static bool is_phone(const char *p, bool stripped) {
     return !*rest || (!stripped && rest[0] >= '0' && rest[0] <= '2' && !rest[1]);
 }
 
+// A dictionary read as its own alternates file (tg_ex_cmudict_read_alternates): every line
+// names a word it has, so all of them attach, one alternate a line.
+static void check_own_alternates(const char *path, bool strip, tg_ex_cmudict *d) {
+    tg_ex_error err = {""};
+    bool ok = tg_ex_cmudict_read_alternates(path, strip, d, &err);
+    CHECK(ok, "a dictionary refused as its own alternates: %s", err.msg);
+    CHECK(d->has_alternates && d->n_alternates == d->n, "%d alternates of %d entries", d->n_alternates, d->n);
+    int total = 0;
+    for (int i = 0; i < d->n; i++)
+        for (int k = 0; k < d->items[i].n_alternates; k++, total++)
+            for (int j = 0; j < d->items[i].alternates[k].n_phones; j++)
+                CHECK(is_phone(d->items[i].alternates[k].phones[j], strip), "entry %d: alternate phone not ARPAbet", i);
+    CHECK(total == d->n, "%d alternates attached, %d read", total, d->n);
+}
+
 int tg_fuzz_cmudict(const uint8_t *data, size_t size) {
     memfile m = memfile_new(data, size);
     tg_ex_cmudict dicts[2];
@@ -350,6 +365,7 @@ int tg_fuzz_cmudict(const uint8_t *data, size_t size) {
                 CHECK(is_phone(p->phones[k], strip), "entry %d: phone %d \"%s\" is not ARPAbet", i, k, p->phones[k]);
             CHECK(p->split == tg_ex_split_of(p->word, strlen(p->word)), "entry %d: wrong split", i);
         }
+        check_own_alternates(m.path, strip, d);
     }
     CHECK(ok[0] == ok[1], "strip_stress changed whether the file reads");
     if (ok[0]) {

@@ -23,7 +23,7 @@ typedef struct {
 int tg_fuzz_safetensors(const uint8_t *data, size_t size); // tg_safetensors_open and its queries
 int tg_fuzz_params_load(const uint8_t *data, size_t size); // tg_params_load, strict and not
 int tg_fuzz_checkpoint(const uint8_t *data, size_t size);  // tg_checkpoint_read_config, tg_checkpoint_load
-int tg_fuzz_cmudict(const uint8_t *data, size_t size);     // tg_ex_cmudict_read
+int tg_fuzz_cmudict(const uint8_t *data, size_t size);     // tg_ex_cmudict_read, the file as its own alternates
 int tg_fuzz_brown(const uint8_t *data, size_t size);       // tg_ex_brown_read, tg_ex_sentence_text
 int tg_fuzz_spam(const uint8_t *data, size_t size);        // tg_ex_spam_read
 int tg_fuzz_vocab(const uint8_t *data, size_t size);       // tg_ex_vocab_load, save, load again

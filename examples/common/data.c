@@ -143,6 +143,35 @@ static bool is_phone(const char *p) {
     return !*rest || (rest[0] >= '0' && rest[0] <= '2' && !rest[1]);
 }
 
+// Parses line (WORD<TAB>PHONE PHONE ...) in place: *word, and its phones into phones[0..*n).
+// False with a message naming path and line_no.
+static bool parse_entry(char *line, const char *path, int line_no, bool strip_stress, const char **word,
+                        const char **phones, int *n, tg_ex_error *err) {
+    char *tab = strchr(line, '\t');
+    if (!tab || tab == line || !tab[1] || strchr(tab + 1, '\t'))
+        return bad_line(err, path, line_no, "expected WORD<TAB>PHONE PHONE ... (one tab)"), false;
+    *tab = 0;
+    if (strchr(line, ' ')) return bad_line(err, path, line_no, "a space inside the word"), false;
+    *word = line;
+    *n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(tab + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        if (*n == MAX_PHONES || !is_phone(tok)) {
+            char what[96];
+            if (*n == MAX_PHONES) snprintf(what, sizeof what, "more than %d phones", MAX_PHONES);
+            else snprintf(what, sizeof what, "'%.16s' is not an ARPAbet phone", tok);
+            return bad_line(err, path, line_no, what), false;
+        }
+        if (strip_stress) {
+            size_t len = strlen(tok);
+            if (tok[len - 1] >= '0' && tok[len - 1] <= '2') tok[len - 1] = 0;
+        }
+        phones[(*n)++] = tok;
+    }
+    if (*n == 0) return bad_line(err, path, line_no, "a word without phones"), false;
+    return true;
+}
+
 bool tg_ex_cmudict_read(const char *path, bool strip_stress, tg_ex_cmudict *dict, tg_ex_error *err) {
     memset(dict, 0, sizeof *dict);
     int n_lines;
@@ -162,43 +191,13 @@ bool tg_ex_cmudict_read(const char *path, bool strip_stress, tg_ex_cmudict *dict
     for (int line_no = 1; *at; line_no++) {
         char *line = next_line(&at);
         if (!*line) continue;
-        char *tab = strchr(line, '\t');
-        if (!tab || tab == line || !tab[1] || strchr(tab + 1, '\t')) {
-            bad_line(err, path, line_no, "expected WORD<TAB>PHONE PHONE ... (one tab)");
-            tg_ex_cmudict_free(dict);
-            return false;
-        }
-        *tab = 0;
-        if (strchr(line, ' ')) {
-            bad_line(err, path, line_no, "a space inside the word");
-            tg_ex_cmudict_free(dict);
-            return false;
-        }
         tg_ex_pron *p = &dict->items[dict->n];
-        p->word = line;
         p->phones = dict->phones_ + used;
-        char *save = NULL;
-        for (char *tok = strtok_r(tab + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-            if (p->n_phones == MAX_PHONES || !is_phone(tok)) {
-                char what[96];
-                if (p->n_phones == MAX_PHONES) snprintf(what, sizeof what, "more than %d phones", MAX_PHONES);
-                else snprintf(what, sizeof what, "'%.16s' is not an ARPAbet phone", tok);
-                bad_line(err, path, line_no, what);
-                tg_ex_cmudict_free(dict);
-                return false;
-            }
-            if (strip_stress) {
-                size_t len = strlen(tok);
-                if (tok[len - 1] >= '0' && tok[len - 1] <= '2') tok[len - 1] = 0;
-            }
-            dict->phones_[used++] = tok;
-            p->n_phones++;
-        }
-        if (p->n_phones == 0) {
-            bad_line(err, path, line_no, "a word without phones");
+        if (!parse_entry(line, path, line_no, strip_stress, &p->word, dict->phones_ + used, &p->n_phones, err)) {
             tg_ex_cmudict_free(dict);
             return false;
         }
+        used += (size_t)p->n_phones;
         p->split = tg_ex_split_of(p->word, strlen(p->word));
         dict->n++;
     }
@@ -210,16 +209,109 @@ bool tg_ex_cmudict_read(const char *path, bool strip_stress, tg_ex_cmudict *dict
     return true;
 }
 
+static int by_word(const void *a, const void *b) {
+    return strcmp((*(const tg_ex_pron *const *)a)->word, (*(const tg_ex_pron *const *)b)->word);
+}
+
+// The alternates of one file in line order, before they are grouped by word.
+typedef struct {
+    char *text;          // the file, parsed in place
+    const char **phones; // storage behind every line's phones
+    tg_ex_phones *line;  // [n] each line's pronunciation
+    int *owner;          // [n] the item of dict each line belongs to
+    int n;
+} alternates;
+
+// Parses every line of the alternates file, finding its word in dict by binary search over
+// sorted [dict->n] (pointers into dict->items). False with a message naming path and line.
+static bool parse_alternates(alternates *a, const char *path, bool strip_stress, const tg_ex_cmudict *dict,
+                             tg_ex_pron **sorted, tg_ex_error *err) {
+    size_t used = 0;
+    char *at = a->text;
+    for (int line_no = 1; *at; line_no++) {
+        char *line = next_line(&at);
+        if (!*line) continue;
+        tg_ex_pron key = {0}, *keyp = &key;
+        tg_ex_phones *alt = &a->line[a->n];
+        alt->phones = a->phones + used;
+        if (!parse_entry(line, path, line_no, strip_stress, &key.word, a->phones + used, &alt->n_phones, err))
+            return false;
+        tg_ex_pron **found = bsearch(&keyp, sorted, (size_t)dict->n, sizeof *sorted, by_word);
+        if (!found) {
+            char what[128];
+            snprintf(what, sizeof what, "'%.64s' is not a word of the dictionary (cmudict.tsv) it goes with", key.word);
+            return bad_line(err, path, line_no, what), false;
+        }
+        used += (size_t)alt->n_phones;
+        a->owner[a->n++] = (int)(*found - dict->items);
+    }
+    return true;
+}
+
+// Groups the parsed lines by word, keeping their order, into dict->alts_ and attaches them.
+static void attach_alternates(const alternates *a, tg_ex_cmudict *dict, int *start) {
+    memset(start, 0, sizeof *start * (size_t)(dict->n + 1)); // start [n + 1]: of each word's alternates
+    for (int k = 0; k < a->n; k++) start[a->owner[k] + 1]++;
+    for (int i = 0; i < dict->n; i++) start[i + 1] += start[i];
+    for (int i = 0; i < dict->n; i++) {
+        dict->items[i].alternates = dict->alts_ + start[i];
+        dict->items[i].n_alternates = 0;
+    }
+    for (int k = 0; k < a->n; k++) {
+        tg_ex_pron *p = &dict->items[a->owner[k]];
+        dict->alts_[start[a->owner[k]] + p->n_alternates++] = a->line[k];
+    }
+    dict->n_alternates = a->n;
+    dict->has_alternates = true;
+}
+
+bool tg_ex_cmudict_read_alternates(const char *path, bool strip_stress, tg_ex_cmudict *dict, tg_ex_error *err) {
+    int n_lines;
+    alternates a = {.text = tg_ex_read_text(path, CMUDICT_MAX_LINE, &n_lines, err)};
+    if (!a.text) return false;
+    a.phones = malloc((strlen(a.text) / 2 + 1) * sizeof *a.phones); // half a line's bytes, as above
+    a.line = malloc(sizeof *a.line * (size_t)n_lines);
+    a.owner = malloc(sizeof *a.owner * (size_t)n_lines);
+    tg_ex_pron **sorted = malloc(sizeof *sorted * (size_t)dict->n);  // [dict->n] by word
+    int *start = malloc(sizeof *start * ((size_t)dict->n + 1));      // [dict->n + 1]
+    tg_ex_phones *alts = malloc(sizeof *alts * (size_t)n_lines);     // [n_lines] grouped by word
+    bool ok = a.phones && a.line && a.owner && sorted && start && alts;
+    if (!ok) set_error(err, "%s: out of memory", path);
+    if (ok) {
+        for (int i = 0; i < dict->n; i++) sorted[i] = &dict->items[i];
+        qsort(sorted, (size_t)dict->n, sizeof *sorted, by_word);
+        ok = parse_alternates(&a, path, strip_stress, dict, sorted, err);
+    }
+    if (ok) {
+        free(dict->alt_text_), free(dict->alt_phones_), free(dict->alts_); // a second file replaces the first
+        dict->alt_text_ = a.text, dict->alt_phones_ = a.phones, dict->alts_ = alts;
+        attach_alternates(&a, dict, start);
+    } else {
+        free(a.text), free(a.phones), free(alts);
+    }
+    free(a.line), free(a.owner), free(sorted), free(start);
+    return ok;
+}
+
 bool tg_ex_cmudict_load(const char *data_dir, bool strip_stress, tg_ex_cmudict *dict, tg_ex_error *err) {
     char path[4096];
     join_path(path, sizeof path, data_dir, "cmudict/cmudict.tsv");
-    return tg_ex_cmudict_read(path, strip_stress, dict, err);
+    if (!tg_ex_cmudict_read(path, strip_stress, dict, err)) return false;
+    // Optional: a data folder fetched before the alternates had their file goes on without them.
+    join_path(path, sizeof path, data_dir, "cmudict/cmudict-alternates.tsv");
+    if (access(path, F_OK) != 0 && errno == ENOENT) return true;
+    if (tg_ex_cmudict_read_alternates(path, strip_stress, dict, err)) return true;
+    tg_ex_cmudict_free(dict);
+    return false;
 }
 
 void tg_ex_cmudict_free(tg_ex_cmudict *dict) {
     free(dict->items);
     free(dict->phones_);
     free(dict->text_);
+    free(dict->alt_text_);
+    free(dict->alt_phones_);
+    free(dict->alts_);
     memset(dict, 0, sizeof *dict);
 }
 

@@ -36,23 +36,40 @@ const char *tg_ex_split_name(tg_ex_split split);
 
 // --- CMUdict: data/cmudict/cmudict.tsv, WORD<TAB>PH1 PH2 ... -----------------------------
 
+// A pronunciation: ARPAbet symbols, "AH0" with stress, "AH" with it stripped.
+typedef struct {
+    const char **phones; // [n_phones]
+    int n_phones;
+} tg_ex_phones;
+
 typedef struct {
     const char *word;    // as in the dictionary: upper case A-Z and ' - . ("ZYUGANOV'S")
-    const char **phones; // [n_phones] ARPAbet symbols: "AH0" with stress, "AH" with it stripped
+    const char **phones; // [n_phones] the first pronunciation: "AH0" with stress, "AH" with it stripped
     int n_phones;
     tg_ex_split split; // key: the word
+    const tg_ex_phones *alternates; // [n_alternates] the others (cmudict-alternates.tsv), in the dictionary's order
+    int n_alternates;
 } tg_ex_pron;
 
 typedef struct {
     tg_ex_pron *items; // [n] in file order
     int n;
-    char *text_;           // the file, parsed in place: the strings above point into it
-    const char **phones_;  // storage behind every items[i].phones
+    bool has_alternates; // an alternates file was read (a word may still have none)
+    int n_alternates;    // the sum of items[i].n_alternates
+    char *text_;              // the file, parsed in place: the strings above point into it
+    const char **phones_;     // storage behind every items[i].phones
+    char *alt_text_;          // the alternates file, parsed in place
+    const char **alt_phones_; // storage behind the alternates' phones
+    tg_ex_phones *alts_;      // [n_alternates] grouped by word: storage behind every items[i].alternates
 } tg_ex_cmudict;
 
 // Reads a cmudict.tsv file; strip_stress drops the stress digit of vowels (AH0 -> AH).
 bool tg_ex_cmudict_read(const char *path, bool strip_stress, tg_ex_cmudict *dict, tg_ex_error *err);
-// Reads data_dir/cmudict/cmudict.tsv.
+// Reads an alternates file (WORD<TAB>PHONES, cmudict-alternates.tsv) into a dictionary read
+// without them, attaching each line to its word; strip_stress as for the dictionary. False
+// when a line is malformed or names a word dict lacks; dict is then as it was.
+bool tg_ex_cmudict_read_alternates(const char *path, bool strip_stress, tg_ex_cmudict *dict, tg_ex_error *err);
+// Reads data_dir/cmudict/cmudict.tsv and, when the file exists, cmudict-alternates.tsv.
 bool tg_ex_cmudict_load(const char *data_dir, bool strip_stress, tg_ex_cmudict *dict, tg_ex_error *err);
 void tg_ex_cmudict_free(tg_ex_cmudict *dict);
 
