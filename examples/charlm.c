@@ -359,14 +359,7 @@ static bool session_start(session *ss, sizes s, tg_ex_vocab *const *vocabs, bool
     tg_rng_seed(&ss->rng, common->seed);
     if (!model_init(&ss->m, s, vocab, &ss->rng)) return false;
     ss->opt = tg_optim_adam(ss->m.params, (tg_adam_opts){.lr = st->lr});
-    ss->run = tg_ex_run_at(0);
-    if (common->load) {
-        if (!tg_ex_checkpoint_load("charlm", common->load, ss->m.params, has_state, ss->opt, &ss->rng, &ss->run.step))
-            return false;
-        printf("loaded %s: embed %d, hidden %d, %d layer(s), %lld steps trained\n", common->load, s.embed, s.hidden,
-               s.layers, (long long)ss->run.step);
-        ss->run = tg_ex_run_at(ss->run.step);
-    }
+    if (!tg_ex_run_start("charlm", common, ss->m.params, has_state, ss->opt, &ss->rng, &ss->run)) return false;
     printf("model: embedding %d -> LSTM %d x %d layer(s) -> %d symbols, %lld parameters; chunks of %d x %d "
            "characters, %d worker(s)\n",
            s.embed, s.hidden, s.layers, vocab, (long long)tg_params_numel(ss->m.params), st->seq, st->batch,

@@ -379,11 +379,10 @@ typedef struct {
     model m;
     const corpus *c;
     const settings *st;
-    uint64_t seed; // of the epochs' orders
     tg_optim *opt;
     tg_ex_trainer tr;
     tg_graph *g; // evaluation and tagging
-    int *order;  // [n_train + 1]: this epoch's sentences
+    tg_ex_batches batches; // of the training sentences
     int cap;     // sentences an evaluation batch
     tg_rng rng;
     tg_ex_saver saver;
@@ -393,15 +392,14 @@ typedef struct {
 
 static void begin_epoch(void *user, int64_t epoch) {
     session *ss = user;
-    tg_ex_epoch_order(ss->c->split[TG_EX_TRAIN], ss->c->n_split[TG_EX_TRAIN], ss->c->start, ss->seed, epoch,
-                      16 * ss->st->batch, ss->order);
+    tg_ex_batches_epoch(&ss->batches, epoch);
 }
 
 // One optimizer step on batch k of the epoch; returns the loss, *units its real tokens.
 static double step(void *user, int64_t k, double *units) {
     session *ss = user;
-    int B = ss->st->batch, n = ss->c->n_split[TG_EX_TRAIN], at = (int)(k * B), size = n - at < B ? n - at : B;
-    batch_job job = {&ss->m, ss->c, ss->order + at, 0};
+    batch_job job = {&ss->m, ss->c, NULL, 0};
+    int size = tg_ex_batches_at(&ss->batches, k, &job.idx);
     for (int b = 0; b < size; b++) job.tokens += ss->c->start[job.idx[b] + 1] - ss->c->start[job.idx[b]];
     *units = (double)job.tokens;
     return tg_ex_trainer_step(&ss->tr, size, batch_loss, &job, &ss->rng);
@@ -428,29 +426,24 @@ static bool session_start(session *ss, sizes s, tg_ex_vocab *const *vocab, bool 
     if (!model_init(&ss->m, s, tg_ex_vocab_size(vocab[0]), tg_ex_vocab_size(vocab[1]), n_tags, st->dropout, &ss->rng))
         return false;
     ss->opt = tg_optim_adam(ss->m.params, (tg_adam_opts){.lr = st->lr});
-    ss->run = tg_ex_run_at(0);
-    if (common->load) {
-        if (!tg_ex_checkpoint_load("postag", common->load, ss->m.params, has_state, ss->opt, &ss->rng, &ss->run.step))
-            return false;
-        printf("loaded %s, %lld steps trained\n", common->load, (long long)ss->run.step);
-        ss->run = tg_ex_run_at(ss->run.step);
-    }
+    if (!tg_ex_run_start("postag", common, ss->m.params, has_state, ss->opt, &ss->rng, &ss->run)) return false;
     printf("model: embeddings %d + %d + %d -> BiLSTM 2 x %d x %d layer(s) -> %d tags, %lld parameters\n", s.word_embed,
            s.suffix_embed, SHAPE_EMBED, s.hidden, s.layers, n_tags - TG_EX_RESERVED,
            (long long)tg_params_numel(ss->m.params));
     enum { EVAL_BATCH = 64 };
     ss->cap = st->batch > EVAL_BATCH ? st->batch : EVAL_BATCH;
-    ss->seed = common->seed;
     ss->saver = tg_ex_saver_make("postag", common, vocab, VOCAB_NAME, 3);
     ss->g = tg_graph_new();
-    ss->order = malloc(sizeof *ss->order * (size_t)(ss->c->n_split[TG_EX_TRAIN] + 1));
-    if (!ss->g || !ss->order) return fprintf(stderr, "postag: out of memory\n"), false;
+    const corpus *c = ss->c;
+    if (!tg_ex_batches_init(&ss->batches, c->split[TG_EX_TRAIN], c->n_split[TG_EX_TRAIN], c->start, st->batch,
+                            16 * st->batch, common->seed) ||
+        !ss->g) return fprintf(stderr, "postag: out of memory\n"), false;
     return tg_ex_trainer_init(&ss->tr, "postag", ss->m.params, ss->opt, st->clip, st->workers);
 }
 
 static void session_free(session *ss) {
     tg_ex_trainer_free(&ss->tr);
-    free(ss->order);
+    tg_ex_batches_free(&ss->batches);
     tg_graph_free(ss->g);
     tg_optim_free(ss->opt);
     tg_params_free(ss->m.params);
@@ -459,8 +452,7 @@ static void session_free(session *ss) {
 // Trains, saves, scores dev and test, tags --tag's sentence; the RESULT line. False when
 // saving failed.
 static bool run(session *ss, const tg_ex_common *common, tg_ex_vocab *const *vocab) {
-    int B = ss->st->batch, n = ss->c->n_split[TG_EX_TRAIN];
-    tg_ex_loop loop = {"tok", (n + B - 1) / B, ss->st->max_steps, ss, begin_epoch, step, end_epoch, save_now};
+    tg_ex_loop loop = {"tok", tg_ex_batches_per_epoch(&ss->batches), ss->st->max_steps, ss, begin_epoch, step, end_epoch, save_now};
     double t0 = tg_ex_now(), test_oov;
     tg_ex_train_epochs(&loop, common->minutes, &ss->saver, &ss->run);
     bool saved = save(&ss->saver, &ss->m, ss->opt, &ss->rng, ss->run.step);

@@ -308,11 +308,10 @@ typedef struct {
     model m;
     const corpus *c;
     const settings *st;
-    uint64_t seed; // of the epochs' orders
     tg_optim *opt;
     tg_ex_trainer tr;
     tg_graph *g; // evaluation and --classify
-    int *order;  // [n_train + 1]: this epoch's messages
+    tg_ex_batches batches; // of the training messages
     int cap;     // messages an evaluation batch
     tg_rng rng;
     tg_ex_saver saver;
@@ -322,15 +321,14 @@ typedef struct {
 
 static void begin_epoch(void *user, int64_t epoch) {
     session *ss = user;
-    tg_ex_epoch_order(ss->c->split[TG_EX_TRAIN], ss->c->n_split[TG_EX_TRAIN], ss->c->start, ss->seed, epoch,
-                      8 * ss->st->batch, ss->order);
+    tg_ex_batches_epoch(&ss->batches, epoch);
 }
 
 // One optimizer step on batch k of the epoch; returns the loss, *units its messages.
 static double step(void *user, int64_t k, double *units) {
     session *ss = user;
-    int B = ss->st->batch, n = ss->c->n_split[TG_EX_TRAIN], at = (int)(k * B), size = n - at < B ? n - at : B;
-    batch_job job = {&ss->m, ss->c, ss->order + at};
+    batch_job job = {&ss->m, ss->c, NULL};
+    int size = tg_ex_batches_at(&ss->batches, k, &job.idx);
     *units = size;
     return tg_ex_trainer_step(&ss->tr, size, batch_loss, &job, &ss->rng);
 }
@@ -355,28 +353,23 @@ static bool session_start(session *ss, sizes s, tg_ex_vocab *const *vocab, bool 
     tg_rng_seed(&ss->rng, common->seed);
     if (!model_init(&ss->m, s, tg_ex_vocab_size(*vocab), st->dropout, &ss->rng)) return false;
     ss->opt = tg_optim_adam(ss->m.params, (tg_adam_opts){.lr = st->lr});
-    ss->run = tg_ex_run_at(0);
-    if (common->load) {
-        if (!tg_ex_checkpoint_load("spam", common->load, ss->m.params, has_state, ss->opt, &ss->rng, &ss->run.step))
-            return false;
-        printf("loaded %s, %lld steps trained\n", common->load, (long long)ss->run.step);
-        ss->run = tg_ex_run_at(ss->run.step);
-    }
+    if (!tg_ex_run_start("spam", common, ss->m.params, has_state, ss->opt, &ss->rng, &ss->run)) return false;
     printf("model: embedding %d -> BiGRU 2 x %d x %d layer(s) -> mean over the message -> ham/spam, %lld parameters\n",
            s.embed, s.hidden, s.layers, (long long)tg_params_numel(ss->m.params));
     enum { EVAL_BATCH = 64 };
     ss->cap = st->batch > EVAL_BATCH ? st->batch : EVAL_BATCH;
-    ss->seed = common->seed;
     ss->saver = tg_ex_saver_make("spam", common, vocab, VOCAB_NAME, 1);
     ss->g = tg_graph_new();
-    ss->order = malloc(sizeof *ss->order * (size_t)(ss->c->n_split[TG_EX_TRAIN] + 1));
-    if (!ss->g || !ss->order) return fprintf(stderr, "spam: out of memory\n"), false;
+    const corpus *c = ss->c;
+    if (!tg_ex_batches_init(&ss->batches, c->split[TG_EX_TRAIN], c->n_split[TG_EX_TRAIN], c->start, st->batch,
+                            8 * st->batch, common->seed) ||
+        !ss->g) return fprintf(stderr, "spam: out of memory\n"), false;
     return tg_ex_trainer_init(&ss->tr, "spam", ss->m.params, ss->opt, st->clip, st->workers);
 }
 
 static void session_free(session *ss) {
     tg_ex_trainer_free(&ss->tr);
-    free(ss->order);
+    tg_ex_batches_free(&ss->batches);
     tg_graph_free(ss->g);
     tg_optim_free(ss->opt);
     tg_params_free(ss->m.params);
@@ -386,8 +379,7 @@ static void session_free(session *ss) {
 // False when saving failed.
 static bool run(session *ss, const tg_ex_common *common, const tg_ex_vocab *vocab) {
     const settings *st = ss->st;
-    int B = st->batch, n = ss->c->n_split[TG_EX_TRAIN];
-    tg_ex_loop loop = {"msg", (n + B - 1) / B, st->max_steps, ss, begin_epoch, step, end_epoch, save_now};
+    tg_ex_loop loop = {"msg", tg_ex_batches_per_epoch(&ss->batches), st->max_steps, ss, begin_epoch, step, end_epoch, save_now};
     double t0 = tg_ex_now();
     tg_ex_train_epochs(&loop, common->minutes, &ss->saver, &ss->run);
     bool saved = save(&ss->saver, &ss->m, ss->opt, &ss->rng, ss->run.step);

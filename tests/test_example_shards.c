@@ -108,8 +108,8 @@ static outcome run_postag(int workers, double dropout, uint64_t seed) {
     session ss = {.c = &c, .st = &st};
     cr_assert(model_init(&ss.m, (sizes){8, 4, 6, 1}, WORDS, SUFFIXES, TAGS, dropout, &rng));
     ss.opt = tg_optim_adam(ss.m.params, (tg_adam_opts){.lr = st.lr});
-    ss.order = malloc(sizeof *ss.order * N_SENT);
-    for (int i = 0; i < N_SENT; i++) ss.order[i] = i;
+    cr_assert(tg_ex_batches_init(&ss.batches, c.split[TG_EX_TRAIN], N_SENT, c.start, B, B, 1));
+    for (int i = 0; i < N_SENT; i++) ss.batches.order[i] = i; // batches in corpus order
     tg_rng_seed(&ss.rng, seed);
     cr_assert(tg_ex_trainer_init(&ss.tr, "postag", ss.m.params, ss.opt, st.clip, workers));
     outcome o = {.params = ss.m.params};

@@ -58,6 +58,32 @@ typedef struct {
 
 // A run that starts at step (from a checkpoint, or 0).
 tg_ex_run tg_ex_run_at(int64_t step);
+// A run from --load's checkpoint (its weights and, when has_state, the optimizer's state, the
+// generator and the step; it says so) or, without --load, from scratch. False with a message.
+bool tg_ex_run_start(const char *program, const tg_ex_common *common, tg_params *params, bool has_state,
+                     tg_optim *opt, tg_rng *rng, tg_ex_run *run);
+
+// An epoch's batches of training examples of different lengths: tg_ex_epoch_order's order
+// (shuffled by seed and epoch, sorted by length within windows), cut into batches of `batch`
+// examples, the last one smaller.
+typedef struct {
+    const int *train;     // [n]: the training examples' ids
+    const int64_t *start; // example id's length is start[id + 1] - start[id]
+    int n, batch, window;
+    uint64_t seed;
+    int *order; // [n + 1]: this epoch's order
+} tg_ex_batches;
+
+// Batches over train; false when out of memory.
+bool tg_ex_batches_init(tg_ex_batches *b, const int *train, int n, const int64_t *start, int batch, int window,
+                        uint64_t seed);
+void tg_ex_batches_free(tg_ex_batches *b);
+// Batches an epoch (0 when there are no examples).
+int64_t tg_ex_batches_per_epoch(const tg_ex_batches *b);
+// The order of epoch `epoch`.
+void tg_ex_batches_epoch(tg_ex_batches *b, int64_t epoch);
+// Batch k of the epoch: *idx points at its examples' ids; returns how many there are.
+int tg_ex_batches_at(const tg_ex_batches *b, int64_t k, const int **idx);
 
 // What an example does at each point of the loop; user is its own state.
 typedef struct {

@@ -59,6 +59,40 @@ double tg_ex_shard_token_weight(const tg_shard *shard, int64_t shard_tokens, int
 
 tg_ex_run tg_ex_run_at(int64_t step) { return (tg_ex_run){step, step, -1, NAN, NAN}; }
 
+bool tg_ex_run_start(const char *program, const tg_ex_common *common, tg_params *params, bool has_state,
+                     tg_optim *opt, tg_rng *rng, tg_ex_run *run) {
+    int64_t step = 0;
+    if (common->load) {
+        if (!tg_ex_checkpoint_load(program, common->load, params, has_state, opt, rng, &step)) return false;
+        printf("loaded %s, %lld steps trained\n", common->load, (long long)step);
+    }
+    *run = tg_ex_run_at(step);
+    return true;
+}
+
+bool tg_ex_batches_init(tg_ex_batches *b, const int *train, int n, const int64_t *start, int batch, int window,
+                        uint64_t seed) {
+    *b = (tg_ex_batches){train, start, n, batch, window, seed, malloc(sizeof(int) * (size_t)(n + 1))};
+    return b->order != NULL;
+}
+
+void tg_ex_batches_free(tg_ex_batches *b) {
+    free(b->order);
+    b->order = NULL;
+}
+
+int64_t tg_ex_batches_per_epoch(const tg_ex_batches *b) { return (b->n + b->batch - 1) / b->batch; }
+
+void tg_ex_batches_epoch(tg_ex_batches *b, int64_t epoch) {
+    tg_ex_epoch_order(b->train, b->n, b->start, b->seed, epoch, b->window, b->order);
+}
+
+int tg_ex_batches_at(const tg_ex_batches *b, int64_t k, const int **idx) {
+    int at = (int)(k * b->batch);
+    *idx = b->order + at;
+    return b->n - at < b->batch ? b->n - at : b->batch;
+}
+
 // Whether the run may take another step.
 static bool may_step(const tg_ex_loop *loop, const tg_ex_budget *budget, const tg_ex_run *run) {
     bool capped = loop->max_steps && (uint64_t)(run->step - run->start_step) >= loop->max_steps;
