@@ -216,7 +216,8 @@ static void train_step(tg_graph *g, tg_data_parallel *dp, model *m) {
         ok = loss && tg_backward(g, loss);
     }
     if (!ok) {
-        fprintf(stderr, "tg-bench: %s failed: %s\n", m->cfg->name, dp ? "a worker's step (above)" : tg_graph_last_error(g));
+        const char *why = dp ? "see the worker's message above" : tg_graph_last_error(g);
+        fprintf(stderr, "tg-bench: %s failed: %s\n", m->cfg->name, why);
         exit(1);
     }
     tg_optim_step(m->opt);

@@ -366,7 +366,8 @@ static bool session_start(session *ss, sizes s, tg_ex_vocab *const *vocabs, bool
            st->workers);
     ss->saver = tg_ex_saver_make("charlm", common, vocabs, VOCAB_NAME, 1);
     ss->g = tg_graph_new();
-    if (!carry_init(&ss->c, s.layers, st->batch, s.hidden) || !ss->g) return fprintf(stderr, "charlm: out of memory\n"), false;
+    if (!carry_init(&ss->c, s.layers, st->batch, s.hidden) || !ss->g)
+        return fprintf(stderr, "charlm: out of memory\n"), false;
     return tg_ex_trainer_init(&ss->tr, "charlm", ss->m.params, ss->opt, st->clip, st->workers);
 }
 

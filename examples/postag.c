@@ -435,9 +435,9 @@ static bool session_start(session *ss, sizes s, tg_ex_vocab *const *vocab, bool 
     ss->saver = tg_ex_saver_make("postag", common, vocab, VOCAB_NAME, 3);
     ss->g = tg_graph_new();
     const corpus *c = ss->c;
-    if (!tg_ex_batches_init(&ss->batches, c->split[TG_EX_TRAIN], c->n_split[TG_EX_TRAIN], c->start, st->batch,
-                            16 * st->batch, common->seed) ||
-        !ss->g) return fprintf(stderr, "postag: out of memory\n"), false;
+    bool made = tg_ex_batches_init(&ss->batches, c->split[TG_EX_TRAIN], c->n_split[TG_EX_TRAIN], c->start, st->batch,
+                                   16 * st->batch, common->seed);
+    if (!made || !ss->g) return fprintf(stderr, "postag: out of memory\n"), false;
     return tg_ex_trainer_init(&ss->tr, "postag", ss->m.params, ss->opt, st->clip, st->workers);
 }
 
@@ -452,11 +452,13 @@ static void session_free(session *ss) {
 // Trains, saves, scores dev and test, tags --tag's sentence; the RESULT line. False when
 // saving failed.
 static bool run(session *ss, const tg_ex_common *common, tg_ex_vocab *const *vocab) {
-    tg_ex_loop loop = {"tok", tg_ex_batches_per_epoch(&ss->batches), ss->st->max_steps, ss, begin_epoch, step, end_epoch, save_now};
+    tg_ex_loop loop = {"tok", tg_ex_batches_per_epoch(&ss->batches), ss->st->max_steps, ss, begin_epoch, step,
+                       end_epoch, save_now};
     double t0 = tg_ex_now(), test_oov;
     tg_ex_train_epochs(&loop, common->minutes, &ss->saver, &ss->run);
     bool saved = save(&ss->saver, &ss->m, ss->opt, &ss->rng, ss->run.step);
-    if (ss->run.dev_step != ss->run.step) ss->dev_acc = evaluate(ss->g, &ss->m, ss->c, TG_EX_DEV, ss->cap, &ss->dev_oov);
+    if (ss->run.dev_step != ss->run.step)
+        ss->dev_acc = evaluate(ss->g, &ss->m, ss->c, TG_EX_DEV, ss->cap, &ss->dev_oov);
     double test_acc = evaluate(ss->g, &ss->m, ss->c, TG_EX_TEST, ss->cap, &test_oov);
     printf("token accuracy: dev %.4f, test %.4f (words outside the vocabulary: %.4f) after %lld steps\n", ss->dev_acc,
            test_acc, test_oov, (long long)ss->run.step);

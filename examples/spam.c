@@ -361,9 +361,9 @@ static bool session_start(session *ss, sizes s, tg_ex_vocab *const *vocab, bool 
     ss->saver = tg_ex_saver_make("spam", common, vocab, VOCAB_NAME, 1);
     ss->g = tg_graph_new();
     const corpus *c = ss->c;
-    if (!tg_ex_batches_init(&ss->batches, c->split[TG_EX_TRAIN], c->n_split[TG_EX_TRAIN], c->start, st->batch,
-                            8 * st->batch, common->seed) ||
-        !ss->g) return fprintf(stderr, "spam: out of memory\n"), false;
+    bool made = tg_ex_batches_init(&ss->batches, c->split[TG_EX_TRAIN], c->n_split[TG_EX_TRAIN], c->start, st->batch,
+                                   8 * st->batch, common->seed);
+    if (!made || !ss->g) return fprintf(stderr, "spam: out of memory\n"), false;
     return tg_ex_trainer_init(&ss->tr, "spam", ss->m.params, ss->opt, st->clip, st->workers);
 }
 
@@ -379,7 +379,8 @@ static void session_free(session *ss) {
 // False when saving failed.
 static bool run(session *ss, const tg_ex_common *common, const tg_ex_vocab *vocab) {
     const settings *st = ss->st;
-    tg_ex_loop loop = {"msg", tg_ex_batches_per_epoch(&ss->batches), st->max_steps, ss, begin_epoch, step, end_epoch, save_now};
+    tg_ex_loop loop = {"msg", tg_ex_batches_per_epoch(&ss->batches), st->max_steps, ss, begin_epoch, step,
+                       end_epoch, save_now};
     double t0 = tg_ex_now();
     tg_ex_train_epochs(&loop, common->minutes, &ss->saver, &ss->run);
     bool saved = save(&ss->saver, &ss->m, ss->opt, &ss->rng, ss->run.step);
