@@ -34,6 +34,7 @@ tg_ex_option tg_ex_workers_option(int *workers);
 // A trainer of params with opt; false with a message on stderr when threads cannot start.
 bool tg_ex_trainer_init(tg_ex_trainer *t, const char *program, tg_params *params, tg_optim *opt, double clip,
                         int workers);
+// Stops the workers and frees the graph; the parameters and optimizer stay.
 void tg_ex_trainer_free(tg_ex_trainer *t);
 // One optimizer step on a global batch of `batch` examples: zeroes the gradients, builds and
 // differentiates the loss (shard by shard), clips and steps. rng is the run's generator: with
@@ -77,6 +78,7 @@ typedef struct {
 // Batches over train; false when out of memory.
 bool tg_ex_batches_init(tg_ex_batches *b, const int *train, int n, const int64_t *start, int batch, int window,
                         uint64_t seed);
+// Frees the order (the ids and lengths are the caller's).
 void tg_ex_batches_free(tg_ex_batches *b);
 // Batches an epoch (0 when there are no examples).
 int64_t tg_ex_batches_per_epoch(const tg_ex_batches *b);
