@@ -7,6 +7,8 @@
 //            [--bidirectional] [--threads N] [--roofline]
 //   --composite: LSTM and GRU steps, and s2s-gru-attn's attention, op by op instead of the
 //   fused ops.
+//   --workers N: data-parallel steps over N worker threads (tg_parallel.h), the global batch
+//   split between them; tokens/s is the whole job's.
 //
 // --roofline adds the step's matrix-product FLOPs (counted as BLIS runs them, backward
 // included), the sgemm rate BLIS reaches on a 1024^3 product in this process, and the
@@ -20,6 +22,7 @@
 
 #include "bench_cpu.h"
 #include "tapegrad.h"
+#include "tg_parallel.h"
 
 typedef enum { LM, BI_CLS, S2S } model_kind;
 
@@ -129,26 +132,37 @@ static void model_free(model *m) {
     free(m->out);
 }
 
-// The loss of one batch, as torch_bench.py's models compute it.
-static tg_tensor *model_loss(tg_graph *g, model *m) {
+// Columns [begin, begin + B) of ids [rows, batch], as a tensor [rows, B] in g: a shard's share.
+static tg_tensor *columns(tg_graph *g, const int32_t *ids, int rows, int batch, int begin, int B) {
+    tg_tensor *t = tg_zeros(g, TG_I32, tg_shape2(rows, B));
+    for (int r = 0; r < rows; r++)
+        memcpy((int32_t *)t->data + (size_t)r * B, ids + (size_t)r * batch + begin, sizeof(int32_t) * (size_t)B);
+    return t;
+}
+
+// The loss of examples [begin, begin + B) of the batch (all of it, or a worker's shard), as
+// torch_bench.py's models compute it: the mean over the examples' tokens.
+static tg_tensor *model_loss(tg_graph *g, model *m, int begin, int B) {
     const config *c = m->cfg;
-    int T = c->seq, B = c->batch, H = c->hidden;
+    int T = c->seq, H = c->hidden;
     tg_rnn_result r;
     if (c->kind == LM) {
-        tg_tensor *x = tg_embedding(g, m->emb, tg_from_data(g, TG_I32, tg_shape2(T, B), m->in)); // [T, B, E]
+        tg_tensor *x = tg_embedding(g, m->emb, columns(g, m->in, T, c->batch, begin, B)); // [T, B, E]
         tg_rnn_forward(g, &m->rnn, x, NULL, NULL, NULL, &r);
         tg_tensor *logits = tg_linear(g, tg_reshape(g, r.output, tg_shape2(T * B, -1)), m->out_w, m->out_b);
-        return tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(T * B), m->out), TG_REDUCE_MEAN, -100);
+        tg_tensor *y = tg_reshape(g, columns(g, m->out, T, c->batch, begin, B), tg_shape1(T * B));
+        return tg_cross_entropy(g, logits, y, TG_REDUCE_MEAN, -100);
     }
     if (c->kind == BI_CLS) {
-        tg_tensor *x = tg_embedding(g, m->emb, tg_from_data(g, TG_I32, tg_shape2(T, B), m->src)); // [T, B, E]
+        tg_tensor *x = tg_embedding(g, m->emb, columns(g, m->src, T, c->batch, begin, B)); // [T, B, E]
         tg_rnn_forward(g, &m->rnn, x, NULL, NULL, NULL, &r);
         tg_tensor *logits = tg_linear(g, tg_mean_axis(g, r.output, 0, false), m->out_w, m->out_b); // [B, 2]
-        return tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(B), m->out), TG_REDUCE_MEAN, -100);
+        tg_tensor *y = tg_reshape(g, columns(g, m->out, 1, c->batch, begin, B), tg_shape1(B));
+        return tg_cross_entropy(g, logits, y, TG_REDUCE_MEAN, -100);
     }
     // s2s: GRU encoder; GRU cell decoder over [embedding; context] with additive attention.
     int S = c->src_seq;
-    tg_tensor *src = tg_embedding(g, m->emb, tg_from_data(g, TG_I32, tg_shape2(S, B), m->src)); // [S, B, E]
+    tg_tensor *src = tg_embedding(g, m->emb, columns(g, m->src, S, c->batch, begin, B)); // [S, B, E]
     tg_rnn_forward(g, &m->rnn, src, NULL, NULL, NULL, &r);
     tg_tensor *enc = r.output;                                                         // [S, B, H]
     tg_tensor *h = tg_reshape(g, r.state[0], tg_shape2(B, H));                         // [B, H]
@@ -158,7 +172,7 @@ static tg_tensor *model_loss(tg_graph *g, model *m) {
     tg_attention_memory mem;
     tg_tensor *keys = composite ? tg_linear(g, enc, w[1], w[2]) : NULL;                // [S, B, H]
     if (!composite) tg_attention_prepare(g, &m->attn, enc, NULL, &mem);
-    tg_tensor *temb = tg_embedding(g, m->temb, tg_from_data(g, TG_I32, tg_shape2(T, B), m->in)); // [T, B, E]
+    tg_tensor *temb = tg_embedding(g, m->temb, columns(g, m->in, T, c->batch, begin, B)); // [T, B, E]
     tg_tensor **outs = tg_graph_alloc(g, sizeof(tg_tensor *) * (size_t)T);
     for (int t = 0; t < T; t++) {
         tg_tensor *ctx; // [B, H]
@@ -179,15 +193,31 @@ static tg_tensor *model_loss(tg_graph *g, model *m) {
         outs[t] = tg_concat(g, 2, hc, 1);                                                    // [B, 2H]
     }
     tg_tensor *logits = tg_linear(g, tg_reshape(g, tg_stack(g, T, outs, 0), tg_shape2(T * B, -1)), m->out_w, m->out_b);
-    return tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(T * B), m->out), TG_REDUCE_MEAN, -100);
+    tg_tensor *y = tg_reshape(g, columns(g, m->out, T, c->batch, begin, B), tg_shape1(T * B));
+    return tg_cross_entropy(g, logits, y, TG_REDUCE_MEAN, -100);
 }
 
-static void train_step(tg_graph *g, model *m) {
-    tg_graph_reset(g);
-    tg_tensor *loss = model_loss(g, m);
+// A worker's shard of the batch (a tg_shard_loss_fn): every example has as many tokens, so
+// the trainer's weights (count / batch) make the shards' sum the batch's mean.
+static tg_tensor *shard_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *user) {
+    (void)rng; // no dropout
+    return model_loss(g, user, (int)s->begin, (int)s->count);
+}
+
+// One step on one graph g, or on the workers of dp when it is not NULL.
+static void train_step(tg_graph *g, tg_data_parallel *dp, model *m) {
     tg_optim_zero_grad(m->opt);
-    if (!loss || !tg_backward(g, loss)) {
-        fprintf(stderr, "tg-bench: %s failed: %s\n", m->cfg->name, tg_graph_last_error(g));
+    bool ok;
+    if (dp) {
+        ok = !isnan(tg_data_parallel_backward(dp, m->cfg->batch, shard_loss, m));
+    } else {
+        tg_graph_reset(g);
+        tg_tensor *loss = model_loss(g, m, 0, m->cfg->batch);
+        ok = loss && tg_backward(g, loss);
+    }
+    if (!ok) {
+        const char *why = dp ? "see the worker's message above" : tg_graph_last_error(g);
+        fprintf(stderr, "tg-bench: %s failed: %s\n", m->cfg->name, why);
         exit(1);
     }
     tg_optim_step(m->opt);
@@ -219,24 +249,31 @@ static double gemm_rate(void) {
 }
 
 // Times steps like torch_bench.py's bench(): 2 warm-up steps, then at least 3 steps and 2 s.
-static void run(const config *c, int threads, bool roofline, double rate) {
+static void run(const config *c, int threads, int workers, bool roofline, double rate) {
     model m;
     model_init(&m, c);
     tg_graph *g = tg_graph_new();
-    for (int i = 0; i < 2; i++) train_step(g, &m);
+    tg_data_parallel *dp = NULL;
+    if (workers > 1 && !(dp = tg_data_parallel_new(m.p, (tg_data_parallel_opts){.workers = workers, .seed = 0}))) {
+        fprintf(stderr, "tg-bench: cannot start %d workers\n", workers);
+        exit(1);
+    }
+    for (int i = 0; i < 2; i++) train_step(g, dp, &m);
     uint64_t flops0 = tg_blas_flop_count();
-    train_step(g, &m);
+    train_step(g, dp, &m);
     uint64_t flops = tg_blas_flop_count() - flops0;
     double t0 = now(), t;
     int n = 0;
     do {
-        train_step(g, &m);
+        train_step(g, dp, &m);
         n++;
         t = now() - t0;
     } while (n < 3 || t < 2.0);
     double s = t / n;
     int toks = c->seq * c->batch;
-    printf("%-16s threads=%d %9.2f ms/step %10.0f tokens/s", c->name, threads, s * 1e3, toks / s);
+    printf("%-16s threads=%d", c->name, threads);
+    if (workers > 1) printf(" workers=%d", workers); // the line of one worker stays as torch_bench.py's
+    printf(" %9.2f ms/step %10.0f tokens/s", s * 1e3, toks / s);
     if (roofline) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
@@ -245,20 +282,21 @@ static void run(const config *c, int threads, bool roofline, double rate) {
     }
     printf("\n");
     fflush(stdout);
+    tg_data_parallel_free(dp);
     tg_graph_free(g);
     model_free(&m);
 }
 
 static void usage(void) {
-    printf("usage: tg-bench CONFIG... [--threads N] [--roofline]\n"
+    printf("usage: tg-bench CONFIG... [--threads N] [--workers N] [--roofline]\n"
            "       tg-bench --cell " BENCH_CELLS " --layers L --hidden H --embed E --vocab V --seq T --batch B\n"
-           "                [--bidirectional] [--threads N] [--roofline]\nconfigs:");
+           "                [--bidirectional] [--threads N] [--workers N] [--roofline]\nconfigs:");
     for (size_t i = 0; i < sizeof CONFIGS / sizeof *CONFIGS; i++) printf(" %s", CONFIGS[i].name);
     printf("\n");
 }
 
 int main(int argc, char **argv) {
-    int threads = 1;
+    int threads = 1, workers = 1;
     bool roofline = false, custom = false;
     config user = {"lm-custom", LM, &tg_cell_lstm, 96, 64, 256, 1, 64, 32, false, 0};
     const config *chosen[16];
@@ -279,6 +317,8 @@ int main(int argc, char **argv) {
             user.bidirectional = custom = true;
         } else if (!strcmp(a, "--threads") && v) {
             threads = atoi(argv[++i]);
+        } else if (!strcmp(a, "--workers") && v) {
+            workers = atoi(argv[++i]);
         } else if (size && v) {
             *size = atoi(argv[++i]);
             custom = true;
@@ -300,8 +340,8 @@ int main(int argc, char **argv) {
         }
     }
     if (user.layers < 1 || user.hidden < 1 || user.embed < 1 || user.vocab < 1 || user.seq < 1 || user.batch < 1 ||
-        threads < 1)
-        return fprintf(stderr, "tg-bench: sizes and threads must be positive\n"), 2;
+        threads < 1 || workers < 1 || workers > 1024)
+        return fprintf(stderr, "tg-bench: sizes and threads must be positive, workers 1 to 1024\n"), 2;
     if (custom) chosen[n_chosen++] = &user;
     if (n_chosen == 0)
         for (size_t k = 0; k < sizeof CONFIGS / sizeof *CONFIGS; k++) chosen[n_chosen++] = &CONFIGS[k];
@@ -310,6 +350,6 @@ int main(int argc, char **argv) {
     if (roofline)
         printf("# %s; BLIS %s, kernels %s, sgemm 1024^3: %.1f GFLOP/s\n", bench_cpu_name(), tg_blas_version(), tg_blas_arch(),
                rate * 1e-9);
-    for (int i = 0; i < n_chosen; i++) run(chosen[i], threads, roofline, rate);
+    for (int i = 0; i < n_chosen; i++) run(chosen[i], threads, workers, roofline, rate);
     return 0;
 }

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "tg_checkpoint.h"
-#include "tg_example.h"
+#include "tg_ex_train.h"
 
 #ifndef TG_DATA_DIR
 #define TG_DATA_DIR "data"
@@ -60,20 +60,39 @@ static tg_tensor *model_forward(tg_graph *g, const model *m, tg_tensor *ids, tg_
     return tg_linear(g, h, m->w_out, m->b_out);                         // [T*B, V]
 }
 
-// Truncated BPTT across graphs. Each chunk runs on one of two graphs in turn, so the state
-// the previous chunk left (in the other graph's arena) is still valid while this one uses it;
-// tg_detach makes it a constant here, so backward stops at the chunk's start.
+// Truncated BPTT: the states every row of text ended the last chunk in, kept outside any
+// graph, so that a chunk starts from them as constants (backward stops at the chunk's start)
+// whichever graph it runs in. A worker reads and writes only the rows of its shard.
 typedef struct {
-    tg_graph *g[2];
-    int turn;
-    tg_tensor *state[2]; // {h, c} [L, B, H] from the last chunk, or NULL: start from zeros
+    float *state[2]; // {h, c}, [L, B, H] each
+    int L, B, H;
+    bool valid; // false: the next chunk starts from zeros
 } carry;
 
-static tg_graph *carry_next(carry *c, tg_tensor **init) {
-    tg_graph *g = c->g[c->turn ^= 1];
-    tg_graph_reset(g); // this graph held the chunk before last: nothing refers to it any more
-    for (int i = 0; i < 2; i++) init[i] = c->state[0] ? tg_detach(g, c->state[i]) : NULL;
-    return g;
+static bool carry_init(carry *c, int L, int B, int H) {
+    *c = (carry){{NULL, NULL}, L, B, H, false};
+    for (int i = 0; i < 2; i++) c->state[i] = malloc(sizeof(float) * (size_t)L * (size_t)B * (size_t)H);
+    return c->state[0] && c->state[1];
+}
+
+static void carry_free(carry *c) { free(c->state[0]), free(c->state[1]); }
+
+// The states of rows [begin, begin + n) as tensors [L, n, H] in g; NULL when not valid.
+static void carry_in(tg_graph *g, const carry *c, int begin, int n, tg_tensor **init) {
+    for (int i = 0; i < 2; i++) {
+        init[i] = c->valid ? tg_zeros(g, TG_F32, tg_shape3(c->L, n, c->H)) : NULL;
+        for (int l = 0; init[i] && l < c->L; l++)
+            memcpy((float *)init[i]->data + (size_t)l * n * c->H, c->state[i] + ((size_t)l * c->B + begin) * c->H,
+                   sizeof(float) * (size_t)n * c->H);
+    }
+}
+
+// Keeps the final states fin = {h, c} [L, n, H] of rows [begin, begin + n).
+static void carry_out(carry *c, tg_tensor *const *fin, int begin, int n) {
+    for (int i = 0; i < 2; i++)
+        for (int l = 0; l < c->L; l++)
+            memcpy(c->state[i] + ((size_t)l * c->B + begin) * c->H, (const float *)fin[i]->data + (size_t)l * n * c->H,
+                   sizeof(float) * (size_t)n * c->H);
 }
 
 // --- Data: the raw text of a split, as one stream of character ids ---------------------
@@ -104,7 +123,8 @@ static int32_t *encode_split(const tg_ex_brown *brown, tg_ex_split split, tg_ex_
 }
 
 // The stream cut into B rows of `cols` characters: element (b, j) is ids[b*cols + j]. Chunk k
-// holds inputs x[t, b] = (b, kT + t) and targets y[t, b] = (b, kT + t + 1), both [T, B].
+// of rows [begin, begin + n) holds inputs x[t, b] = (begin + b, kT + t) and targets
+// y[t, b] = (begin + b, kT + t + 1), both [T, n].
 typedef struct {
     const int32_t *ids;
     int64_t cols, chunks;
@@ -117,36 +137,66 @@ static rows rows_of(const int32_t *ids, int64_t n, int B, int T) {
     return r;
 }
 
-static void rows_chunk(const rows *r, int64_t k, int32_t *x, int32_t *y) {
-    for (int t = 0; t < r->T; t++)
-        for (int b = 0; b < r->B; b++) {
-            const int32_t *at = r->ids + b * r->cols + k * r->T + t;
-            x[t * r->B + b] = at[0];
-            y[t * r->B + b] = at[1];
+// A chunk's loss, shard by shard: what each shard reads, and the carry it writes its rows of.
+typedef struct {
+    const model *m;
+    const rows *r;
+    int64_t k; // the chunk
+    carry *c;
+} chunk_job;
+
+// The mean cross-entropy, in nats, of the shard's rows of the chunk (a tg_shard_loss_fn).
+static tg_tensor *chunk_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *user) {
+    (void)rng; // no dropout
+    chunk_job *job = user;
+    const rows *r = job->r;
+    int T = r->T, n = (int)s->count, begin = (int)s->begin;
+    tg_tensor *x = tg_zeros(g, TG_I32, tg_shape2(T, n)), *y = tg_zeros(g, TG_I32, tg_shape1((int64_t)T * n));
+    int32_t *xs = x->data, *ys = y->data; // [T, n] each
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < n; b++) {
+            const int32_t *at = r->ids + (begin + b) * r->cols + job->k * T + t;
+            xs[t * n + b] = at[0];
+            ys[t * n + b] = at[1];
         }
+    tg_tensor *init[2], *fin[2];
+    carry_in(g, job->c, begin, n, init);
+    tg_tensor *logits = model_forward(g, job->m, x, init, fin); // [T*n, V]
+    if (!logits) return NULL;
+    carry_out(job->c, fin, begin, n);
+    return tg_cross_entropy(g, logits, y, TG_REDUCE_MEAN, -100);
 }
 
 // Bits per character over a whole stream, recording off, state carried from chunk to chunk.
-static double evaluate(carry *c, const model *m, const rows *r, int32_t *x, int32_t *y) {
+static double evaluate(tg_graph *g, const model *m, const rows *r, carry *c) {
     double nats = 0;
-    c->state[0] = c->state[1] = NULL;
-    for (int i = 0; i < 2; i++) tg_graph_set_grad_enabled(c->g[i], false);
-    for (int64_t k = 0; k < r->chunks; k++) {
-        tg_tensor *init[2];
-        tg_graph *g = carry_next(c, init);
-        rows_chunk(r, k, x, y);
-        tg_tensor *logits = model_forward(g, m, tg_from_data(g, TG_I32, tg_shape2(r->T, r->B), x), init, c->state);
-        nats += tg_tensor_get(tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(r->T * r->B), y),
-                                               TG_REDUCE_MEAN, -100), 0);
+    chunk_job job = {m, r, 0, c};
+    tg_shard whole = {0, 0, r->B, r->B};
+    c->valid = false;
+    tg_graph_set_grad_enabled(g, false);
+    for (; job.k < r->chunks; job.k++, c->valid = true) {
+        tg_graph_reset(g);
+        nats += tg_tensor_get(chunk_loss(g, &whole, NULL, &job), 0);
     }
-    for (int i = 0; i < 2; i++) tg_graph_set_grad_enabled(c->g[i], true);
-    c->state[0] = c->state[1] = NULL;
+    tg_graph_set_grad_enabled(g, true);
+    c->valid = false;
     return r->chunks ? nats / (double)r->chunks / log(2.0) : NAN;
 }
 
-// Feeds the prime, then draws n characters one at a time from softmax(logits / temperature).
-static void sample(carry *c, const model *m, const tg_ex_vocab *vocab, const char *prime, int n, double temperature,
-                   tg_rng *rng) {
+// A character drawn from softmax(logits / temperature) over logits [V]; reserved ids never.
+static int draw(const float *logits, int V, double temperature, double *p, tg_rng *rng) {
+    double max = -INFINITY, sum = 0, u = tg_rng_uniform(rng);
+    for (int v = TG_EX_RESERVED; v < V; v++) max = logits[v] > max ? logits[v] : max;
+    for (int v = 0; v < V; v++) // reserved ids are never a character: probability 0
+        sum += p[v] = v < TG_EX_RESERVED ? 0 : exp((logits[v] - max) / temperature);
+    for (int v = 0; v < V; v++)
+        if ((u -= p[v] / sum) < 0) return v;
+    return V - 1;
+}
+
+// Feeds the prime, then draws n characters one at a time (row 0 of the carry holds the state).
+static void sample(tg_graph *g, carry *c, const model *m, const tg_ex_vocab *vocab, const char *prime, int n,
+                   double temperature, tg_rng *rng) {
     int len = (int)strlen(prime), unknown = 0;
     int32_t *ids = malloc(sizeof *ids * (size_t)(len + 1));
     for (int i = 0; i < len; i++) unknown += (ids[i] = tg_ex_vocab_id_n(vocab, &prime[i], 1)) == TG_EX_UNK;
@@ -154,30 +204,22 @@ static void sample(carry *c, const model *m, const tg_ex_vocab *vocab, const cha
     if (unknown) printf("(%d byte%s of the prime never occur in the training text; read as <unk>)\n", unknown,
                         unknown > 1 ? "s" : "");
     printf("--- sample, temperature %g ---\n%s", temperature, prime);
-    c->state[0] = c->state[1] = NULL;
-    for (int i = 0; i < 2; i++) tg_graph_set_grad_enabled(c->g[i], false);
+    c->valid = false;
+    tg_graph_set_grad_enabled(g, false);
     double *p = malloc(sizeof *p * (size_t)m->vocab);
-    for (int k = 0; k < n; k++) {
-        tg_tensor *init[2];
-        tg_graph *g = carry_next(c, init);
-        tg_tensor *logits = model_forward(g, m, tg_from_data(g, TG_I32, tg_shape2(len, 1), ids), init, c->state);
-        const float *last = (const float *)logits->data + (int64_t)(len - 1) * m->vocab; // the last step's [V]
-        double max = -INFINITY, sum = 0, u = tg_rng_uniform(rng);
-        for (int v = TG_EX_RESERVED; v < m->vocab; v++) max = last[v] > max ? last[v] : max;
-        for (int v = 0; v < m->vocab; v++) // reserved ids are never a character: probability 0
-            sum += p[v] = v < TG_EX_RESERVED ? 0 : exp((last[v] - max) / temperature);
-        int pick = m->vocab - 1;
-        for (int v = 0; v < m->vocab; v++)
-            if ((u -= p[v] / sum) < 0) {
-                pick = v;
-                break;
-            }
+    for (int k = 0; k < n; k++, c->valid = true) {
+        tg_tensor *init[2], *fin[2];
+        tg_graph_reset(g);
+        carry_in(g, c, 0, 1, init);
+        tg_tensor *logits = model_forward(g, m, tg_from_data(g, TG_I32, tg_shape2(len, 1), ids), init, fin);
+        carry_out(c, fin, 0, 1);
+        int pick = draw((const float *)logits->data + (int64_t)(len - 1) * m->vocab, m->vocab, temperature, p, rng);
         fputs(tg_ex_vocab_token(vocab, pick), stdout);
         ids[0] = pick; // from now on the model reads one character a step
         len = 1;
     }
     printf("\n---\n");
-    for (int i = 0; i < 2; i++) tg_graph_set_grad_enabled(c->g[i], true);
+    tg_graph_set_grad_enabled(g, true);
     free(p);
     free(ids);
 }
@@ -197,27 +239,13 @@ static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const 
     sizes z = m->s;
     tg_ex_config_int fields[N_CONFIG];
     config_fields(&z, fields);
-    char *config = tg_ex_config_write("charlm", fields, N_CONFIG);
-    bool ok = config && tg_ex_saver_save(saver, m->params, opt, rng, step, config);
-    free(config);
-    return ok;
-}
-
-// Before the model exists: its sizes and vocabulary. A weights-only file (from PyTorch, say)
-// has no config: the sizes given on the command line must then match it.
-static bool load_config(const char *path, sizes *s, tg_ex_vocab **vocab, bool *has_state) {
-    char *config;
-    if (!tg_ex_checkpoint_config("charlm", path, &config, has_state, vocab, VOCAB_NAME, 1)) return false;
-    tg_ex_config_int fields[N_CONFIG];
-    config_fields(s, fields);
-    bool ok = !config || tg_ex_config_read("charlm", path, config, fields, N_CONFIG);
-    free(config);
-    return ok;
+    return tg_ex_save_sizes(saver, m->params, opt, rng, step, fields, N_CONFIG);
 }
 
 // What the command line sets beyond the common options and the sizes.
 typedef struct {
-    int seq, batch, sample_len;
+    int seq, batch, sample_len, workers;
+    uint64_t max_steps;
     double lr, lr_decay, clip, temperature;
     const char *prime;
 } settings;
@@ -229,10 +257,12 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
         {"layers", TG_EX_INT, &s->layers, "stacked LSTM layers", 1, TG_RNN_MAX_LAYERS, "L"},
         {"seq", TG_EX_INT, &st->seq, "characters per chunk: how far back gradients flow", 1, 4096, "T"},
         {"batch", TG_EX_INT, &st->batch, "parallel rows of text", 1, 4096, "B"},
+        tg_ex_workers_option(&st->workers),
         {"lr", TG_EX_DOUBLE, &st->lr, "Adam learning rate of the first epoch", 1e-6, 1, "R"},
         {"lr-decay", TG_EX_DOUBLE, &st->lr_decay, "the learning rate is multiplied by this after each epoch", 1e-3, 1,
          "X"},
         {"clip", TG_EX_DOUBLE, &st->clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
+        {"steps", TG_EX_U64, &st->max_steps, "stop after this many steps, whatever the time (0: no limit)", 0, 0, "N"},
         {"prime", TG_EX_STRING, &st->prime, "text the sample starts from", 0, 0, "TEXT"},
         {"temperature", TG_EX_DOUBLE, &st->temperature, "sampling temperature: lower is safer, higher wilder", 0.01,
          10, "X"},
@@ -275,111 +305,118 @@ static bool load_texts(const tg_ex_common *common, const settings *st, tg_ex_voc
     return true;
 }
 
-// Where training is, and the dev score it last saw.
+// A run: the model, its data and trainer, where training is and the dev score it last saw.
 typedef struct {
-    int64_t step, start_step, dev_step; // dev_step: the step dev was last scored at (-1: never)
-    double first_loss, last_loss, dev_bpc;
-} progress;
+    model m;
+    const texts *t;
+    const settings *st;
+    tg_optim *opt;
+    tg_ex_trainer tr;
+    carry c;
+    tg_graph *g; // evaluation and sampling
+    tg_rng rng;
+    tg_ex_saver saver;
+    tg_ex_run run;
+    double dev_bpc;
+} session;
 
-// One optimizer step on chunk k of the training rows (x, y [T, B]); returns bits per character.
-static double train_step(carry *c, model *m, const rows *r, int64_t k, int32_t *x, int32_t *y, tg_optim *opt,
-                         const settings *st) {
-    int T = st->seq, B = st->batch;
-    tg_tensor *init[2];
-    tg_graph *g = carry_next(c, init);
-    rows_chunk(r, k, x, y);
-    tg_tensor *logits = model_forward(g, m, tg_from_data(g, TG_I32, tg_shape2(T, B), x), init, c->state);
-    tg_tensor *loss = tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(T * B), y), TG_REDUCE_MEAN, -100);
-    tg_optim_zero_grad(opt);
-    tg_backward(g, loss);
-    tg_clip_grad_norm(m->params, st->clip);
-    tg_optim_step(opt);
-    return tg_tensor_get(loss, 0) / log(2.0);
+// The learning rate, a fast start and then smaller steps to settle, is a function of the
+// epoch alone; each epoch starts its rows from zero states (so does a resumed run).
+static void begin_epoch(void *user, int64_t epoch) {
+    session *ss = user;
+    tg_lr_schedule schedule = {.kind = TG_LR_EXPONENTIAL, .gamma = ss->st->lr_decay};
+    tg_optim_set_lr(ss->opt, tg_lr_at(&schedule, ss->st->lr, epoch));
+    ss->c.valid = false;
 }
 
-// Trains until the budget is spent, scoring dev after each whole epoch and saving when due.
-// The position in the text follows from the step count, so a resumed run carries on where
-// the saved one stopped (its carried state starts again from zeros); so does the learning
-// rate, a fast start and then smaller steps to settle, a function of the epoch alone.
-static void train(carry *c, model *m, const texts *t, int32_t *x, int32_t *y, tg_optim *opt, tg_rng *rng,
-                  const settings *st, const tg_ex_common *common, tg_ex_saver *saver, progress *pr) {
-    const rows *r = &t->r[TG_EX_TRAIN];
-    tg_lr_schedule schedule = {.kind = TG_LR_EXPONENTIAL, .gamma = st->lr_decay};
-    tg_ex_budget budget;
-    tg_ex_budget_start(&budget, common->minutes);
-    while (tg_ex_budget_left(&budget)) {
-        int64_t epoch = pr->step / r->chunks, k = pr->step % r->chunks;
-        tg_optim_set_lr(opt, tg_lr_at(&schedule, st->lr, epoch));
-        char label[48];
-        snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
-        tg_ex_progress p;
-        tg_ex_progress_begin(&p, stdout, label, r->chunks - k, "char");
-        p.budget = &budget;
-        c->state[0] = c->state[1] = NULL;
-        for (; k < r->chunks && tg_ex_budget_left(&budget); k++, pr->step++) {
-            if (tg_ex_saver_due(saver)) save(saver, m, opt, rng, pr->step); // a failure is reported; on we go
-            double bits = train_step(c, m, r, k, x, y, opt, st);
-            if (pr->step == pr->start_step) pr->first_loss = bits;
-            tg_ex_progress_step(&p, bits, st->seq * st->batch);
-        }
-        tg_ex_progress_end(&p);
-        pr->last_loss = tg_ex_progress_loss(&p); // the mean over the (last) epoch's steps, in bits per character
-        if (k == r->chunks) {
-            pr->dev_bpc = evaluate(c, m, &t->r[TG_EX_DEV], x, y);
-            pr->dev_step = pr->step;
-            printf("epoch %lld: dev %.4f bits/char\n", (long long)epoch + 1, pr->dev_bpc);
-        }
-    }
+// One optimizer step on chunk k of the training rows; returns bits per character.
+static double step(void *user, int64_t k, double *units) {
+    session *ss = user;
+    chunk_job job = {&ss->m, &ss->t->r[TG_EX_TRAIN], k, &ss->c};
+    double nats = tg_ex_trainer_step(&ss->tr, ss->st->batch, chunk_loss, &job, &ss->rng);
+    ss->c.valid = true;
+    *units = (double)ss->st->seq * ss->st->batch;
+    return nats / log(2.0);
+}
+
+static void end_epoch(void *user, int64_t epoch) {
+    session *ss = user;
+    ss->dev_bpc = evaluate(ss->g, &ss->m, &ss->t->r[TG_EX_DEV], &ss->c);
+    printf("epoch %lld: dev %.4f bits/char\n", (long long)epoch + 1, ss->dev_bpc);
+}
+
+static bool save_now(void *user, int64_t at) {
+    session *ss = user;
+    return save(&ss->saver, &ss->m, ss->opt, &ss->rng, at);
+}
+
+// The model (with --load its weights and, when it trains on, its training state), its
+// optimizer, trainer and carry. False with a message.
+static bool session_start(session *ss, sizes s, tg_ex_vocab *const *vocabs, bool has_state,
+                          const tg_ex_common *common) {
+    const settings *st = ss->st;
+    int vocab = tg_ex_vocab_size(*vocabs);
+    tg_rng_seed(&ss->rng, common->seed);
+    if (!model_init(&ss->m, s, vocab, &ss->rng)) return false;
+    ss->opt = tg_optim_adam(ss->m.params, (tg_adam_opts){.lr = st->lr});
+    if (!tg_ex_run_start("charlm", common, ss->m.params, has_state, ss->opt, &ss->rng, &ss->run)) return false;
+    printf("model: embedding %d -> LSTM %d x %d layer(s) -> %d symbols, %lld parameters; chunks of %d x %d "
+           "characters, %d worker(s)\n",
+           s.embed, s.hidden, s.layers, vocab, (long long)tg_params_numel(ss->m.params), st->seq, st->batch,
+           st->workers);
+    ss->saver = tg_ex_saver_make("charlm", common, vocabs, VOCAB_NAME, 1);
+    ss->g = tg_graph_new();
+    if (!carry_init(&ss->c, s.layers, st->batch, s.hidden) || !ss->g)
+        return fprintf(stderr, "charlm: out of memory\n"), false;
+    return tg_ex_trainer_init(&ss->tr, "charlm", ss->m.params, ss->opt, st->clip, st->workers);
+}
+
+static void session_free(session *ss) {
+    tg_ex_trainer_free(&ss->tr);
+    carry_free(&ss->c);
+    tg_graph_free(ss->g);
+    tg_optim_free(ss->opt);
+    tg_params_free(ss->m.params);
+}
+
+// Trains, saves, scores dev and test, samples; the RESULT line. False when saving failed.
+static bool run(session *ss, const tg_ex_common *common, const tg_ex_vocab *vocab) {
+    const settings *st = ss->st;
+    tg_ex_loop loop = {"char", ss->t->r[TG_EX_TRAIN].chunks, st->max_steps, ss, begin_epoch, step, end_epoch, save_now};
+    double t0 = tg_ex_now();
+    tg_ex_train_epochs(&loop, common->minutes, &ss->saver, &ss->run);
+    bool saved = save(&ss->saver, &ss->m, ss->opt, &ss->rng, ss->run.step); // before sampling draws from rng
+    if (ss->run.dev_step != ss->run.step) ss->dev_bpc = evaluate(ss->g, &ss->m, &ss->t->r[TG_EX_DEV], &ss->c);
+    double test_bpc = evaluate(ss->g, &ss->m, &ss->t->r[TG_EX_TEST], &ss->c);
+    printf("dev %.4f bits/char, test %.4f bits/char after %lld steps\n", ss->dev_bpc, test_bpc,
+           (long long)ss->run.step);
+    if (st->sample_len > 0) sample(ss->g, &ss->c, &ss->m, vocab, st->prime, st->sample_len, st->temperature, &ss->rng);
+    tg_ex_result(NULL, "dev_bpc=%.4f test_bpc=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f",
+                 ss->dev_bpc, test_bpc, ss->run.first_loss, ss->run.last_loss,
+                 (long long)(ss->run.step - ss->run.start_step), tg_ex_now() - t0);
+    return saved;
 }
 
 int main(int argc, char **argv) {
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 1);
     sizes s = {32, 256, 1};
-    settings st = {64, 32, 300, 8e-3, 0.7, 1.0, 0.8, "The "};
+    settings st = {64, 32, 300, 1, 0, 8e-3, 0.7, 1.0, 0.8, "The "};
     tg_ex_parse_result parsed = parse_settings(argc, argv, &common, &s, &st);
     if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
     tg_set_num_threads(common.threads);
 
     tg_ex_vocab *vocab = NULL;
     bool has_state = false;
-    if (common.load && !load_config(common.load, &s, &vocab, &has_state)) return 1;
+    tg_ex_config_int fields[N_CONFIG];
+    config_fields(&s, fields);
+    if (common.load && !tg_ex_load_sizes("charlm", common.load, fields, N_CONFIG, &vocab, VOCAB_NAME, 1, &has_state))
+        return 1;
     texts t = {0};
-    if (!load_texts(&common, &st, &vocab, &t)) return texts_free(&t), tg_ex_vocab_free(vocab), 1;
-    tg_rng rng;
-    tg_rng_seed(&rng, common.seed);
-    model m;
-    if (!model_init(&m, s, tg_ex_vocab_size(vocab), &rng)) return 1;
-    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = st.lr});
-    progress pr = {0, 0, -1, NAN, NAN, NAN};
-    if (common.load) {
-        if (!tg_ex_checkpoint_load("charlm", common.load, m.params, has_state, opt, &rng, &pr.step)) return 1;
-        printf("loaded %s: embed %d, hidden %d, %d layer(s), %lld steps trained\n", common.load, s.embed, s.hidden,
-               s.layers, (long long)pr.step);
-    }
-    printf(
-        "model: embedding %d -> LSTM %d x %d layer(s) -> %d symbols, %lld parameters; chunks of %d x %d characters\n",
-        s.embed, s.hidden, s.layers, m.vocab, (long long)tg_params_numel(m.params), st.seq, st.batch);
-
-    carry c = {{tg_graph_new(), tg_graph_new()}, 0, {NULL, NULL}};
-    size_t chunk = (size_t)st.seq * (size_t)st.batch;
-    int32_t *x = malloc(sizeof *x * chunk), *y = malloc(sizeof *y * chunk); // [T, B] each
-    tg_ex_saver saver = tg_ex_saver_make("charlm", &common, &vocab, VOCAB_NAME, 1);
-    double t0 = tg_ex_now();
-    pr.start_step = pr.step;
-    train(&c, &m, &t, x, y, opt, &rng, &st, &common, &saver, &pr);
-    bool saved = save(&saver, &m, opt, &rng, pr.step); // before sampling draws from rng
-    if (pr.dev_step != pr.step) pr.dev_bpc = evaluate(&c, &m, &t.r[TG_EX_DEV], x, y);
-    double test_bpc = evaluate(&c, &m, &t.r[TG_EX_TEST], x, y);
-    printf("dev %.4f bits/char, test %.4f bits/char after %lld steps\n", pr.dev_bpc, test_bpc, (long long)pr.step);
-    if (st.sample_len > 0) sample(&c, &m, vocab, st.prime, st.sample_len, st.temperature, &rng);
-    tg_ex_result(NULL, "dev_bpc=%.4f test_bpc=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f", pr.dev_bpc,
-                 test_bpc, pr.first_loss, pr.last_loss, (long long)(pr.step - pr.start_step), tg_ex_now() - t0);
-
-    free(x), free(y);
+    session ss = {.t = &t, .st = &st};
+    bool ok = load_texts(&common, &st, &vocab, &t) && session_start(&ss, s, &vocab, has_state, &common);
+    ok = ok && run(&ss, &common, vocab);
+    session_free(&ss);
     texts_free(&t);
-    for (int i = 0; i < 2; i++) tg_graph_free(c.g[i]);
-    tg_optim_free(opt);
-    tg_params_free(m.params);
     tg_ex_vocab_free(vocab);
-    return saved ? 0 : 1;
+    return ok ? 0 : 1;
 }

@@ -124,10 +124,14 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-int main(int argc, char **argv) {
-    double minutes = 1.0;
-    int T = 50, H = 64, threads = 1;
-    uint64_t seed = 1;
+typedef struct {
+    double minutes;
+    int T, H, threads;
+    uint64_t seed;
+} options;
+
+// Reads the command line into o; returns -1 to go on, or the exit status (0 after --help).
+static int parse_options(int argc, char **argv, options *o) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("custom_cell: a minimal gated unit defined in this file, gradchecked and trained on the adding problem\n"
@@ -136,76 +140,94 @@ int main(int argc, char **argv) {
                    "  --threads N  threads for matrix products (default 1)\n");
             return 0;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "custom_cell: %s needs a value (see --help)\n", argv[i]);
-            return 2;
-        }
+        if (i + 1 >= argc) return fprintf(stderr, "custom_cell: %s needs a value (see --help)\n", argv[i]), 2;
         const char *v = argv[++i];
-        if (!strcmp(argv[i - 1], "--minutes")) minutes = atof(v);
-        else if (!strcmp(argv[i - 1], "--seq")) T = atoi(v);
-        else if (!strcmp(argv[i - 1], "--hidden")) H = atoi(v);
-        else if (!strcmp(argv[i - 1], "--seed")) seed = strtoull(v, NULL, 10);
-        else if (!strcmp(argv[i - 1], "--threads")) threads = atoi(v);
-        else {
-            fprintf(stderr, "custom_cell: unknown option %s (see --help)\n", argv[i - 1]);
-            return 2;
-        }
+        if (!strcmp(argv[i - 1], "--minutes")) o->minutes = atof(v);
+        else if (!strcmp(argv[i - 1], "--seq")) o->T = atoi(v);
+        else if (!strcmp(argv[i - 1], "--hidden")) o->H = atoi(v);
+        else if (!strcmp(argv[i - 1], "--seed")) o->seed = strtoull(v, NULL, 10);
+        else if (!strcmp(argv[i - 1], "--threads")) o->threads = atoi(v);
+        else return fprintf(stderr, "custom_cell: unknown option %s (see --help)\n", argv[i - 1]), 2;
     }
-    if (T < 2 || H < 1 || minutes < 0) {
-        fprintf(stderr, "custom_cell: --seq must be at least 2, --hidden and --minutes positive\n");
-        return 2;
-    }
-    tg_set_num_threads(threads);
-    if (!gradcheck_mgu()) return 1;
+    if (o->T < 2 || o->H < 1 || o->minutes < 0)
+        return fprintf(stderr, "custom_cell: --seq must be at least 2, --hidden and --minutes positive\n"), 2;
+    return -1;
+}
 
-    enum { B = 32 };
-    tg_rng rng;
-    tg_rng_seed(&rng, seed);
-    adder m = {0};
-    m.p = tg_params_new();
+// A bidirectional MGU of H units a direction and a linear layer over both final states.
+static bool adder_init(adder *m, int H, tg_rng *rng) {
+    m->p = tg_params_new();
     tg_rnn_config cfg = {.cell = &MGU, .input_size = 2, .hidden_size = H, .num_layers = 1, .bidirectional = true};
-    if (!tg_rnn_init(&m.rnn, &cfg, m.p, "rnn.", &rng)) return 1;
-    m.w_out = tg_params_add(m.p, "out.weight", TG_F32, tg_shape2(1, 2 * H));
-    m.b_out = tg_params_add(m.p, "out.bias", TG_F32, tg_shape1(1));
-    tg_tensor_fill_uniform(m.w_out, &rng, -1 / sqrt(2.0 * H), 1 / sqrt(2.0 * H));
-    tg_optim *opt = tg_optim_adam(m.p, (tg_adam_opts){.lr = 3e-3});
-    tg_graph *g = tg_graph_new();
-    float *x = malloc(sizeof(float) * (size_t)(T * B * 2)), y[B];
+    if (!tg_rnn_init(&m->rnn, &cfg, m->p, "rnn.", rng)) return false;
+    m->w_out = tg_params_add(m->p, "out.weight", TG_F32, tg_shape2(1, 2 * H));
+    m->b_out = tg_params_add(m->p, "out.bias", TG_F32, tg_shape1(1));
+    tg_tensor_fill_uniform(m->w_out, rng, -1 / sqrt(2.0 * H), 1 / sqrt(2.0 * H));
+    return true;
+}
 
-    printf("adding problem, T = %d: bidirectional MGU, %lld parameters; always answering 1.0 scores MSE 0.167\n", T,
-           (long long)tg_params_numel(m.p));
-    double start = now(), first = -1, recent = 0;
+enum { B = 32 }; // sequences a batch
+
+// The mean squared error of a fresh batch; x [T, B, 2] and y [B] are scratch.
+static tg_tensor *batch_loss(tg_graph *g, const adder *m, int T, tg_rng *rng, float *x, float *y) {
+    adding_batch(rng, T, B, x, y);
+    tg_tensor *pred = adder_forward(g, m, tg_from_data(g, TG_F32, tg_shape3(T, B, 2), x));
+    return tg_mse_loss(g, pred, tg_from_data(g, TG_F32, tg_shape2(B, 1), y), TG_REDUCE_MEAN);
+}
+
+// Trains on fresh batches for o->minutes; *first and *recent get the first loss and a
+// running mean of the last ones. Returns the steps taken.
+static int train(tg_graph *g, adder *m, const options *o, tg_rng *rng, float *x, float *y, double *first,
+                 double *recent) {
+    tg_optim *opt = tg_optim_adam(m->p, (tg_adam_opts){.lr = 3e-3});
+    double start = now();
     int step = 0;
-    while (now() - start < minutes * 60) {
+    while (now() - start < o->minutes * 60) {
         tg_graph_reset(g);
-        adding_batch(&rng, T, B, x, y);
-        tg_tensor *pred = adder_forward(g, &m, tg_from_data(g, TG_F32, tg_shape3(T, B, 2), x));
-        tg_tensor *loss = tg_mse_loss(g, pred, tg_from_data(g, TG_F32, tg_shape2(B, 1), y), TG_REDUCE_MEAN);
+        tg_tensor *loss = batch_loss(g, m, o->T, rng, x, y);
         tg_optim_zero_grad(opt);
         tg_backward(g, loss);
-        tg_clip_grad_norm(m.p, 1.0);
+        tg_clip_grad_norm(m->p, 1.0);
         tg_optim_step(opt);
         double l = tg_tensor_get(loss, 0);
-        if (first < 0) first = l;
-        recent = step < 50 ? l : 0.98 * recent + 0.02 * l;
-        if (++step % 250 == 0) printf("step %5d  train MSE %.4f  (%.0f s)\n", step, recent, now() - start);
+        if (step == 0) *first = l;
+        *recent = step < 50 ? l : 0.98 * *recent + 0.02 * l;
+        if (++step % 250 == 0) printf("step %5d  train MSE %.4f  (%.0f s)\n", step, *recent, now() - start);
         fflush(stdout);
     }
+    tg_optim_free(opt);
+    return step;
+}
+
+int main(int argc, char **argv) {
+    options o = {1.0, 50, 64, 1, 1};
+    int status = parse_options(argc, argv, &o);
+    if (status >= 0) return status;
+    tg_set_num_threads(o.threads);
+    if (!gradcheck_mgu()) return 1;
+
+    tg_rng rng;
+    tg_rng_seed(&rng, o.seed);
+    adder m = {0};
+    if (!adder_init(&m, o.H, &rng)) return 1;
+    tg_graph *g = tg_graph_new();
+    float *x = malloc(sizeof(float) * (size_t)(o.T * B * 2)), y[B];
+    printf("adding problem, T = %d: bidirectional MGU, %lld parameters; always answering 1.0 scores MSE 0.167\n", o.T,
+           (long long)tg_params_numel(m.p));
+    double first = -1, recent = 0;
+    int steps = train(g, &m, &o, &rng, x, y, &first, &recent);
 
     // Held-out batches, fresh from the generator, with recording off.
     tg_graph_set_grad_enabled(g, false);
     double test = 0;
     for (int i = 0; i < 20; i++) {
         tg_graph_reset(g);
-        adding_batch(&rng, T, B, x, y);
-        tg_tensor *pred = adder_forward(g, &m, tg_from_data(g, TG_F32, tg_shape3(T, B, 2), x));
-        test += tg_tensor_get(tg_mse_loss(g, pred, tg_from_data(g, TG_F32, tg_shape2(B, 1), y), TG_REDUCE_MEAN), 0) / 20;
+        test += tg_tensor_get(batch_loss(g, &m, o.T, &rng, x, y), 0) / 20;
     }
-    printf("test MSE %.4f after %d steps (baseline 0.167)\n", test, step);
-    printf("RESULT test_mse=%.4f baseline_mse=0.1667 first_loss=%.4f last_loss=%.4f steps=%d\n", test, first, recent, step);
+    printf("test MSE %.4f after %d steps (baseline 0.167)\n", test, steps);
+    printf("RESULT test_mse=%.4f baseline_mse=0.1667 first_loss=%.4f last_loss=%.4f steps=%d\n", test, first, recent,
+           steps);
     free(x);
     tg_graph_free(g);
-    tg_optim_free(opt);
     tg_params_free(m.p);
     return 0;
 }

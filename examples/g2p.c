@@ -21,7 +21,7 @@
 #include <jansson.h>
 
 #include "tg_checkpoint.h"
-#include "tg_example.h"
+#include "tg_ex_train.h"
 #include "tg_plot.h"
 
 #ifndef TG_DATA_DIR
@@ -466,7 +466,7 @@ static int take_words(int *argc, char **argv, bool *minutes_given) {
 typedef struct {
     bool pronounce, stress;
     const char *cell, *heatmap, *curve; // heatmap and curve NULL: not drawn
-    int batch, beam, eval_every, patience, show;
+    int batch, workers, beam, eval_every, patience, show;
     uint64_t max_steps;
     double lr, clip, dropout;
 } settings;
@@ -482,6 +482,7 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
         {"layers", TG_EX_INT, &m->s.layers, "stacked encoder layers", 1, TG_RNN_MAX_LAYERS, "L"},
         {"stress", TG_EX_FLAG, &st->stress, "keep the vowels' stress digits: 69 phonemes, not 39", 0, 0, NULL},
         {"batch", TG_EX_INT, &st->batch, "words per training step", 1, 4096, "B"},
+        tg_ex_workers_option(&st->workers),
         {"lr", TG_EX_DOUBLE, &st->lr, "Adam learning rate", 1e-6, 1, "R"},
         {"clip", TG_EX_DOUBLE, &st->clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
         {"dropout", TG_EX_DOUBLE, &st->dropout, "dropout on embeddings, between layers, before the output", 0, 0.9,
@@ -568,19 +569,35 @@ typedef struct {
     curve c;
 } progress;
 
+// A training batch's loss, shard by shard: the model, and the batch's words.
+typedef struct {
+    const model *m;
+    const example *ex;
+    const int *idx; // [batch]: the global batch's words
+    int64_t tokens; // their target phonemes, EOS included
+} batch_job;
+
+// The shard's cross-entropy with teacher forcing over its target phonemes, weighted so that
+// the shards' sum is the mean over the whole batch's phonemes (a tg_shard_loss_fn).
+static tg_tensor *batch_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *user) {
+    const batch_job *job = user;
+    const int *idx = job->idx + s->begin;
+    tg_tensor *src, *len, *tgt; // [S, n], [n], [T, n]
+    make_batch(g, job->ex, idx, (int)s->count, &src, &len, &tgt);
+    tg_tensor *loss = tg_seq2seq_loss(g, &job->m->net, src, len, tgt, 1.0, rng);
+    int64_t tokens = 0;
+    for (int64_t b = 0; b < s->count; b++) tokens += job->ex[idx[b]].tgt_len;
+    double weight = tg_ex_shard_token_weight(s, tokens, job->tokens);
+    return weight == 1 || !loss ? loss : tg_mul_scalar(g, loss, weight);
+}
+
 // One optimizer step on the words idx[0..B) with teacher forcing; returns the loss.
-static double train_step(tg_graph *g, model *m, const example *ex, const int *idx, int B, tg_optim *opt,
-                         double clip, tg_rng *rng) {
-    tg_tensor *src, *len, *tgt; // [S, B], [B], [T, B]
-    tg_graph_reset(g);
-    make_batch(g, ex, idx, B, &src, &len, &tgt);
-    tg_tensor *loss = tg_seq2seq_loss(g, &m->net, src, len, tgt, 1.0, rng);
-    tg_optim_zero_grad(opt);
-    tg_backward(g, loss);
-    tg_clip_grad_norm(m->params, clip);
-    tg_optim_step(opt);
+static double train_step(tg_ex_trainer *tr, model *m, const example *ex, const int *idx, int B, tg_rng *rng) {
+    batch_job job = {m, ex, idx, 0};
+    for (int b = 0; b < B; b++) job.tokens += ex[idx[b]].tgt_len;
+    double loss = tg_ex_trainer_step(tr, B, batch_loss, &job, rng);
     clamp_indrnn(m);
-    return tg_tensor_get(loss, 0);
+    return loss;
 }
 
 // Dev error (greedy): a point of the curve and, at the regular evaluations, the schedule's
@@ -607,9 +624,11 @@ static void train(tg_graph *g, model *m, const corpus *c, tg_optim *opt, tg_rng 
     int *start = malloc(sizeof *start * (size_t)(per_epoch + 1)); // its batches, in the order they come
     double window = 0;                                            // losses since the last dev point
     int64_t in_window = 0;
+    tg_ex_trainer tr;
     tg_ex_budget budget;
     tg_ex_budget_start(&budget, common->minutes);
-    for (bool done = false; !done;) {
+    bool done = !tg_ex_trainer_init(&tr, "g2p", m->params, opt, st->clip, st->workers);
+    while (!done) {
         int64_t epoch = pr->step / per_epoch, k = pr->step % per_epoch;
         epoch_order(c->ex, c->split[TG_EX_TRAIN], n_train, B, common->seed, epoch, order, start);
         char label[48];
@@ -619,7 +638,7 @@ static void train(tg_graph *g, model *m, const corpus *c, tg_optim *opt, tg_rng 
         p.budget = &budget;
         for (; k < per_epoch && !done; k++) {
             if (tg_ex_saver_due(saver)) save(saver, m, opt, rng, pr->step, pr->pl); // a failure is reported; on we go
-            double l = train_step(g, m, c->ex, order + start[k] * B, B, opt, st->clip, rng);
+            double l = train_step(&tr, m, c->ex, order + start[k] * B, B, rng);
             if (pr->step++ == pr->start_step) pr->first_loss = l;
             window += l, in_window++;
             tg_ex_progress_step(&p, l, B);
@@ -630,6 +649,7 @@ static void train(tg_graph *g, model *m, const corpus *c, tg_optim *opt, tg_rng 
         }
         tg_ex_progress_end(&p);
     }
+    tg_ex_trainer_free(&tr);
     free(order), free(start);
 }
 
@@ -690,7 +710,7 @@ int main(int argc, char **argv) {
     char **words = argv + argc;
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 2);
     model m = {.s = {"lstm", 64, 128, 1, 0}};
-    settings st = {false, false, "lstm", "g2p_attention.svg", "g2p_curve.svg", 64, 5, 0, 2, 10, 0, 3e-3, 5, 0.3};
+    settings st = {false, false, "lstm", "g2p_attention.svg", "g2p_curve.svg", 64, 1, 5, 0, 2, 10, 0, 3e-3, 5, 0.3};
     tg_ex_parse_result parsed = parse_settings(argc, argv, &common, &m, &st);
     if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
     if (st.pronounce != (n_words > 0)) return fprintf(stderr, "g2p: --pronounce takes the words after it\n"), 2;

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "tg_checkpoint.h"
-#include "tg_example.h"
+#include "tg_ex_train.h"
 
 #ifndef TG_DATA_DIR
 #define TG_DATA_DIR "data"
@@ -135,14 +135,20 @@ typedef struct {
     int *split[3], n_split[3]; // sentence indices of train, dev, test
 } corpus;
 
-// Fills bt with sentences idx[0..B-1] (B <= capacity, the batch's allocation).
-static void make_batch(const corpus *c, const int *idx, int B, batch *bt) {
+// Fills bt with sentences idx[0..B-1], its arrays in g's arena; returns the real tokens.
+static int64_t make_batch(tg_graph *g, const corpus *c, const int *idx, int B, batch *bt) {
+    int64_t tokens = 0;
     bt->B = B;
     bt->T = 0;
+    bt->lengths = tg_graph_alloc(g, sizeof(int32_t) * (size_t)B); // [B]
     for (int b = 0; b < B; b++) {
         bt->lengths[b] = (int32_t)(c->start[idx[b] + 1] - c->start[idx[b]]);
         bt->T = bt->lengths[b] > bt->T ? bt->lengths[b] : bt->T;
+        tokens += bt->lengths[b];
     }
+    size_t tb = (size_t)bt->T * (size_t)B;
+    bt->word = tg_graph_alloc(g, sizeof(int32_t) * 4 * tb); // [T, B] each of word, suffix, shape, tags
+    bt->suffix = bt->word + tb, bt->shape = bt->word + 2 * tb, bt->tags = bt->word + 3 * tb;
     for (int t = 0; t < bt->T; t++)
         for (int b = 0; b < B; b++) {
             bool real = t < bt->lengths[b];
@@ -153,6 +159,28 @@ static void make_batch(const corpus *c, const int *idx, int B, batch *bt) {
             bt->shape[t * B + b] = f.shape;
             bt->tags[t * B + b] = real ? c->tags[at] : TG_EX_PAD;
         }
+    return tokens;
+}
+
+// A training batch's loss, shard by shard: the model, and the batch's sentences.
+typedef struct {
+    const model *m;
+    const corpus *c;
+    const int *idx; // [batch]: the global batch's sentences
+    int64_t tokens; // their real tokens
+} batch_job;
+
+// The shard's cross-entropy over its real tokens, weighted so that the shards' sum is the
+// mean over the whole batch's tokens (a tg_shard_loss_fn).
+static tg_tensor *batch_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *user) {
+    const batch_job *job = user;
+    batch bt;
+    int64_t tokens = make_batch(g, job->c, job->idx + s->begin, (int)s->count, &bt);
+    tg_tensor *logits = model_forward(g, job->m, &bt, rng);
+    tg_tensor *targets = tg_from_data(g, TG_I32, tg_shape1((int64_t)bt.T * bt.B), bt.tags);
+    tg_tensor *loss = tg_cross_entropy(g, logits, targets, TG_REDUCE_MEAN, TG_EX_PAD); // padding counts for nothing
+    double weight = tg_ex_shard_token_weight(s, tokens, job->tokens);
+    return weight == 1 ? loss : tg_mul_scalar(g, loss, weight);
 }
 
 // The most likely tag in a row of logits [n_tags]; the reserved ids are never a tag.
@@ -164,23 +192,23 @@ static int best_tag(const float *row, int n_tags) {
 
 // Token accuracy over a split (recording and dropout off); that of the words outside the
 // vocabulary (never seen in training, or too rarely) goes to *oov.
-static double evaluate(tg_graph *g, const model *m, const corpus *c, tg_ex_split split, batch *bt, int cap,
-                       double *oov) {
+static double evaluate(tg_graph *g, const model *m, const corpus *c, tg_ex_split split, int cap, double *oov) {
     int64_t right = 0, total = 0, oov_right = 0, oov_total = 0;
     tg_graph_set_grad_enabled(g, false);
     tg_graph_set_training(g, false);
     for (int at = 0; at < c->n_split[split]; at += cap) {
+        batch bt;
         tg_graph_reset(g);
-        make_batch(c, c->split[split] + at, c->n_split[split] - at < cap ? c->n_split[split] - at : cap, bt);
-        tg_tensor *logits = model_forward(g, m, bt, NULL);
+        make_batch(g, c, c->split[split] + at, c->n_split[split] - at < cap ? c->n_split[split] - at : cap, &bt);
+        tg_tensor *logits = model_forward(g, m, &bt, NULL);
         int64_t n_tags = logits->shape.d[1];
-        for (int64_t i = 0; i < (int64_t)bt->T * bt->B; i++) {
-            if (bt->tags[i] == TG_EX_PAD) continue;
+        for (int64_t i = 0; i < (int64_t)bt.T * bt.B; i++) {
+            if (bt.tags[i] == TG_EX_PAD) continue;
             int best = best_tag((const float *)logits->data + i * n_tags, (int)n_tags);
-            right += best == bt->tags[i];
+            right += best == bt.tags[i];
             total++;
-            oov_right += bt->word[i] == TG_EX_UNK && best == bt->tags[i];
-            oov_total += bt->word[i] == TG_EX_UNK;
+            oov_right += bt.word[i] == TG_EX_UNK && best == bt.tags[i];
+            oov_total += bt.word[i] == TG_EX_UNK;
         }
     }
     tg_graph_set_grad_enabled(g, true);
@@ -294,27 +322,13 @@ static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const 
     sizes z = m->s;
     tg_ex_config_int fields[N_CONFIG];
     config_fields(&z, fields);
-    char *config = tg_ex_config_write("postag", fields, N_CONFIG);
-    bool ok = config && tg_ex_saver_save(saver, m->params, opt, rng, step, config);
-    free(config);
-    return ok;
-}
-
-// Before the model exists: its sizes and vocabularies. A weights-only file has no config:
-// the sizes given on the command line must then match it.
-static bool load_config(const char *path, sizes *s, tg_ex_vocab **vocab, bool *has_state) {
-    char *config;
-    if (!tg_ex_checkpoint_config("postag", path, &config, has_state, vocab, VOCAB_NAME, 3)) return false;
-    tg_ex_config_int fields[N_CONFIG];
-    config_fields(s, fields);
-    bool ok = !config || tg_ex_config_read("postag", path, config, fields, N_CONFIG);
-    free(config);
-    return ok;
+    return tg_ex_save_sizes(saver, m->params, opt, rng, step, fields, N_CONFIG);
 }
 
 // What the command line sets beyond the common options and the sizes.
 typedef struct {
-    int batch, min_count;
+    int batch, min_count, workers;
+    uint64_t max_steps;
     double lr, clip, dropout;
     const char *text; // --tag
 } settings;
@@ -326,11 +340,13 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
         {"hidden", TG_EX_INT, &s->hidden, "LSTM hidden units per direction", 1, 8192, "H"},
         {"layers", TG_EX_INT, &s->layers, "stacked bidirectional LSTM layers", 1, TG_RNN_MAX_LAYERS, "L"},
         {"batch", TG_EX_INT, &st->batch, "sentences per batch", 1, 4096, "B"},
+        tg_ex_workers_option(&st->workers),
         {"lr", TG_EX_DOUBLE, &st->lr, "Adam learning rate", 1e-6, 1, "R"},
         {"clip", TG_EX_DOUBLE, &st->clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
         {"dropout", TG_EX_DOUBLE, &st->dropout, "dropout on the embeddings and the LSTM's output", 0, 0.9, "P"},
         {"min-count", TG_EX_INT, &st->min_count, "words and suffixes seen fewer times in training are UNK", 1, 1000,
          "N"},
+        {"steps", TG_EX_U64, &st->max_steps, "stop after this many steps, whatever the time (0: no limit)", 0, 0, "N"},
         {"tag", TG_EX_STRING, &st->text, "a sentence to tag, words separated by spaces", 0, 0, "TEXT"},
     };
     tg_ex_cli cli = {"postag", "a bidirectional LSTM part-of-speech tagger on the Brown corpus (universal tags)",
@@ -339,8 +355,8 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
 }
 
 // Reads the corpus (the vocabularies from its training sentences unless a checkpoint brought
-// them); *longest receives the longest sentence's length.
-static bool load_corpus(const tg_ex_common *common, int min_count, tg_ex_vocab **vocab, corpus *c, int *longest) {
+// them).
+static bool load_corpus(const tg_ex_common *common, int min_count, tg_ex_vocab **vocab, corpus *c) {
     tg_ex_brown brown;
     tg_ex_error err;
     if (!tg_ex_brown_load(common->data, &brown, &err)) return fprintf(stderr, "postag: %s\n", err.msg), false;
@@ -348,8 +364,6 @@ static bool load_corpus(const tg_ex_common *common, int min_count, tg_ex_vocab *
     for (int i = 0; grow && i < 3; i++) vocab[i] = tg_ex_vocab_new();
     bool ok = build_corpus(&brown, vocab[0], vocab[1], vocab[2], grow, min_count, c);
     if (!ok) fprintf(stderr, "postag: out of memory\n");
-    *longest = 0;
-    for (int i = 0; i < brown.n; i++) *longest = brown.items[i].n > *longest ? brown.items[i].n : *longest;
     tg_ex_brown_free(&brown);
     if (ok)
         printf("postag: %d train, %d dev, %d test sentences; %d words, %d suffixes, %d tags; BLIS kernels %s\n",
@@ -360,122 +374,122 @@ static bool load_corpus(const tg_ex_common *common, int min_count, tg_ex_vocab *
     return ok;
 }
 
-// Where training is, and the dev accuracy it last saw.
+// A run: the model, its data and trainer, where training is and the dev accuracy it last saw.
 typedef struct {
-    int64_t step, start_step, dev_step; // dev_step: the step dev was last scored at (-1: never)
-    double first_loss, last_loss, dev_acc, dev_oov;
-} progress;
+    model m;
+    const corpus *c;
+    const settings *st;
+    tg_optim *opt;
+    tg_ex_trainer tr;
+    tg_graph *g; // evaluation and tagging
+    tg_ex_batches batches; // of the training sentences
+    int cap;     // sentences an evaluation batch
+    tg_rng rng;
+    tg_ex_saver saver;
+    tg_ex_run run;
+    double dev_acc, dev_oov;
+} session;
 
-// One optimizer step on the sentences idx[0..size); returns the loss, *tokens the real tokens.
-static double train_step(tg_graph *g, model *m, const corpus *c, const int *idx, int size, batch *bt, tg_optim *opt,
-                         double clip, tg_rng *rng, int *tokens) {
-    tg_graph_reset(g);
-    make_batch(c, idx, size, bt);
-    tg_tensor *logits = model_forward(g, m, bt, rng);
-    tg_tensor *targets = tg_from_data(g, TG_I32, tg_shape1((int64_t)bt->T * bt->B), bt->tags);
-    tg_tensor *loss = tg_cross_entropy(g, logits, targets, TG_REDUCE_MEAN, TG_EX_PAD); // padding counts for nothing
-    tg_optim_zero_grad(opt);
-    tg_backward(g, loss);
-    tg_clip_grad_norm(m->params, clip);
-    tg_optim_step(opt);
-    *tokens = 0;
-    for (int b = 0; b < bt->B; b++) *tokens += bt->lengths[b];
-    return tg_tensor_get(loss, 0);
+static void begin_epoch(void *user, int64_t epoch) {
+    session *ss = user;
+    tg_ex_batches_epoch(&ss->batches, epoch);
 }
 
-// Trains until the budget is spent, scoring dev after each whole epoch and saving when due.
-static void train(tg_graph *g, model *m, const corpus *c, batch *bt, int cap, tg_optim *opt, tg_rng *rng,
-                  const settings *st, const tg_ex_common *common, tg_ex_saver *saver, progress *pr) {
-    int B = st->batch, n = c->n_split[TG_EX_TRAIN];
-    int64_t n_batches = (n + B - 1) / B;
-    int *order = malloc(sizeof *order * (size_t)(n + 1));
-    tg_ex_budget budget;
-    tg_ex_budget_start(&budget, n_batches ? common->minutes : 0);
-    while (tg_ex_budget_left(&budget)) {
-        int64_t epoch = pr->step / n_batches, k = pr->step % n_batches; // a resumed run carries on mid-epoch
-        tg_ex_epoch_order(c->split[TG_EX_TRAIN], n, c->start, common->seed, epoch, 16 * B, order);
-        char label[48];
-        snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
-        tg_ex_progress p;
-        tg_ex_progress_begin(&p, stdout, label, n_batches - k, "tok");
-        p.budget = &budget;
-        for (; k < n_batches && tg_ex_budget_left(&budget); k++, pr->step++) {
-            if (tg_ex_saver_due(saver)) save(saver, m, opt, rng, pr->step); // a failure is reported; on we go
-            int at = (int)(k * B), size = n - at < B ? n - at : B, tokens;
-            double loss = train_step(g, m, c, order + at, size, bt, opt, st->clip, rng, &tokens);
-            if (pr->step == pr->start_step) pr->first_loss = loss;
-            tg_ex_progress_step(&p, loss, tokens);
-        }
-        tg_ex_progress_end(&p);
-        pr->last_loss = tg_ex_progress_loss(&p); // the mean over the (last) epoch's steps
-        if (k == n_batches) {
-            pr->dev_acc = evaluate(g, m, c, TG_EX_DEV, bt, cap, &pr->dev_oov);
-            pr->dev_step = pr->step;
-            printf("epoch %lld: dev accuracy %.4f\n", (long long)epoch + 1, pr->dev_acc);
-        }
-    }
-    free(order);
+// One optimizer step on batch k of the epoch; returns the loss, *units its real tokens.
+static double step(void *user, int64_t k, double *units) {
+    session *ss = user;
+    batch_job job = {&ss->m, ss->c, NULL, 0};
+    int size = tg_ex_batches_at(&ss->batches, k, &job.idx);
+    for (int b = 0; b < size; b++) job.tokens += ss->c->start[job.idx[b] + 1] - ss->c->start[job.idx[b]];
+    *units = (double)job.tokens;
+    return tg_ex_trainer_step(&ss->tr, size, batch_loss, &job, &ss->rng);
+}
+
+static void end_epoch(void *user, int64_t epoch) {
+    session *ss = user;
+    ss->dev_acc = evaluate(ss->g, &ss->m, ss->c, TG_EX_DEV, ss->cap, &ss->dev_oov);
+    printf("epoch %lld: dev accuracy %.4f\n", (long long)epoch + 1, ss->dev_acc);
+}
+
+static bool save_now(void *user, int64_t at) {
+    session *ss = user;
+    return save(&ss->saver, &ss->m, ss->opt, &ss->rng, at);
+}
+
+// The model of s (with --load its weights and, when it trains on, its training state), its
+// optimizer and trainer. False with a message.
+static bool session_start(session *ss, sizes s, tg_ex_vocab *const *vocab, bool has_state,
+                          const tg_ex_common *common) {
+    const settings *st = ss->st;
+    int n_tags = tg_ex_vocab_size(vocab[2]);
+    tg_rng_seed(&ss->rng, common->seed);
+    if (!model_init(&ss->m, s, tg_ex_vocab_size(vocab[0]), tg_ex_vocab_size(vocab[1]), n_tags, st->dropout, &ss->rng))
+        return false;
+    ss->opt = tg_optim_adam(ss->m.params, (tg_adam_opts){.lr = st->lr});
+    if (!tg_ex_run_start("postag", common, ss->m.params, has_state, ss->opt, &ss->rng, &ss->run)) return false;
+    printf("model: embeddings %d + %d + %d -> BiLSTM 2 x %d x %d layer(s) -> %d tags, %lld parameters\n", s.word_embed,
+           s.suffix_embed, SHAPE_EMBED, s.hidden, s.layers, n_tags - TG_EX_RESERVED,
+           (long long)tg_params_numel(ss->m.params));
+    enum { EVAL_BATCH = 64 };
+    ss->cap = st->batch > EVAL_BATCH ? st->batch : EVAL_BATCH;
+    ss->saver = tg_ex_saver_make("postag", common, vocab, VOCAB_NAME, 3);
+    ss->g = tg_graph_new();
+    const corpus *c = ss->c;
+    bool made = tg_ex_batches_init(&ss->batches, c->split[TG_EX_TRAIN], c->n_split[TG_EX_TRAIN], c->start, st->batch,
+                                   16 * st->batch, common->seed);
+    if (!made || !ss->g) return fprintf(stderr, "postag: out of memory\n"), false;
+    return tg_ex_trainer_init(&ss->tr, "postag", ss->m.params, ss->opt, st->clip, st->workers);
+}
+
+static void session_free(session *ss) {
+    tg_ex_trainer_free(&ss->tr);
+    tg_ex_batches_free(&ss->batches);
+    tg_graph_free(ss->g);
+    tg_optim_free(ss->opt);
+    tg_params_free(ss->m.params);
+}
+
+// Trains, saves, scores dev and test, tags --tag's sentence; the RESULT line. False when
+// saving failed.
+static bool run(session *ss, const tg_ex_common *common, tg_ex_vocab *const *vocab) {
+    tg_ex_loop loop = {"tok", tg_ex_batches_per_epoch(&ss->batches), ss->st->max_steps, ss, begin_epoch, step,
+                       end_epoch, save_now};
+    double t0 = tg_ex_now(), test_oov;
+    tg_ex_train_epochs(&loop, common->minutes, &ss->saver, &ss->run);
+    bool saved = save(&ss->saver, &ss->m, ss->opt, &ss->rng, ss->run.step);
+    if (ss->run.dev_step != ss->run.step)
+        ss->dev_acc = evaluate(ss->g, &ss->m, ss->c, TG_EX_DEV, ss->cap, &ss->dev_oov);
+    double test_acc = evaluate(ss->g, &ss->m, ss->c, TG_EX_TEST, ss->cap, &test_oov);
+    printf("token accuracy: dev %.4f, test %.4f (words outside the vocabulary: %.4f) after %lld steps\n", ss->dev_acc,
+           test_acc, test_oov, (long long)ss->run.step);
+    if (ss->st->text) tag_sentence(ss->g, &ss->m, ss->st->text, vocab[0], vocab[1], vocab[2]);
+    tg_ex_result(NULL,
+                 "test_acc=%.4f dev_acc=%.4f test_oov_acc=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f",
+                 test_acc, ss->dev_acc, test_oov, ss->run.first_loss, ss->run.last_loss,
+                 (long long)(ss->run.step - ss->run.start_step), tg_ex_now() - t0);
+    return saved;
 }
 
 int main(int argc, char **argv) {
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 1);
     sizes s = {64, 32, 128, 1};
-    settings st = {32, 2, 2e-3, 5.0, 0.3, NULL};
+    settings st = {32, 2, 1, 0, 2e-3, 5.0, 0.3, NULL};
     tg_ex_parse_result parsed = parse_settings(argc, argv, &common, &s, &st);
     if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
     tg_set_num_threads(common.threads);
 
     tg_ex_vocab *vocab[3] = {NULL, NULL, NULL}; // words, suffixes, tags
     bool has_state = false;
-    if (common.load && !load_config(common.load, &s, vocab, &has_state)) return 1;
-    corpus c = {0};
-    int longest;
-    if (!load_corpus(&common, st.min_count, vocab, &c, &longest)) {
-        corpus_free(&c);
-        for (int i = 0; i < 3; i++) tg_ex_vocab_free(vocab[i]);
+    tg_ex_config_int fields[N_CONFIG];
+    config_fields(&s, fields);
+    if (common.load && !tg_ex_load_sizes("postag", common.load, fields, N_CONFIG, vocab, VOCAB_NAME, 3, &has_state))
         return 1;
-    }
-    tg_rng rng;
-    tg_rng_seed(&rng, common.seed);
-    model m;
-    int n_tags = tg_ex_vocab_size(vocab[2]);
-    if (!model_init(&m, s, tg_ex_vocab_size(vocab[0]), tg_ex_vocab_size(vocab[1]), n_tags, st.dropout, &rng)) return 1;
-    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = st.lr});
-    progress pr = {0, 0, -1, NAN, NAN, NAN, NAN};
-    if (common.load) {
-        if (!tg_ex_checkpoint_load("postag", common.load, m.params, has_state, opt, &rng, &pr.step)) return 1;
-        printf("loaded %s, %lld steps trained\n", common.load, (long long)pr.step);
-    }
-    printf("model: embeddings %d + %d + %d -> BiLSTM 2 x %d x %d layer(s) -> %d tags, %lld parameters\n", s.word_embed,
-           s.suffix_embed, SHAPE_EMBED, s.hidden, s.layers, n_tags - TG_EX_RESERVED,
-           (long long)tg_params_numel(m.params));
-
-    enum { EVAL_BATCH = 64 };
-    int cap = st.batch > EVAL_BATCH ? st.batch : EVAL_BATCH;
-    int32_t *buf = malloc(sizeof *buf * ((size_t)4 * longest * cap + cap));
-    batch bt = {
-        0, 0, buf, buf + longest * cap, buf + 2 * longest * cap, buf + 3 * longest * cap, buf + 4 * longest * cap};
-    tg_graph *g = tg_graph_new();
-    tg_ex_saver saver = tg_ex_saver_make("postag", &common, vocab, VOCAB_NAME, 3);
-    double t0 = tg_ex_now(), test_oov;
-    pr.start_step = pr.step;
-    train(g, &m, &c, &bt, cap, opt, &rng, &st, &common, &saver, &pr);
-    bool saved = save(&saver, &m, opt, &rng, pr.step);
-    if (pr.dev_step != pr.step) pr.dev_acc = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap, &pr.dev_oov);
-    double test_acc = evaluate(g, &m, &c, TG_EX_TEST, &bt, cap, &test_oov);
-    printf("token accuracy: dev %.4f, test %.4f (words outside the vocabulary: %.4f) after %lld steps\n", pr.dev_acc,
-           test_acc, test_oov, (long long)pr.step);
-    if (st.text) tag_sentence(g, &m, st.text, vocab[0], vocab[1], vocab[2]);
-    tg_ex_result(NULL,
-                 "test_acc=%.4f dev_acc=%.4f test_oov_acc=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f",
-                 test_acc, pr.dev_acc, test_oov, pr.first_loss, pr.last_loss, (long long)(pr.step - pr.start_step),
-                 tg_ex_now() - t0);
-
-    free(buf);
+    corpus c = {0};
+    session ss = {.c = &c, .st = &st};
+    bool ok = load_corpus(&common, st.min_count, vocab, &c) && session_start(&ss, s, vocab, has_state, &common);
+    ok = ok && run(&ss, &common, vocab);
+    session_free(&ss);
     corpus_free(&c);
-    tg_graph_free(g);
-    tg_optim_free(opt);
-    tg_params_free(m.params);
     for (int i = 0; i < 3; i++) tg_ex_vocab_free(vocab[i]);
-    return saved ? 0 : 1;
+    return ok ? 0 : 1;
 }

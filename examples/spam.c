@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "tg_checkpoint.h"
-#include "tg_example.h"
+#include "tg_ex_train.h"
 
 #ifndef TG_DATA_DIR
 #define TG_DATA_DIR "data"
@@ -154,18 +154,38 @@ static void corpus_free(corpus *c) {
     for (int s = 0; s < 3; s++) free(c->split[s]);
 }
 
-// Fills bt with messages idx[0..B-1].
-static void make_batch(const corpus *c, const int *idx, int B, batch *bt) {
+// Fills bt with messages idx[0..B-1], its arrays in g's arena.
+static void make_batch(tg_graph *g, const corpus *c, const int *idx, int B, batch *bt) {
     bt->B = B;
     bt->T = 0;
+    bt->lengths = tg_graph_alloc(g, sizeof(int32_t) * 2 * (size_t)B); // [B] lengths, then [B] labels
+    bt->labels = bt->lengths + B;
+    bt->inv_len = tg_graph_alloc(g, sizeof(float) * (size_t)B);
     for (int b = 0; b < B; b++) {
         bt->lengths[b] = (int32_t)(c->start[idx[b] + 1] - c->start[idx[b]]);
         bt->T = bt->lengths[b] > bt->T ? bt->lengths[b] : bt->T;
         bt->inv_len[b] = 1.0f / (float)bt->lengths[b];
         bt->labels[b] = c->spam[idx[b]] ? SPAM : HAM;
     }
+    bt->ids = tg_graph_alloc(g, sizeof(int32_t) * (size_t)bt->T * (size_t)B); // [T, B]
     for (int t = 0; t < bt->T; t++)
         for (int b = 0; b < B; b++) bt->ids[t * B + b] = t < bt->lengths[b] ? c->ids[c->start[idx[b]] + t] : TG_EX_PAD;
+}
+
+// A training batch's loss, shard by shard: the model, and the batch's messages.
+typedef struct {
+    const model *m;
+    const corpus *c;
+    const int *idx; // [batch]: the global batch's messages
+} batch_job;
+
+// The shard's mean cross-entropy over its messages (a tg_shard_loss_fn).
+static tg_tensor *batch_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *user) {
+    const batch_job *job = user;
+    batch bt;
+    make_batch(g, job->c, job->idx + s->begin, (int)s->count, &bt);
+    tg_tensor *logits = model_forward(g, job->m, &bt, rng);
+    return tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(bt.B), bt.labels), TG_REDUCE_MEAN, -100);
 }
 
 typedef struct {
@@ -173,16 +193,17 @@ typedef struct {
 } scores;
 
 // Scores over a split, recording and dropout off.
-static scores evaluate(tg_graph *g, const model *m, const corpus *c, tg_ex_split split, batch *bt, int cap) {
+static scores evaluate(tg_graph *g, const model *m, const corpus *c, tg_ex_split split, int cap) {
     int64_t tp = 0, fp = 0, fn = 0, right = 0;
     tg_graph_set_grad_enabled(g, false);
     tg_graph_set_training(g, false);
     for (int at = 0; at < c->n_split[split]; at += cap) {
+        batch bt;
         tg_graph_reset(g);
-        make_batch(c, c->split[split] + at, c->n_split[split] - at < cap ? c->n_split[split] - at : cap, bt);
-        const float *logits = model_forward(g, m, bt, NULL)->data; // [B, 2]
-        for (int b = 0; b < bt->B; b++) {
-            int said = logits[2 * b + SPAM] > logits[2 * b + HAM] ? SPAM : HAM, truth = bt->labels[b];
+        make_batch(g, c, c->split[split] + at, c->n_split[split] - at < cap ? c->n_split[split] - at : cap, &bt);
+        const float *logits = model_forward(g, m, &bt, NULL)->data; // [B, 2]
+        for (int b = 0; b < bt.B; b++) {
+            int said = logits[2 * b + SPAM] > logits[2 * b + HAM] ? SPAM : HAM, truth = bt.labels[b];
             right += said == truth;
             tp += said == SPAM && truth == SPAM;
             fp += said == SPAM && truth == HAM;
@@ -233,27 +254,13 @@ static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const 
     sizes z = m->s;
     tg_ex_config_int fields[N_CONFIG];
     config_fields(&z, fields);
-    char *config = tg_ex_config_write("spam", fields, N_CONFIG);
-    bool ok = config && tg_ex_saver_save(saver, m->params, opt, rng, step, config);
-    free(config);
-    return ok;
-}
-
-// Before the model exists: its sizes and vocabulary. A weights-only file has no config: the
-// sizes given on the command line must then match it.
-static bool load_config(const char *path, sizes *s, tg_ex_vocab **vocab, bool *has_state) {
-    char *config;
-    if (!tg_ex_checkpoint_config("spam", path, &config, has_state, vocab, VOCAB_NAME, 1)) return false;
-    tg_ex_config_int fields[N_CONFIG];
-    config_fields(s, fields);
-    bool ok = !config || tg_ex_config_read("spam", path, config, fields, N_CONFIG);
-    free(config);
-    return ok;
+    return tg_ex_save_sizes(saver, m->params, opt, rng, step, fields, N_CONFIG);
 }
 
 // What the command line sets beyond the common options and the sizes.
 typedef struct {
-    int batch, min_count, max_tokens;
+    int batch, min_count, max_tokens, workers;
+    uint64_t max_steps;
     double lr, clip, dropout;
     const char *text; // --classify
 } settings;
@@ -265,72 +272,17 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
         {"layers", TG_EX_INT, &s->layers, "stacked bidirectional GRU layers", 1, TG_RNN_MAX_LAYERS, "L"},
         {"max-tokens", TG_EX_INT, &st->max_tokens, "read at most this many tokens of a message", 1, 100000, "N"},
         {"batch", TG_EX_INT, &st->batch, "messages per batch", 1, 4096, "B"},
+        tg_ex_workers_option(&st->workers),
         {"lr", TG_EX_DOUBLE, &st->lr, "Adam learning rate", 1e-6, 1, "R"},
         {"clip", TG_EX_DOUBLE, &st->clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
         {"dropout", TG_EX_DOUBLE, &st->dropout, "dropout on the embeddings and the pooled state", 0, 0.9, "P"},
         {"min-count", TG_EX_INT, &st->min_count, "tokens seen fewer times in training are UNK", 1, 1000, "N"},
+        {"steps", TG_EX_U64, &st->max_steps, "stop after this many steps, whatever the time (0: no limit)", 0, 0, "N"},
         {"classify", TG_EX_STRING, &st->text, "a message to classify (\"Subject: ...\" then the body)", 0, 0, "TEXT"},
     };
     tg_ex_cli cli = {"spam", "a bidirectional GRU that tells spam from ham in the SpamAssassin corpus",
                      common, options, TG_EX_LEN(options), NULL, NULL};
     return tg_ex_parse(&cli, argc, argv);
-}
-
-// Where training is, and the dev scores it last saw.
-typedef struct {
-    int64_t step, start_step, dev_step; // dev_step: the step dev was last scored at (-1: never)
-    double first_loss, last_loss;
-    scores dev;
-} progress;
-
-// One optimizer step on the messages idx[0..size); returns the loss.
-static double train_step(tg_graph *g, model *m, const corpus *c, const int *idx, int size, batch *bt, tg_optim *opt,
-                         double clip, tg_rng *rng) {
-    tg_graph_reset(g);
-    make_batch(c, idx, size, bt);
-    tg_tensor *logits = model_forward(g, m, bt, rng);
-    tg_tensor *loss =
-        tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(bt->B), bt->labels), TG_REDUCE_MEAN, -100);
-    tg_optim_zero_grad(opt);
-    tg_backward(g, loss);
-    tg_clip_grad_norm(m->params, clip);
-    tg_optim_step(opt);
-    return tg_tensor_get(loss, 0);
-}
-
-// Trains until the budget is spent, scoring dev after each whole epoch and saving when due.
-static void train(tg_graph *g, model *m, const corpus *c, batch *bt, int cap, tg_optim *opt, tg_rng *rng,
-                  const settings *st, const tg_ex_common *common, tg_ex_saver *saver, progress *pr) {
-    int B = st->batch, n = c->n_split[TG_EX_TRAIN];
-    int64_t n_batches = (n + B - 1) / B;
-    int *order = malloc(sizeof *order * (size_t)(n + 1));
-    tg_ex_budget budget;
-    tg_ex_budget_start(&budget, n_batches ? common->minutes : 0);
-    while (tg_ex_budget_left(&budget)) {
-        int64_t epoch = pr->step / n_batches, k = pr->step % n_batches; // a resumed run carries on mid-epoch
-        tg_ex_epoch_order(c->split[TG_EX_TRAIN], n, c->start, common->seed, epoch, 8 * B, order);
-        char label[48];
-        snprintf(label, sizeof label, "epoch %lld", (long long)epoch + 1);
-        tg_ex_progress p;
-        tg_ex_progress_begin(&p, stdout, label, n_batches - k, "msg");
-        p.budget = &budget;
-        for (; k < n_batches && tg_ex_budget_left(&budget); k++, pr->step++) {
-            if (tg_ex_saver_due(saver)) save(saver, m, opt, rng, pr->step); // a failure is reported; on we go
-            int at = (int)(k * B), size = n - at < B ? n - at : B;
-            double loss = train_step(g, m, c, order + at, size, bt, opt, st->clip, rng);
-            if (pr->step == pr->start_step) pr->first_loss = loss;
-            tg_ex_progress_step(&p, loss, size);
-        }
-        tg_ex_progress_end(&p);
-        pr->last_loss = tg_ex_progress_loss(&p); // the mean over the (last) epoch's steps
-        if (k == n_batches) {
-            pr->dev = evaluate(g, m, c, TG_EX_DEV, bt, cap);
-            pr->dev_step = pr->step;
-            printf("epoch %lld: dev accuracy %.4f, precision %.4f, recall %.4f\n", (long long)epoch + 1,
-                   pr->dev.accuracy, pr->dev.precision, pr->dev.recall);
-        }
-    }
-    free(order);
 }
 
 // Reads the corpus (the vocabulary from its training messages unless a checkpoint brought it).
@@ -351,60 +303,120 @@ static bool load_corpus(const tg_ex_common *common, const settings *st, tg_ex_vo
     return ok;
 }
 
+// A run: the model, its data and trainer, where training is and the dev scores it last saw.
+typedef struct {
+    model m;
+    const corpus *c;
+    const settings *st;
+    tg_optim *opt;
+    tg_ex_trainer tr;
+    tg_graph *g; // evaluation and --classify
+    tg_ex_batches batches; // of the training messages
+    int cap;     // messages an evaluation batch
+    tg_rng rng;
+    tg_ex_saver saver;
+    tg_ex_run run;
+    scores dev;
+} session;
+
+static void begin_epoch(void *user, int64_t epoch) {
+    session *ss = user;
+    tg_ex_batches_epoch(&ss->batches, epoch);
+}
+
+// One optimizer step on batch k of the epoch; returns the loss, *units its messages.
+static double step(void *user, int64_t k, double *units) {
+    session *ss = user;
+    batch_job job = {&ss->m, ss->c, NULL};
+    int size = tg_ex_batches_at(&ss->batches, k, &job.idx);
+    *units = size;
+    return tg_ex_trainer_step(&ss->tr, size, batch_loss, &job, &ss->rng);
+}
+
+static void end_epoch(void *user, int64_t epoch) {
+    session *ss = user;
+    ss->dev = evaluate(ss->g, &ss->m, ss->c, TG_EX_DEV, ss->cap);
+    printf("epoch %lld: dev accuracy %.4f, precision %.4f, recall %.4f\n", (long long)epoch + 1, ss->dev.accuracy,
+           ss->dev.precision, ss->dev.recall);
+}
+
+static bool save_now(void *user, int64_t at) {
+    session *ss = user;
+    return save(&ss->saver, &ss->m, ss->opt, &ss->rng, at);
+}
+
+// The model of s (with --load its weights and, when it trains on, its training state), its
+// optimizer and trainer. False with a message.
+static bool session_start(session *ss, sizes s, tg_ex_vocab *const *vocab, bool has_state,
+                          const tg_ex_common *common) {
+    const settings *st = ss->st;
+    tg_rng_seed(&ss->rng, common->seed);
+    if (!model_init(&ss->m, s, tg_ex_vocab_size(*vocab), st->dropout, &ss->rng)) return false;
+    ss->opt = tg_optim_adam(ss->m.params, (tg_adam_opts){.lr = st->lr});
+    if (!tg_ex_run_start("spam", common, ss->m.params, has_state, ss->opt, &ss->rng, &ss->run)) return false;
+    printf("model: embedding %d -> BiGRU 2 x %d x %d layer(s) -> mean over the message -> ham/spam, %lld parameters\n",
+           s.embed, s.hidden, s.layers, (long long)tg_params_numel(ss->m.params));
+    enum { EVAL_BATCH = 64 };
+    ss->cap = st->batch > EVAL_BATCH ? st->batch : EVAL_BATCH;
+    ss->saver = tg_ex_saver_make("spam", common, vocab, VOCAB_NAME, 1);
+    ss->g = tg_graph_new();
+    const corpus *c = ss->c;
+    bool made = tg_ex_batches_init(&ss->batches, c->split[TG_EX_TRAIN], c->n_split[TG_EX_TRAIN], c->start, st->batch,
+                                   8 * st->batch, common->seed);
+    if (!made || !ss->g) return fprintf(stderr, "spam: out of memory\n"), false;
+    return tg_ex_trainer_init(&ss->tr, "spam", ss->m.params, ss->opt, st->clip, st->workers);
+}
+
+static void session_free(session *ss) {
+    tg_ex_trainer_free(&ss->tr);
+    tg_ex_batches_free(&ss->batches);
+    tg_graph_free(ss->g);
+    tg_optim_free(ss->opt);
+    tg_params_free(ss->m.params);
+}
+
+// Trains, saves, scores dev and test, classifies --classify's message; the RESULT line.
+// False when saving failed.
+static bool run(session *ss, const tg_ex_common *common, const tg_ex_vocab *vocab) {
+    const settings *st = ss->st;
+    tg_ex_loop loop = {"msg", tg_ex_batches_per_epoch(&ss->batches), st->max_steps, ss, begin_epoch, step,
+                       end_epoch, save_now};
+    double t0 = tg_ex_now();
+    tg_ex_train_epochs(&loop, common->minutes, &ss->saver, &ss->run);
+    bool saved = save(&ss->saver, &ss->m, ss->opt, &ss->rng, ss->run.step);
+    if (ss->run.dev_step != ss->run.step) ss->dev = evaluate(ss->g, &ss->m, ss->c, TG_EX_DEV, ss->cap);
+    scores test = evaluate(ss->g, &ss->m, ss->c, TG_EX_TEST, ss->cap);
+    printf("test: accuracy %.4f, precision %.4f, recall %.4f (dev accuracy %.4f) after %lld steps\n", test.accuracy,
+           test.precision, test.recall, ss->dev.accuracy, (long long)ss->run.step);
+    if (st->text) classify(ss->g, &ss->m, st->text, vocab, st->max_tokens);
+    tg_ex_result(NULL,
+                 "test_acc=%.4f test_precision=%.4f test_recall=%.4f dev_acc=%.4f first_loss=%.4f last_loss=%.4f "
+                 "steps=%lld seconds=%.0f",
+                 test.accuracy, test.precision, test.recall, ss->dev.accuracy, ss->run.first_loss, ss->run.last_loss,
+                 (long long)(ss->run.step - ss->run.start_step), tg_ex_now() - t0);
+    return saved;
+}
+
 int main(int argc, char **argv) {
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 1);
     sizes s = {64, 64, 1};
-    settings st = {32, 2, 300, 2e-3, 5.0, 0.2, NULL};
+    settings st = {32, 2, 300, 1, 0, 2e-3, 5.0, 0.2, NULL};
     tg_ex_parse_result parsed = parse_settings(argc, argv, &common, &s, &st);
     if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
     tg_set_num_threads(common.threads);
 
     tg_ex_vocab *vocab = NULL;
     bool has_state = false;
-    if (common.load && !load_config(common.load, &s, &vocab, &has_state)) return 1;
+    tg_ex_config_int fields[N_CONFIG];
+    config_fields(&s, fields);
+    if (common.load && !tg_ex_load_sizes("spam", common.load, fields, N_CONFIG, &vocab, VOCAB_NAME, 1, &has_state))
+        return 1;
     corpus c = {0};
-    if (!load_corpus(&common, &st, &vocab, &c)) return corpus_free(&c), tg_ex_vocab_free(vocab), 1;
-
-    tg_rng rng;
-    tg_rng_seed(&rng, common.seed);
-    model m;
-    if (!model_init(&m, s, tg_ex_vocab_size(vocab), st.dropout, &rng)) return 1;
-    tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = st.lr});
-    progress pr = {0, 0, -1, NAN, NAN, {NAN, NAN, NAN}};
-    if (common.load) {
-        if (!tg_ex_checkpoint_load("spam", common.load, m.params, has_state, opt, &rng, &pr.step)) return 1;
-        printf("loaded %s, %lld steps trained\n", common.load, (long long)pr.step);
-    }
-    printf("model: embedding %d -> BiGRU 2 x %d x %d layer(s) -> mean over the message -> ham/spam, %lld parameters\n",
-           s.embed, s.hidden, s.layers, (long long)tg_params_numel(m.params));
-
-    enum { EVAL_BATCH = 64 };
-    int cap = st.batch > EVAL_BATCH ? st.batch : EVAL_BATCH, T = st.max_tokens;
-    int32_t *ibuf = malloc(sizeof *ibuf * ((size_t)T * cap + 2 * (size_t)cap));
-    float *inv_len = malloc(sizeof *inv_len * (size_t)cap);
-    batch bt = {0, 0, ibuf, ibuf + T * cap, ibuf + T * cap + cap, inv_len};
-    tg_graph *g = tg_graph_new();
-    tg_ex_saver saver = tg_ex_saver_make("spam", &common, &vocab, VOCAB_NAME, 1);
-    double t0 = tg_ex_now();
-    pr.start_step = pr.step;
-    train(g, &m, &c, &bt, cap, opt, &rng, &st, &common, &saver, &pr);
-    bool saved = save(&saver, &m, opt, &rng, pr.step);
-    if (pr.dev_step != pr.step) pr.dev = evaluate(g, &m, &c, TG_EX_DEV, &bt, cap);
-    scores test = evaluate(g, &m, &c, TG_EX_TEST, &bt, cap);
-    printf("test: accuracy %.4f, precision %.4f, recall %.4f (dev accuracy %.4f) after %lld steps\n", test.accuracy,
-           test.precision, test.recall, pr.dev.accuracy, (long long)pr.step);
-    if (st.text) classify(g, &m, st.text, vocab, st.max_tokens);
-    tg_ex_result(NULL,
-                 "test_acc=%.4f test_precision=%.4f test_recall=%.4f dev_acc=%.4f first_loss=%.4f last_loss=%.4f "
-                 "steps=%lld seconds=%.0f",
-                 test.accuracy, test.precision, test.recall, pr.dev.accuracy, pr.first_loss, pr.last_loss,
-                 (long long)(pr.step - pr.start_step), tg_ex_now() - t0);
-
-    free(ibuf), free(inv_len);
+    session ss = {.c = &c, .st = &st, .dev = {NAN, NAN, NAN}};
+    bool ok = load_corpus(&common, &st, &vocab, &c) && session_start(&ss, s, &vocab, has_state, &common);
+    ok = ok && run(&ss, &common, vocab);
+    session_free(&ss);
     corpus_free(&c);
-    tg_graph_free(g);
-    tg_optim_free(opt);
-    tg_params_free(m.params);
     tg_ex_vocab_free(vocab);
-    return saved ? 0 : 1;
+    return ok ? 0 : 1;
 }

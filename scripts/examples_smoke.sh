@@ -7,6 +7,8 @@
 # series), which must also end in RESULT. Last, the crash check of issue 8 for charlm and
 # g2p: a run saving every second is killed with SIGKILL after its second checkpoint, and a
 # run with --load must carry on from the step of the last checkpoint the killed run reported.
+# And data-parallel training: postag on 2 worker threads (--workers 2, dropout on) learns, and
+# a second run with the same seed ends in the same RESULT line.
 #
 #   scripts/examples_smoke.sh                 build/, 0.1 minutes each
 #   scripts/examples_smoke.sh build-asan      any build folder (a sanitizer build, say)
@@ -122,5 +124,26 @@ killed() {
 for name in charlm g2p; do
     if killed "$name"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 done
+
+# workers NAME: two runs of 30 steps on 2 workers; the first must learn, the second repeat it.
+workers() {
+    local name=$1 bin="$build/examples/$1" log i
+    for i in 1 2; do
+        log="$tmp/$name.workers$i.log"
+        "$bin" --workers 2 --steps 30 --minutes 5 --threads 1 --seed 3 > "$log" 2>&1 || {
+            echo "FAIL $name --workers 2: exit status $? (run $i)"; tail -n 5 "$log" | sed 's/^/    /'
+            return 1
+        }
+    done
+    check "$name --workers 2" "$tmp/$name.workers1.log" || return 1
+    # seconds= is the only field that may differ
+    if [[ $(tail -n 1 "$tmp/$name.workers1.log" | sed 's/ seconds=[0-9]*//') != \
+          $(tail -n 1 "$tmp/$name.workers2.log" | sed 's/ seconds=[0-9]*//') ]]; then
+        echo "FAIL $name --workers 2: two runs with seed 3 differ:"; tail -q -n 1 "$tmp/$name".workers?.log | sed 's/^/    /'
+        return 1
+    fi
+    echo "ok   $name --workers 2: a second run with the same seed ends the same"
+}
+if workers postag; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 echo "examples smoke: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

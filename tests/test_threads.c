@@ -93,22 +93,6 @@ static void train(tagger *m, int workers, int64_t batch, int steps, uint64_t see
     tg_optim_free(opt);
 }
 
-// max |a - b| / max |b| over each parameter: the relative error of the tensor as a whole,
-// the largest over all parameters.
-static double max_relative_error(const tg_params *a, const tg_params *b) {
-    double worst = 0;
-    for (int i = 0; i < tg_params_count(b); i++) {
-        const tg_tensor *x = tg_params_at(a, i), *y = tg_params_at(b, i);
-        double diff = 0, scale = 0;
-        for (int64_t e = 0; e < y->numel; e++) {
-            diff = fmax(diff, fabs(tg_tensor_get(x, e) - tg_tensor_get(y, e)));
-            scale = fmax(scale, fabs(tg_tensor_get(y, e)));
-        }
-        worst = fmax(worst, scale > 0 ? diff / scale : diff);
-    }
-    return worst;
-}
-
 static bool params_identical(const tg_params *a, const tg_params *b) {
     for (int i = 0; i < tg_params_count(b); i++) {
         const tg_tensor *x = tg_params_at(a, i), *y = tg_params_at(b, i);
@@ -128,7 +112,7 @@ static void check_matches_one_graph(tg_dtype dtype, double tolerance) {
             tagger_init(&dp, dtype, 0, 7);
             train(&ref, 0, batches[bi], 5, 1);
             train(&dp, workers, batches[bi], 5, 1);
-            double err = max_relative_error(dp.params, ref.params);
+            double err = test_params_max_relative_error(dp.params, ref.params);
             cr_assert(err <= tolerance, "%s, batch %lld, %d workers: relative error %.3g > %.3g",
                       tg_dtype_name(dtype), (long long)batches[bi], workers, err, tolerance);
             tg_params_free(ref.params);

@@ -103,3 +103,21 @@ bool tg_ex_config_read(const char *program, const char *path, const char *config
     json_decref(o);
     return ok;
 }
+
+bool tg_ex_save_sizes(tg_ex_saver *saver, const tg_params *params, const tg_optim *opt, const tg_rng *rng,
+                      int64_t step, const tg_ex_config_int *fields, int n_fields) {
+    char *config = tg_ex_config_write(saver->program, fields, n_fields);
+    if (!config) return fprintf(stderr, "%s: out of memory writing the checkpoint's config\n", saver->program), false;
+    bool ok = tg_ex_saver_save(saver, params, opt, rng, step, config);
+    free(config);
+    return ok;
+}
+
+bool tg_ex_load_sizes(const char *program, const char *path, const tg_ex_config_int *fields, int n_fields,
+                      tg_ex_vocab **vocabs, const char *const *vocab_names, int n_vocabs, bool *has_state) {
+    char *config;
+    if (!tg_ex_checkpoint_config(program, path, &config, has_state, vocabs, vocab_names, n_vocabs)) return false;
+    bool ok = !config || tg_ex_config_read(program, path, config, fields, n_fields);
+    free(config);
+    return ok;
+}

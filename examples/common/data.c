@@ -319,72 +319,76 @@ void tg_ex_cmudict_free(tg_ex_cmudict *dict) {
 
 enum { BROWN_MAX_LINE = 1 << 16 };
 
+// The tokens of a line: runs of characters between spaces and tabs.
+static int count_tokens(const char *line) {
+    int n = 0;
+    for (const char *c = line; *c;) {
+        while (*c == ' ' || *c == '\t') c++;
+        if (!*c) break;
+        n++;
+        while (*c && *c != ' ' && *c != '\t') c++;
+    }
+    return n;
+}
+
+// Splits a line of n word/TAG tokens (in place) into s's words and tags; key receives the
+// words joined by spaces (the split's key), *key_len its length. False with a message.
+static bool parse_tagged_line(char *line, tg_ex_sentence *s, char *key, size_t *key_len, const char *path,
+                              int line_no, tg_ex_error *err) {
+    char *save = NULL;
+    *key_len = 0;
+    for (char *tok = strtok_r(line, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        char *slash = strrchr(tok, '/');
+        if (!slash || slash == tok || !slash[1]) {
+            char what[96];
+            snprintf(what, sizeof what, "'%.24s' is not word/TAG", tok);
+            bad_line(err, path, line_no, what);
+            return false;
+        }
+        *slash = 0;
+        s->words[s->n] = tok;
+        s->tags[s->n] = slash + 1;
+        s->n++;
+        size_t len = (size_t)(slash - tok);
+        if (*key_len) key[(*key_len)++] = ' ';
+        memcpy(key + *key_len, tok, len);
+        *key_len += len;
+    }
+    return true;
+}
+
 bool tg_ex_brown_read(const char *path, tg_ex_brown *brown, tg_ex_error *err) {
     memset(brown, 0, sizeof *brown);
     int n_lines;
     char *text = tg_ex_read_text(path, BROWN_MAX_LINE, &n_lines, err);
     if (!text) return false;
     brown->text_ = text;
-    size_t bytes = strlen(text);
+    size_t bytes = strlen(text), used = 0;
     brown->items = calloc((size_t)n_lines, sizeof *brown->items);
     // A token takes at least 4 bytes ("a/X "), so bytes/2 pointers hold every word and tag.
     brown->tokens_ = malloc((bytes / 2 + 2) * sizeof *brown->tokens_);
     char *key = malloc(BROWN_MAX_LINE + 1); // the words joined by spaces, for the split
-    if (!brown->items || !brown->tokens_ || !key) {
-        free(key);
-        tg_ex_brown_free(brown);
-        set_error(err, "%s: out of memory", path);
-        return false;
-    }
-    size_t used = 0;
+    bool ok = brown->items && brown->tokens_ && key;
+    if (!ok) set_error(err, "%s: out of memory", path);
     char *at = text;
-    for (int line_no = 1; *at; line_no++) {
+    for (int line_no = 1; ok && *at; line_no++) {
         char *line = next_line(&at);
-        // Count the tokens first, so the words and tags arrays can sit side by side.
-        int n = 0;
-        for (char *c = line; *c;) {
-            while (*c == ' ' || *c == '\t') c++;
-            if (!*c) break;
-            n++;
-            while (*c && *c != ' ' && *c != '\t') c++;
-        }
+        int n = count_tokens(line); // first, so that the words and tags arrays can sit side by side
         if (n == 0) continue;
         tg_ex_sentence *s = &brown->items[brown->n];
         s->words = brown->tokens_ + used;
         s->tags = s->words + n;
-        size_t key_len = 0;
-        char *save = NULL;
-        for (char *tok = strtok_r(line, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-            char *slash = strrchr(tok, '/');
-            if (!slash || slash == tok || !slash[1]) {
-                char what[96];
-                snprintf(what, sizeof what, "'%.24s' is not word/TAG", tok);
-                bad_line(err, path, line_no, what);
-                free(key);
-                tg_ex_brown_free(brown);
-                return false;
-            }
-            *slash = 0;
-            s->words[s->n] = tok;
-            s->tags[s->n] = slash + 1;
-            s->n++;
-            size_t len = (size_t)(slash - tok);
-            if (key_len) key[key_len++] = ' ';
-            memcpy(key + key_len, tok, len);
-            key_len += len;
-        }
+        size_t key_len;
+        ok = parse_tagged_line(line, s, key, &key_len, path, line_no, err);
         s->split = tg_ex_split_of(key, key_len);
         used += 2 * (size_t)n;
         brown->n_tokens += n;
         brown->n++;
     }
     free(key);
-    if (brown->n == 0) {
-        bad_line(err, path, 0, "no sentences");
-        tg_ex_brown_free(brown);
-        return false;
-    }
-    return true;
+    if (ok && brown->n == 0) ok = false, bad_line(err, path, 0, "no sentences");
+    if (!ok) tg_ex_brown_free(brown);
+    return ok;
 }
 
 bool tg_ex_brown_load(const char *data_dir, tg_ex_brown *brown, tg_ex_error *err) {

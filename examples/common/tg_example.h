@@ -337,6 +337,13 @@ char *tg_ex_config_write(const char *program, const tg_ex_config_int *fields, in
 // a positive integer. Other keys are ignored.
 bool tg_ex_config_read(const char *program, const char *path, const char *config, const tg_ex_config_int *fields,
                        int n_fields);
+// A checkpoint (tg_ex_saver_save) whose config is the fields, named by the saver's program.
+bool tg_ex_save_sizes(tg_ex_saver *saver, const tg_params *params, const tg_optim *opt, const tg_rng *rng,
+                      int64_t step, const tg_ex_config_int *fields, int n_fields);
+// Before the model exists: tg_ex_checkpoint_config, then the config's fields into their
+// variables. A weights-only file has no config: the sizes given on the command line stay.
+bool tg_ex_load_sizes(const char *program, const char *path, const tg_ex_config_int *fields, int n_fields,
+                      tg_ex_vocab **vocabs, const char *const *vocab_names, int n_vocabs, bool *has_state);
 
 // --- Time budget, progress, result ------------------------------------------------------
 
