@@ -40,8 +40,9 @@ static bool make_index(tg_mpi_trainer *tr) {
 }
 
 // Assigns parameters to buckets, from the last registered on (backward finishes the output
-// layers first), closing a bucket once it holds bucket_bytes or when the dtype changes, or
-// when MPI's int counts would overflow. Sets param_bucket and n_buckets.
+// layers first), starting a new bucket where the next parameter would take it past
+// bucket_bytes (a larger parameter gets a bucket of its own), where the dtype changes, or
+// where MPI's int counts would overflow. Sets param_bucket and n_buckets.
 static bool assign_buckets(tg_mpi_trainer *tr, size_t bucket_bytes) {
     size_t bytes = 0;
     int64_t elements = 0;
@@ -59,7 +60,8 @@ static bool assign_buckets(tg_mpi_trainer *tr, size_t bucket_bytes) {
             return false;
         }
         size_t size = (size_t)p->numel * tg_dtype_size(p->dtype);
-        if (tr->n_buckets == 0 || p->dtype != dtype || bytes >= bucket_bytes || elements + p->numel > INT_MAX - tr->size) {
+        if (tr->n_buckets == 0 || p->dtype != dtype || (bytes && bytes + size > bucket_bytes) ||
+            elements + p->numel > INT_MAX - tr->size) {
             tr->n_buckets++;
             bytes = 0;
             elements = 0;
