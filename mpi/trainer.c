@@ -64,9 +64,11 @@ static void start_full_buckets(tg_mpi_trainer *tr) {
 static void gather_reduced_buckets(tg_mpi_trainer *tr, bool wait) {
     while (tr->next_gather < tr->next_start) {
         tg_mpi_bucket *b = &tr->bucket[tr->next_gather];
-        int done = 0;
-        if (wait) MPI_Wait(&b->req, MPI_STATUS_IGNORE), done = 1;
-        else MPI_Test(&b->req, &done, MPI_STATUS_IGNORE);
+        int done = 1;
+        if (wait)
+            MPI_Wait(&b->req, MPI_STATUS_IGNORE);
+        else
+            MPI_Test(&b->req, &done, MPI_STATUS_IGNORE);
         if (!done) return;
         int count = (int)(b->padded / tr->size);
         MPI_Iallgather(b->part, count, mpi_type(b->dtype), b->buf, count, mpi_type(b->dtype), tr->gather_comm,
@@ -78,8 +80,9 @@ static void gather_reduced_buckets(tg_mpi_trainer *tr, bool wait) {
 // tg_backward_opts.leaf_ready: one parameter's gradient is final.
 static void on_leaf_ready(tg_tensor *leaf, void *user) {
     tg_mpi_trainer *tr = user;
-    if (leaf < tr->shadow || leaf >= tr->shadow + tr->n_params) return; // an input of the caller's
-    tg_mpi_bucket *b = &tr->bucket[tr->param_bucket[leaf - tr->shadow]];
+    uintptr_t at = (uintptr_t)leaf, first = (uintptr_t)tr->shadow;
+    if (at < first || at >= first + (uintptr_t)tr->n_params * sizeof *leaf) return; // an input of the caller's
+    tg_mpi_bucket *b = &tr->bucket[tr->param_bucket[(at - first) / sizeof *leaf]];
     if (--b->pending == 0) start_full_buckets(tr);
     gather_reduced_buckets(tr, false);
 }
