@@ -3,6 +3,9 @@
 // Every node's backward accumulates into its inputs' gradients, so walking the tape from
 // the last node to the first visits each node after all the nodes that used its output:
 // by the time we reach it, its output's gradient is complete. Fan-out needs nothing more.
+// The same order makes a leaf's gradient complete once the walk has passed the first node on
+// the tape that reads it, which tg_backward_opts.leaf_ready reports (a data-parallel trainer
+// sends each gradient as soon as it is final).
 #include <string.h>
 
 #include "tg_autodiff.h"
