@@ -3,6 +3,7 @@
 // that ours and PyTorch's can be compared side by side (bench/compare.sh runs both).
 //
 //   tg-bench CONFIG... [--threads N] [--roofline]
+//   mpirun -np N tg-bench --mpi CONFIG... [--threads T]   (bench_mpi.h; --grad-sizes for tg-mpibench)
 //   tg-bench --cell lstm|gru|rnn|peephole_lstm|layer_norm_lstm|indrnn|sru --layers L --hidden H --embed E --vocab V --seq T --batch B
 //            [--bidirectional] [--threads N] [--roofline]
 //   --composite: LSTM and GRU steps, and s2s-gru-attn's attention, op by op instead of the
@@ -287,8 +288,11 @@ static void run(const config *c, int threads, int workers, bool roofline, double
     model_free(&m);
 }
 
+#include "bench_mpi.h" // tg-bench --mpi: run_mpi, bench_mpi_main
+
 static void usage(void) {
     printf("usage: tg-bench CONFIG... [--threads N] [--workers N] [--roofline]\n"
+           "       mpirun -np N tg-bench --mpi CONFIG... [--threads T]    tg-bench --grad-sizes [CONFIG...]\n"
            "       tg-bench --cell " BENCH_CELLS " --layers L --hidden H --embed E --vocab V --seq T --batch B\n"
            "                [--bidirectional] [--threads N] [--workers N] [--roofline]\nconfigs:");
     for (size_t i = 0; i < sizeof CONFIGS / sizeof *CONFIGS; i++) printf(" %s", CONFIGS[i].name);
@@ -297,7 +301,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     int threads = 1, workers = 1;
-    bool roofline = false, custom = false;
+    bool roofline = false, custom = false, mpi = false, grad_sizes = false;
     config user = {"lm-custom", LM, &tg_cell_lstm, 96, 64, 256, 1, 64, 32, false, 0};
     const config *chosen[16];
     int n_chosen = 0;
@@ -311,6 +315,10 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--roofline")) {
             roofline = true;
+        } else if (!strcmp(a, "--mpi")) {
+            mpi = true;
+        } else if (!strcmp(a, "--grad-sizes")) {
+            grad_sizes = true;
         } else if (!strcmp(a, "--composite")) {
             composite = true;
         } else if (!strcmp(a, "--bidirectional")) {
@@ -345,6 +353,9 @@ int main(int argc, char **argv) {
     if (custom) chosen[n_chosen++] = &user;
     if (n_chosen == 0)
         for (size_t k = 0; k < sizeof CONFIGS / sizeof *CONFIGS; k++) chosen[n_chosen++] = &CONFIGS[k];
+    if (grad_sizes) return bench_grad_sizes(chosen, n_chosen);
+    if (mpi && workers > 1) return fprintf(stderr, "tg-bench: --mpi runs one worker per rank; drop --workers\n"), 2;
+    if (mpi) return bench_mpi_main(chosen, n_chosen, threads);
     tg_set_num_threads(threads);
     double rate = roofline ? gemm_rate() : 0;
     if (roofline)

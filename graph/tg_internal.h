@@ -125,10 +125,12 @@ void *tg_grad_or_scratch(tg_graph *g, tg_tensor *t);
 // Adds dy^T x (dy [rows, out], x [rows, in]) to the gradient of weight w [out, in]. For a
 // leaf and few rows the sum may be staged and done later in one larger product
 // (ops/weight_grad.c, the matmul family's); tg_weight_grads_flush, at the end of every
-// backward walk, does what is staged. tg_graph_weight_grads is where a graph keeps the
-// staging (NULL at reset).
+// backward walk, does what is staged; tg_weight_grad_flush_leaf does what is staged for w
+// alone (its gradient is wanted complete before the walk ends). tg_graph_weight_grads is
+// where a graph keeps the staging (NULL at reset).
 void tg_weight_grad_add(tg_graph *g, tg_tensor *w, const void *dy, const void *x, int64_t rows);
 void tg_weight_grads_flush(tg_graph *g);
+void tg_weight_grad_flush_leaf(tg_graph *g, const tg_tensor *w);
 struct tg_weight_grads **tg_graph_weight_grads(tg_graph *g);
 
 // A backward walk that does not retain the graph spends the nodes it passes through (PyTorch

@@ -23,11 +23,21 @@ bool tg_backward(tg_graph *g, tg_tensor *loss);
 // its dtype) as the seed. Spends the nodes it walks as tg_backward does.
 bool tg_backward_seed(tg_graph *g, tg_tensor *out, const void *seed);
 
+// Told during a walk that leaf's gradient is complete: nothing later in the walk adds to it.
+typedef void (*tg_leaf_ready_fn)(tg_tensor *leaf, void *user);
+
 typedef struct {
     const void *seed;  // d out (out->numel values of its dtype); NULL for a scalar's 1
     bool retain_graph; // leave the nodes walkable again, as PyTorch's backward(retain_graph=True)
+    // When set, called exactly once per leaf the walk reaches (a tensor without a node that
+    // requires a gradient and is an input of a node the walk passes through, or out itself),
+    // as soon as the walk has passed the last node on the tape that reads it, with its
+    // gradient complete: what a data-parallel trainer needs to start sending a gradient
+    // while the walk goes on. Leaves are told in walk order. A walk that fails stops telling.
+    tg_leaf_ready_fn leaf_ready;
+    void *leaf_ready_user; // passed to leaf_ready
 } tg_backward_opts;
-// tg_backward or tg_backward_seed with options (opts NULL: the defaults, {NULL, false}).
+// tg_backward or tg_backward_seed with options (opts NULL: the defaults, all zero).
 // With retain_graph, a later backward through the same nodes accumulates into the leaves again.
 bool tg_backward_with(tg_graph *g, tg_tensor *out, const tg_backward_opts *opts);
 

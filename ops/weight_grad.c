@@ -70,6 +70,12 @@ void tg_weight_grad_add(tg_graph *g, tg_tensor *w, const void *dy, const void *x
     s->rows += rows;
 }
 
+void tg_weight_grad_flush_leaf(tg_graph *g, const tg_tensor *w) {
+    struct tg_weight_grads *wg = *tg_graph_weight_grads(g);
+    for (int i = 0; wg && i < wg->n; i++)
+        if (wg->s[i].w == w) flush(&wg->s[i]);
+}
+
 void tg_weight_grads_flush(tg_graph *g) {
     struct tg_weight_grads **all = tg_graph_weight_grads(g);
     if (!*all) return;

@@ -4,7 +4,8 @@
 # that fails. Runs apt-get through sudo when not root.
 set -euo pipefail
 
-packages=(cmake gcc make pkg-config libblis-openmp-dev libxxhash-dev libjansson-dev libcriterion-dev)
+packages=(cmake gcc make pkg-config libblis-openmp-dev libxxhash-dev libjansson-dev libcriterion-dev
+    libopenmpi-dev openmpi-bin)
 
 if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
     echo "deps.sh: this is not a Debian-like system (no dpkg-query/apt-get)." >&2

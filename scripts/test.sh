@@ -3,7 +3,9 @@
 # and runs its tests, then builds it again in build-asan/ with AddressSanitizer and
 # UndefinedBehaviorSanitizer and runs the tests there too, and in build-tsan/ with
 # ThreadSanitizer, where only the thread tests run (test_threads: graphs on several threads,
-# the data-parallel trainer), so that any data race fails the suite.
+# the data-parallel trainer), so that any data race fails the suite. With Open MPI installed
+# (deps.sh installs it), the Release and ASan builds also run the MPI trainer's tests under
+# mpirun (tests/test_mpi.c, tests/mpi_fault.sh).
 #
 #   scripts/test.sh                  all three builds
 #   scripts/test.sh --no-sanitize    build/ only
@@ -12,7 +14,7 @@
 # CTest tests of all runs; a build that fails to configure or compile counts as 1 failed.
 set -euo pipefail
 
-usage() { sed -n '2,12s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,14s/^# \{0,1\}//p' "$0"; }
 sanitize=1
 for arg in "$@"; do
     case "$arg" in

@@ -157,6 +157,128 @@ Test(autodiff, seed_gradient_for_non_scalar_outputs) {
     tg_tensor_free(x);
 }
 
+// --- tg_backward_opts.leaf_ready ---
+
+#define MAX_TOLD 32
+
+// What leaf_ready was told: each leaf, in order, with a copy of its gradient at that moment.
+typedef struct {
+    tg_tensor *leaf[MAX_TOLD];
+    double *grad_then[MAX_TOLD]; // [leaf's numel] each, malloc'd
+    int n;
+} told_leaves;
+
+static void record_ready(tg_tensor *leaf, void *user) {
+    told_leaves *t = user;
+    cr_assert(t->n < MAX_TOLD);
+    size_t bytes = (size_t)leaf->numel * sizeof(double);
+    t->leaf[t->n] = leaf;
+    t->grad_then[t->n] = memcpy(malloc(bytes), leaf->grad, bytes);
+    t->n++;
+}
+
+static int told_index(const told_leaves *t, const tg_tensor *leaf) {
+    for (int i = 0; i < t->n; i++)
+        if (t->leaf[i] == leaf) return i;
+    return -1;
+}
+
+static void told_free(told_leaves *t) {
+    for (int i = 0; i < t->n; i++) free(t->grad_then[i]);
+}
+
+// A 2-layer LSTM tagger over 6 steps at batch 2, so that every weight is read at every step
+// and its gradient products are staged (ops/weight_grad.c): each parameter is told exactly
+// once, with the gradient it ends the walk with, equal to a plain walk's; the head, read
+// last in forward, is told before the recurrent weights and the embedding, read from the
+// first step on; a parameter the loss does not use is not told.
+Test(autodiff, leaf_ready_once_per_leaf_with_its_final_gradient) {
+    enum { T = 6, B = 2, V = 7, E = 3, H = 4 };
+    tg_rng rng;
+    tg_rng_seed(&rng, 5);
+    tg_params *p = tg_params_new();
+    tg_tensor *emb = tg_params_add(p, "emb", TG_F64, tg_shape2(V, E));
+    tg_tensor_fill_normal(emb, &rng, 0, 1);
+    tg_rnn rnn;
+    tg_rnn_config cfg = {.cell = &tg_cell_lstm, .input_size = E, .hidden_size = H, .num_layers = 2, .dtype = TG_F64};
+    cr_assert(tg_rnn_init(&rnn, &cfg, p, "rnn.", &rng));
+    tg_tensor *head = tg_params_add(p, "head", TG_F64, tg_shape2(V, H));
+    tg_tensor *unused = tg_params_add(p, "unused", TG_F64, tg_shape1(3));
+    tg_tensor_fill_uniform(head, &rng, -0.5, 0.5);
+    int32_t ids[T * B], targets[T * B]; // [T, B]
+    for (int i = 0; i < T * B; i++) ids[i] = (int32_t)tg_rng_below(&rng, V), targets[i] = (int32_t)tg_rng_below(&rng, V);
+    double *plain[MAX_TOLD];
+    told_leaves told = {0};
+    const int n = tg_params_count(p);
+    cr_assert(n <= MAX_TOLD);
+    for (int run = 0; run < 2; run++) { // 0: a plain walk; 1: with leaf_ready
+        tg_params_zero_grad(p);
+        tg_graph *g = tg_graph_new();
+        tg_tensor *x = tg_embedding(g, emb, tg_from_data(g, TG_I32, tg_shape2(T, B), ids)); // [T, B, E]
+        tg_rnn_result r;
+        cr_assert(tg_rnn_forward(g, &rnn, x, NULL, NULL, NULL, &r));
+        tg_tensor *logits = tg_linear(g, tg_reshape(g, r.output, tg_shape2(T * B, H)), head, NULL); // [T*B, V]
+        tg_tensor *loss = tg_cross_entropy(g, logits, tg_from_data(g, TG_I32, tg_shape1(T * B), targets),
+                                           TG_REDUCE_MEAN, -100);
+        tg_backward_opts opts = {.leaf_ready = run ? record_ready : NULL, .leaf_ready_user = &told};
+        cr_assert(tg_backward_with(g, loss, &opts));
+        tg_graph_free(g);
+        for (int i = 0; i < n && run == 0; i++) {
+            const tg_tensor *t = tg_params_at(p, i);
+            plain[i] = memcpy(malloc((size_t)t->numel * sizeof(double)), t->grad, (size_t)t->numel * sizeof(double));
+        }
+    }
+    cr_assert_eq(told.n, n - 1, "told %d leaves; %d parameters are used", told.n, n - 1);
+    cr_assert_eq(told_index(&told, unused), -1);
+    for (int i = 0; i < n; i++) {
+        tg_tensor *t = tg_params_at(p, i);
+        int k = told_index(&told, t);
+        if (t == unused) {
+            free(plain[i]);
+            continue;
+        }
+        cr_assert(k >= 0, "%s was not told", t->name);
+        for (int j = k + 1; j < told.n; j++) cr_assert_neq(told.leaf[j], t, "%s told twice", t->name);
+        cr_assert(memcmp(told.grad_then[k], t->grad, (size_t)t->numel * sizeof(double)) == 0,
+                  "%s's gradient changed after it was told", t->name);
+        cr_assert(memcmp(plain[i], t->grad, (size_t)t->numel * sizeof(double)) == 0, "%s differs from a plain walk",
+                  t->name);
+        free(plain[i]);
+    }
+    cr_assert_eq(told_index(&told, head), 0, "the head, read last, is told first");
+    cr_assert_eq(told_index(&told, emb), n - 2, "the embedding, read first, is told last");
+    told_free(&told);
+    tg_params_free(p);
+}
+
+// A leaf read twice by one node, and through a view of it, is told once, after the view's
+// readers; a leaf that only an unreached branch reads is not told; a leaf that is the
+// output itself is told.
+Test(autodiff, leaf_ready_views_repeats_and_unreached_leaves) {
+    tg_tensor *x = tg_tensor_create(TG_F64, tg_shape1(3), true), *lone = tg_tensor_create(TG_F64, tg_shape1(3), true);
+    for (int i = 0; i < 3; i++) tg_tensor_set(x, i, i - 1.5);
+    tg_graph *g = tg_graph_new();
+    tg_tensor *unreached = tg_tanh(g, lone);
+    tg_tensor *y = tg_add(g, sum3(g, x), sum3(g, tg_mul(g, x, x))); // x through a reshape view, and twice in mul
+    told_leaves told = {0};
+    cr_assert(tg_backward_with(g, y, &(tg_backward_opts){.leaf_ready = record_ready, .leaf_ready_user = &told}));
+    cr_assert_eq(told.n, 1);
+    cr_assert_eq(told.leaf[0], x);
+    for (int i = 0; i < 3; i++) cr_assert_eq(told.grad_then[0][i], 2 * (i - 1.5) + 1);
+    cr_assert_null(unreached->grad);
+    told_free(&told);
+    told.n = 0;
+    double seed[3] = {1, 2, 3};
+    cr_assert(tg_backward_with(g, x, &(tg_backward_opts){.seed = seed, .leaf_ready = record_ready,
+                                                         .leaf_ready_user = &told}));
+    cr_assert_eq(told.n, 1);
+    cr_assert_eq(told.leaf[0], x);
+    told_free(&told);
+    tg_graph_free(g);
+    tg_tensor_free(x);
+    tg_tensor_free(lone);
+}
+
 typedef struct {
     tg_tensor *x;
     bool wrong;
