@@ -484,7 +484,12 @@ typedef struct {
     double clip;
     int patience;    // rounds without a better dev score before training stops
     int round_steps; // steps between dev evaluations (rounded up to whole epochs)
+    uint64_t max_steps; // stop after this many steps (0: no limit)
 } train_opts;
+
+static bool steps_done(const train_opts *o, const progress_state *ps) {
+    return o->max_steps && (uint64_t)ps->step >= o->max_steps;
+}
 
 // Trains in rounds of whole epochs until the budget is spent or the dev score has not
 // improved for `patience` rounds, saving when due; ends with the best parameters restored.
@@ -495,14 +500,14 @@ static void train(tg_graph *g, model *m, const problem *p, trainer *tr, tg_optim
     int64_t per_round = ((o->round_steps + n_batches - 1) / n_batches) * n_batches;
     tg_ex_budget budget;
     tg_ex_budget_start(&budget, common->minutes);
-    for (int stale = 0; tg_ex_budget_left(&budget) && stale < o->patience;) {
+    for (int stale = 0; tg_ex_budget_left(&budget) && stale < o->patience && !steps_done(o, ps);) {
         int64_t k = ps->step % per_round;
         char label[48];
         snprintf(label, sizeof label, "round %lld", (long long)(ps->step / per_round) + 1);
         tg_ex_progress bar;
         tg_ex_progress_begin(&bar, stdout, label, per_round - k, "origins");
         bar.budget = &budget;
-        for (; k < per_round && tg_ex_budget_left(&budget); k++, ps->step++) {
+        for (; k < per_round && tg_ex_budget_left(&budget) && !steps_done(o, ps); k++, ps->step++) {
             if (ps->step == ps->start_step || ps->step % n_batches == 0)
                 epoch_order(tr, p, common->seed, ps->step / n_batches);
             if (tg_ex_saver_due(saver)) save(saver, m, opt, rng, ps->step, z); // a failure is reported; on we go
@@ -607,7 +612,7 @@ static int run(const tg_ex_common *common, sizes *z, const settings *set) {
 int main(int argc, char **argv) {
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 1);
     sizes z = {"co2", 0, 32, 5};
-    settings set = {32, 0, 1e-3, 1e-4, {1.0, 10, 50}, NULL};
+    settings set = {32, 0, 1e-3, 1e-4, {1.0, 10, 50, 0}, NULL};
     const char *series = "co2";
     const tg_ex_option options[] = {
         {"series", TG_EX_STRING, &series, "co2 (monthly, 12 months ahead) or births (daily, 28 days ahead)", 0, 0,
@@ -624,6 +629,8 @@ int main(int argc, char **argv) {
         {"round", TG_EX_INT, &set.train.round_steps, "steps between dev evaluations (whole epochs)", 1, 1000000, "N"},
         {"patience", TG_EX_INT, &set.train.patience, "stop after this many rounds without a better dev MASE", 1,
          1000000, "N"},
+        {"steps", TG_EX_U64, &set.train.max_steps, "stop after this many steps, whatever the time (0: no limit)", 0, 0,
+         "N"},
         {"svg", TG_EX_STRING, &set.svg,
          "picture of the last origin's forecasts (default forecast_NAME.svg; \"\": none)", 0, 0, "FILE"},
     };

@@ -63,12 +63,16 @@ for entry in "${examples[@]}"; do
     postag) predict=(--tag "The quixotic jury deliberated carefully .") ;;
     spam) predict=(--classify "Subject: You WON \$1,000,000!!! Click here now") ;;
     g2p) predict=(--show 3 --heatmap "" --curve "") ;;
-    forecast) predict=(--svg "$tmp/forecast.svg") ;;
-    forecast-births) predict=(--series births --svg "") ;;
+    # co2's loss falls only after a few hundred steps, which a loaded machine may not give it
+    # in $minutes: a fixed number of steps keeps the check deterministic.
+    forecast) predict=(--svg "$tmp/forecast.svg" --steps 800) ;;
+    forecast-births) predict=(--series births --svg "" --steps 300) ;;
     *) predict=() save=() ;; # names and custom_cell keep no checkpoint
     esac
     log="$tmp/$name.train.log"
-    "$bin" --minutes "$minutes" --threads 1 --seed 1 "${save[@]}" "${predict[@]}" > "$log" 2>&1
+    budget=$minutes
+    [[ $name == forecast* ]] && budget=3 # --steps ends it first
+    "$bin" --minutes "$budget" --threads 1 --seed 1 "${save[@]}" "${predict[@]}" > "$log" 2>&1
     status=$?
     if [[ $status -ne 0 ]]; then
         echo "FAIL $name: exit status $status (training)"; tail -n 5 "$log" | sed 's/^/    /'
