@@ -192,10 +192,12 @@ tg_tensor *tg_dropout(tg_graph *g, tg_tensor *x, double p, tg_rng *rng);
 // The pointwise part of PyTorch's LSTM and GRU steps in one op each, an optional fast path
 // for the built-in cells (the same arithmetic as the op-by-op step, in one pass).
 // LSTM, gates [B, 4H] = x W_ih^T + b_ih + h W_hh^T + b_hh (rows i, f, g, o), c [B, H]:
-// c' = sigmoid(i)*tanh(g) + sigmoid(f)*c.
-tg_tensor *tg_lstm_cell_state(tg_graph *g, tg_tensor *gates, tg_tensor *c);
-// h' = sigmoid(o)*tanh(c'), from the same gates and c' [B, H].
-tg_tensor *tg_lstm_cell_output(tg_graph *g, tg_tensor *gates, tg_tensor *c_next);
+// c' = sigmoid(i)*tanh(g) + sigmoid(f)*c. Writes sigmoid(i), sigmoid(f) and tanh(g) over
+// those gates, for its backward (so call it once per gates; a leaf wanting a gradient is
+// refused).
+tg_tensor *tg_lstm_cell_state_(tg_graph *g, tg_tensor *gates, tg_tensor *c);
+// h' = sigmoid(o)*tanh(c'), from the same gates and c' [B, H]; writes sigmoid(o) over o.
+tg_tensor *tg_lstm_cell_output_(tg_graph *g, tg_tensor *gates, tg_tensor *c_next);
 // GRU, xp = x W_ih^T + b_ih and hp = h W_hh^T + b_hh, both [B, 3H] (rows r, z, n), h [B, H]:
 // h' = (1-z)*n + z*h with n = tanh(xn + r*hn).
 tg_tensor *tg_gru_cell(tg_graph *g, tg_tensor *xp, tg_tensor *hp, tg_tensor *h);
@@ -279,8 +281,8 @@ tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
 #define tg_where(g, ...) tg_where(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_masked_fill(g, ...) tg_masked_fill(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_dropout(g, ...) tg_dropout(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
-#define tg_lstm_cell_state(g, ...) tg_lstm_cell_state(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
-#define tg_lstm_cell_output(g, ...) tg_lstm_cell_output(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_lstm_cell_state_(g, ...) tg_lstm_cell_state_(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_lstm_cell_output_(g, ...) tg_lstm_cell_output_(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_gru_cell(g, ...) tg_gru_cell(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_additive_scores(g, ...) tg_additive_scores(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_detach(g, ...) tg_detach(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)

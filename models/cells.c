@@ -148,8 +148,8 @@ static tg_tensor *lstm_project_output(tg_graph *g, const tg_cell *c, tg_tensor *
 // state = (h, c); gate rows i, f, g, o; the pointwise part fused (ops/rnn_fused.c).
 static bool lstm_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_tensor *const *state, tg_tensor **next) {
     tg_tensor *gates = add_projected_state(g, c, xp, state[0]); // [B, 4H]
-    next[1] = tg_lstm_cell_state(g, gates, state[1]);           // [B, H]
-    next[0] = lstm_project_output(g, c, tg_lstm_cell_output(g, gates, next[1])); // [B, S0]
+    next[1] = tg_lstm_cell_state_(g, gates, state[1]);           // [B, H]
+    next[0] = lstm_project_output(g, c, tg_lstm_cell_output_(g, gates, next[1])); // [B, S0]
     return next[0] && next[1];
 }
 

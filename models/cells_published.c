@@ -93,9 +93,9 @@ static bool layer_norm_step(tg_graph *g, const tg_cell *c, tg_tensor *xp, tg_ten
     tg_tensor *gates = tg_add(g, xp, layer_norm(g, wh, tg_cell_param(c, "weight_ln_hh"), tg_cell_param(c, "bias_ln_hh")));
     // The LSTM's own pointwise ops: c' = sigmoid(f)*c + sigmoid(i)*tanh(g), and
     // h' = sigmoid(o)*tanh(LN(c')).
-    next[1] = tg_lstm_cell_state(g, gates, state[1]); // [B, H]
+    next[1] = tg_lstm_cell_state_(g, gates, state[1]); // [B, H]
     tg_tensor *c_normed = layer_norm(g, next[1], tg_cell_param(c, "weight_ln_c"), tg_cell_param(c, "bias_ln_c"));
-    next[0] = tg_lstm_cell_output(g, gates, c_normed); // [B, H]
+    next[0] = tg_lstm_cell_output_(g, gates, c_normed); // [B, H]
     return next[0] && next[1];
 }
 

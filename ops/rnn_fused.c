@@ -2,31 +2,29 @@
 //
 // Written with ordinary ops, an LSTM step's pointwise part is a dozen nodes (chunk, three
 // sigmoids, two tanh, products, a sum), each with an output and a gradient buffer to fill.
-// These ops do the same arithmetic in one pass forward and one backward. Forward keeps the
-// gates' activations for backward, as PyTorch's fused cells keep theirs: recomputing them
-// there cost three to five transcendentals per element, a tenth of a bidirectional LSTM's
-// training step, for [B, 5H] (LSTM) or [B, 3H] (GRU) more per step. They are an optional fast
+// These ops do the same arithmetic in one pass forward and one backward, which reads the
+// activations forward computed instead of recomputing them (three to five transcendentals
+// per element, a tenth of a bidirectional LSTM's step): the LSTM ops write them over the
+// gates (the step's own rows of the layer's input projection, which nothing else reads
+// again), the GRU keeps them beside its output, [B, 3H] a step. They are an optional fast
 // path: the built-in cells use them, tg_cell_lstm_composite and tg_cell_gru_composite keep
 // the op-by-op steps, and tests/test_rnn.c checks that both agree.
 #include "tg_internal.h"
 #include "tg_ops.h"
 
 // --- LSTM: gates [B, 4H] in PyTorch's row order i, f, g, o ---
+// Both ops write the activations of the gates they read over those gates: backward reads
+// them there, and an LSTM step keeps no more memory than its gates.
 
-// The gates' activations forward keeps for backward: sigmoid(i), sigmoid(f), tanh(g).
-typedef struct {
-    const void *act; // [B, 3H]
-} lstm_cell_state_state;
-
-// c' = sigmoid(i)*tanh(g) + sigmoid(f)*c
+// c' = sigmoid(i)*tanh(g) + sigmoid(f)*c; gates' i, f, g already activated by forward.
 TG_VECTORIZE static void lstm_c_backward(tg_graph *g, tg_node *n) {
     tg_tensor *gates = n->in[0], *c = n->in[1], *cn = n->out;
     int64_t B = c->shape.d[0], H = c->shape.d[1];
     TG_DISPATCH(cn->dtype, {
-        const T *act = TG_STATE(n, lstm_cell_state_state)->act, *cv = c->data, *dcn = cn->grad; // [B, 3H], [B, H] x2
+        const T *act = gates->data, *cv = c->data, *dcn = cn->grad;          // [B, 4H], [B, H] x2
         T *dg = tg_grad_or_scratch(g, gates), *dc = tg_grad_or_scratch(g, c); // [B, 4H], [B, H]
         for (int64_t b = 0; b < B; b++) {
-            const T *ai = act + b * 3 * H, *af = ai + H, *au = ai + 2 * H, *cb = cv + b * H, *d = dcn + b * H; // [H]
+            const T *ai = act + b * 4 * H, *af = ai + H, *au = ai + 2 * H, *cb = cv + b * H, *d = dcn + b * H; // [H]
             T *di = dg + b * 4 * H, *df = di + H, *du = di + 2 * H, *dcb = dc + b * H;                      // [H]
             TG_IVDEP for (int64_t j = 0; j < H; j++) {
                 T i = ai[j], f = af[j], u = au[j];
@@ -39,25 +37,21 @@ TG_VECTORIZE static void lstm_c_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op LSTM_C_OP = {.name = "lstm_cell_state", .backward = lstm_c_backward};
+static const tg_op LSTM_C_OP = {.name = "lstm_cell_state_", .backward = lstm_c_backward};
 
-// What forward keeps for backward: sigmoid(o) and tanh(c').
-typedef struct {
-    const void *act; // [B, 2H]
-} lstm_cell_output_state;
-
-// h' = sigmoid(o)*tanh(c')
+// h' = sigmoid(o)*tanh(c'); gates' o already activated by forward. tanh(c') is recomputed:
+// keeping it would cost [B, H] a step for one transcendental per element.
 TG_VECTORIZE static void lstm_h_backward(tg_graph *g, tg_node *n) {
     tg_tensor *gates = n->in[0], *cn = n->in[1], *h = n->out;
     int64_t B = cn->shape.d[0], H = cn->shape.d[1];
     TG_DISPATCH(h->dtype, {
-        const T *act = TG_STATE(n, lstm_cell_output_state)->act, *dh = h->grad; // [B, 2H], [B, H]
-        T *dg = tg_grad_or_scratch(g, gates), *dc = tg_grad_or_scratch(g, cn);  // [B, 4H], [B, H]
+        const T *act = gates->data, *cv = cn->data, *dh = h->grad;             // [B, 4H], [B, H] x2
+        T *dg = tg_grad_or_scratch(g, gates), *dc = tg_grad_or_scratch(g, cn); // [B, 4H], [B, H]
         for (int64_t b = 0; b < B; b++) {
-            const T *ao = act + b * 2 * H, *at = ao + H, *d = dh + b * H; // [H] each
-            T *dgo = dg + b * 4 * H + 3 * H, *dcb = dc + b * H;          // [H] each
+            const T *ao = act + b * 4 * H + 3 * H, *cb = cv + b * H, *d = dh + b * H; // [H] each
+            T *dgo = dg + b * 4 * H + 3 * H, *dcb = dc + b * H;                      // [H] each
             TG_IVDEP for (int64_t j = 0; j < H; j++) {
-                T o = ao[j], t = at[j];
+                T o = ao[j], t = (T)TG_TANH(cb[j]);
                 dgo[j] += d[j] * t * o * (1 - o);
                 dcb[j] += d[j] * o * (1 - t * t);
             }
@@ -65,7 +59,18 @@ TG_VECTORIZE static void lstm_h_backward(tg_graph *g, tg_node *n) {
     });
 }
 
-static const tg_op LSTM_H_OP = {.name = "lstm_cell_output", .backward = lstm_h_backward};
+static const tg_op LSTM_H_OP = {.name = "lstm_cell_output_", .backward = lstm_h_backward};
+
+// Writing the activations over the gates loses their values: refused for a leaf that
+// requires a gradient, as tg_linear_add_ refuses.
+static bool check_overwritable(tg_graph *g, const char *op, tg_tensor *gates) {
+    if (gates->requires_grad && !gates->node) {
+        tg_fail(g, op, "the gates %s are a leaf that requires a gradient; writing their activations over them "
+                       "would lose their values", TG_SHAPE_STR(gates->shape));
+        return false;
+    }
+    return true;
+}
 
 // Room for the activations forward computes: all of them, [rows, width], when the op is
 // recorded (its backward reads them instead of recomputing three or four transcendentals
@@ -86,52 +91,53 @@ static bool check_gates(tg_graph *g, const char *op, tg_tensor *gates, tg_tensor
     return true;
 }
 
-TG_VECTORIZE tg_tensor *(tg_lstm_cell_state)(tg_graph *g, tg_tensor *gates, tg_tensor *c) {
-    if (!check_gates(g, "lstm_cell_state", gates, c, 4)) return NULL;
+TG_VECTORIZE tg_tensor *(tg_lstm_cell_state_)(tg_graph *g, tg_tensor *gates, tg_tensor *c) {
+    if (!check_gates(g, "lstm_cell_state_", gates, c, 4) || !check_overwritable(g, "lstm_cell_state_", gates))
+        return NULL;
     int64_t B = c->shape.d[0], H = c->shape.d[1];
     tg_tensor *cn = tg_new_tensor(g, c->dtype, c->shape);
-    bool keep = tg_will_record(g, 2, (tg_tensor *[]){gates, c});
-    void *act = activations(g, c->dtype, keep, B, 3 * H);
     TG_DISPATCH(c->dtype, {
-        const T *gv = gates->data, *cv = c->data; // [B, 4H], [B, H]
-        T *out = cn->data;                        // [B, H]
+        T *gv = gates->data;         // [B, 4H]: i, f, g become their activations
+        const T *cv = c->data;       // [B, H]
+        T *out = cn->data;           // [B, H]
         for (int64_t b = 0; b < B; b++) {
-            const T *gi = gv + b * 4 * H, *gf = gi + H, *gu = gi + 2 * H, *cb = cv + b * H; // [H] each
-            T *ai = (T *)act + (keep ? b : 0) * 3 * H, *af = ai + H, *au = ai + 2 * H, *ob = out + b * H;
+            T *gi = gv + b * 4 * H, *gf = gi + H, *gu = gi + 2 * H; // [H] each
+            const T *cb = cv + b * H;
+            T *ob = out + b * H;
             TG_IVDEP for (int64_t j = 0; j < H; j++) {
-                ai[j] = (T)TG_SIGMOID(gi[j]);
-                af[j] = (T)TG_SIGMOID(gf[j]);
-                au[j] = (T)TG_TANH(gu[j]);
-                ob[j] = af[j] * cb[j] + ai[j] * au[j];
+                T i = (T)TG_SIGMOID(gi[j]), f = (T)TG_SIGMOID(gf[j]), u = (T)TG_TANH(gu[j]);
+                ob[j] = f * cb[j] + i * u;
+                gi[j] = i, gf[j] = f, gu[j] = u;
             }
         }
     });
-    tg_node *n = tg_record(g, &LSTM_C_OP, cn, 2, gates, c);
-    TG_SAVE(g, n, lstm_cell_state_state, {.act = act});
+    tg_tensor_touch(gates);
+    tg_record(g, &LSTM_C_OP, cn, 2, gates, c);
     return cn;
 }
 
-TG_VECTORIZE tg_tensor *(tg_lstm_cell_output)(tg_graph *g, tg_tensor *gates, tg_tensor *c_next) {
-    if (!check_gates(g, "lstm_cell_output", gates, c_next, 4)) return NULL;
+TG_VECTORIZE tg_tensor *(tg_lstm_cell_output_)(tg_graph *g, tg_tensor *gates, tg_tensor *c_next) {
+    if (!check_gates(g, "lstm_cell_output_", gates, c_next, 4) || !check_overwritable(g, "lstm_cell_output_", gates))
+        return NULL;
     int64_t B = c_next->shape.d[0], H = c_next->shape.d[1];
     tg_tensor *h = tg_new_tensor(g, c_next->dtype, c_next->shape);
-    bool keep = tg_will_record(g, 2, (tg_tensor *[]){gates, c_next});
-    void *act = activations(g, h->dtype, keep, B, 2 * H);
     TG_DISPATCH(h->dtype, {
-        const T *gv = gates->data, *cv = c_next->data; // [B, 4H], [B, H]
-        T *out = h->data;                              // [B, H]
+        T *gv = gates->data;           // [B, 4H]: o becomes its activation
+        const T *cv = c_next->data;    // [B, H]
+        T *out = h->data;              // [B, H]
         for (int64_t b = 0; b < B; b++) {
-            const T *go = gv + b * 4 * H + 3 * H, *cb = cv + b * H; // [H] each
-            T *ao = (T *)act + (keep ? b : 0) * 2 * H, *at = ao + H, *ob = out + b * H;
+            T *go = gv + b * 4 * H + 3 * H; // [H]
+            const T *cb = cv + b * H;
+            T *ob = out + b * H;
             TG_IVDEP for (int64_t j = 0; j < H; j++) {
-                ao[j] = (T)TG_SIGMOID(go[j]);
-                at[j] = (T)TG_TANH(cb[j]);
-                ob[j] = ao[j] * at[j];
+                T o = (T)TG_SIGMOID(go[j]);
+                ob[j] = o * (T)TG_TANH(cb[j]);
+                go[j] = o;
             }
         }
     });
-    tg_node *n = tg_record(g, &LSTM_H_OP, h, 2, gates, c_next);
-    TG_SAVE(g, n, lstm_cell_output_state, {.act = act});
+    tg_tensor_touch(gates);
+    tg_record(g, &LSTM_H_OP, h, 2, gates, c_next);
     return h;
 }
 

@@ -274,10 +274,12 @@ typedef struct {
     tg_tensor *a, *b, *c;
 } fused_case;
 
+// The LSTM ops write over their gates, which therefore cannot be the leaf gradcheck
+// perturbs: they get a copy of it (a * 1).
 static tg_tensor *run_fused(tg_graph *g, void *ctx) {
     fused_case *f = ctx;
-    if (f->which == 0) return tg_lstm_cell_state(g, f->a, f->b);
-    if (f->which == 1) return tg_lstm_cell_output(g, f->a, f->b);
+    if (f->which == 0) return tg_lstm_cell_state_(g, tg_mul_scalar(g, f->a, 1.0), f->b);
+    if (f->which == 1) return tg_lstm_cell_output_(g, tg_mul_scalar(g, f->a, 1.0), f->b);
     return tg_gru_cell(g, f->a, f->b, f->c);
 }
 
@@ -294,6 +296,21 @@ Test(rnn_fused, gradcheck_each_fused_op) {
         tg_tensor_free(f.b);
         tg_tensor_free(f.c);
     }
+}
+
+// Their activations go over the gates: a leaf whose gradient is wanted is refused, naming the op.
+Test(rnn_fused, lstm_ops_refuse_to_overwrite_a_leaf) {
+    test_capture_errors();
+    tg_graph *g = tg_graph_new();
+    tg_tensor *gates = test_input(tg_shape2(2, 8), 1, -1, 1), *c = test_input(tg_shape2(2, 2), 2, -1, 1);
+    cr_assert_null(tg_lstm_cell_state_(g, gates, c));
+    cr_assert(strstr(test_error_message, "lstm_cell_state_") && strstr(test_error_message, "[2, 8]"), "%s",
+              test_error_message);
+    cr_assert_null(tg_lstm_cell_output_(g, gates, c));
+    cr_assert(strstr(test_error_message, "lstm_cell_output_"), "%s", test_error_message);
+    tg_graph_free(g);
+    tg_tensor_free(gates);
+    tg_tensor_free(c);
 }
 
 // Runs rnn_all_outputs and backward with a fixed seed; returns the output values and all
