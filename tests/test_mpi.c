@@ -17,6 +17,7 @@
 
 #include "tapegrad.h"
 #include "tg_mpi.h"
+#include "tg_test_params.h"
 
 static int rank, size;
 
@@ -160,20 +161,6 @@ static void train(tagger *m, bool mpi, int workers, int64_t batch, int steps, ui
     tg_optim_free(opt);
 }
 
-// max |a - b| / max |b| per parameter, the largest over all parameters.
-static double max_relative_error(const tg_params *a, const tg_params *b) {
-    double worst = 0;
-    for (int i = 0; i < tg_params_count(b); i++) {
-        const tg_tensor *x = tg_params_at(a, i), *y = tg_params_at(b, i);
-        double diff = 0, scale = 0;
-        for (int64_t e = 0; e < y->numel; e++) {
-            diff = fmax(diff, fabs(tg_tensor_get(x, e) - tg_tensor_get(y, e)));
-            scale = fmax(scale, fabs(tg_tensor_get(y, e)));
-        }
-        worst = fmax(worst, scale > 0 ? diff / scale : diff);
-    }
-    return worst;
-}
 
 // The ranks against one graph on the whole batch after 5 Adam steps: a batch that splits
 // evenly between 2 and 3 ranks (6), one that does not (7), and one smaller than 3 ranks (2).
@@ -185,7 +172,7 @@ static void test_matches_one_process(tg_dtype dtype, double tolerance) {
         tagger_init(&dp, dtype, 0, rank == 0 ? 11 : 100 + (uint64_t)rank); // the others get rank 0's values
         train(&ref, false, 0, batches[bi], 5, 1);
         train(&dp, true, 0, batches[bi], 5, 1);
-        double err = max_relative_error(dp.params, ref.params);
+        double err = test_params_max_relative_error(dp.params, ref.params);
         CHECK(err <= tolerance, "%s, batch %lld: relative error %.3g > %.3g", tg_dtype_name(dtype),
               (long long)batches[bi], err, tolerance);
         tg_params_free(ref.params);
@@ -205,7 +192,7 @@ static void test_dropout_as_worker_threads(void) {
     tagger_init(&ranks, TG_F64, 0.5, 11);
     train(&threads, false, size, 7, 3, 42);
     train(&ranks, true, 0, 7, 3, 42);
-    double err = max_relative_error(ranks.params, threads.params);
+    double err = test_params_max_relative_error(ranks.params, threads.params);
     CHECK(err <= 1e-12, "ranks and threads differ by %.3g", err);
     tg_params_free(threads.params);
     tg_params_free(ranks.params);
