@@ -642,7 +642,7 @@ static void train(tg_graph *g, model *m, const corpus *c, tg_optim *opt, tg_rng 
             if (pr->step++ == pr->start_step) pr->first_loss = l;
             window += l, in_window++;
             tg_ex_progress_step(&p, l, B);
-            done = !tg_ex_budget_left(&budget) || (uint64_t)(pr->step - pr->start_step) == st->max_steps;
+            done = !tg_ex_agree(tg_ex_budget_left(&budget)) || (uint64_t)(pr->step - pr->start_step) == st->max_steps;
             if (pr->step % st->eval_every && !done) continue;
             dev_point(g, m, c, opt, st, window / (double)in_window, p.tty, pr);
             window = 0, in_window = 0;

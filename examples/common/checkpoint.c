@@ -27,11 +27,14 @@ tg_ex_saver tg_ex_saver_make(const char *program, const tg_ex_common *common, tg
                          .n_vocabs = n_vocabs};
 }
 
-bool tg_ex_saver_due(const tg_ex_saver *s) { return s->path && s->every > 0 && tg_ex_now() - s->last >= s->every; }
+// Under mpirun every rank holds the same parameters; rank 0 alone writes them.
+bool tg_ex_saver_due(const tg_ex_saver *s) {
+    return s->path && s->every > 0 && tg_ex_rank() == 0 && tg_ex_now() - s->last >= s->every;
+}
 
 bool tg_ex_saver_save(tg_ex_saver *s, const tg_params *params, const tg_optim *opt, const tg_rng *rng, int64_t step,
                       const char *config) {
-    if (!s->path) return true;
+    if (!s->path || tg_ex_rank() != 0) return true;
     char file[4096], err[1024];
     // The vocabularies first: a checkpoint file never names ids its vocabulary lacks.
     for (int i = 0; i < s->n_vocabs && !s->vocabs_saved; i++) {

@@ -191,6 +191,7 @@ tg_ex_parse_result tg_ex_parse(const tg_ex_cli *cli, int argc, char **argv) {
         }
         if (!set_value(cli, o, value)) return TG_EX_PARSE_ERROR;
     }
+    tg_ex_mpi_start(cli->program);
     return TG_EX_PARSE_OK;
 }
 

@@ -5,8 +5,8 @@
 // A step's loss is built by a tg_shard_loss_fn (tg_parallel.h): the loss of examples
 // [begin, begin + count) of the global batch, their mean as the global batch weighs them.
 // With --workers 1 it is called once for the whole batch on one graph with the caller's
-// generator, as a plain training loop would; with N > 1, on N threads, one shard each. The
-// same function serves a trainer over MPI ranks, which shards the batch by rank.
+// generator, as a plain training loop would; with N > 1, on N threads, one shard each; under
+// `mpirun -np N`, on N processes, the shard of the process's rank (tg_mpi.h).
 //
 //   tg_ex_trainer tr;
 //   tg_ex_trainer_init(&tr, "postag", m.params, opt, clip, workers);
@@ -25,8 +25,9 @@ typedef struct {
     tg_optim *opt;
     double clip;          // the gradient norm is clipped at this before the step (0: not clipped)
     int workers;          // 1: one graph; more: tg_data_parallel's threads
-    tg_graph *g;          // workers 1: every step's graph
+    tg_graph *g;          // workers 1, one rank: every step's graph
     tg_data_parallel *dp; // workers > 1
+    struct tg_mpi_trainer *mpi; // under mpirun: one shard a rank (tg_mpi.h)
 } tg_ex_trainer;
 
 // The option --workers N for a program's table, over *workers (default 1).

@@ -280,6 +280,18 @@ typedef enum { TG_EX_PARSE_OK, TG_EX_PARSE_HELP, TG_EX_PARSE_ERROR } tg_ex_parse
 // one out of range prints one line naming it and returns TG_EX_PARSE_ERROR (exit 2).
 tg_ex_parse_result tg_ex_parse(const tg_ex_cli *cli, int argc, char **argv);
 
+// --- Ranks: a run under mpirun (mpi_run.c) ------------------------------------------------
+
+// Starts MPI when mpirun started the process (tg_ex_parse calls it once the options are
+// read); ranks other than 0 then print nothing. Without MPI support, a run under mpirun with
+// several ranks is refused.
+void tg_ex_mpi_start(const char *program);
+// This process's rank (0 outside mpirun) and the number of ranks (1 outside mpirun).
+int tg_ex_rank(void);
+int tg_ex_ranks(void);
+// Rank 0's value of mine, on every rank: for a decision taken on the clock.
+bool tg_ex_agree(bool mine);
+
 // The recurrent cells a --cell option offers, by name: the built-in ones and the published
 // ones of tg_rnn.h. NULL for any other name.
 #define TG_EX_CELL_NAMES "lstm|gru|rnn_tanh|rnn_relu|peephole_lstm|layer_norm_lstm|indrnn|sru"
@@ -306,10 +318,12 @@ typedef struct {
 // A saver for --save and --save-every of common; vocabs and names may be NULL when n is 0.
 tg_ex_saver tg_ex_saver_make(const char *program, const tg_ex_common *common, tg_ex_vocab *const *vocabs,
                              const char *const *vocab_names, int n_vocabs);
-// True when this run saves and --save-every minutes have passed since the last save.
+// True when this run saves (on rank 0 alone, under mpirun) and --save-every minutes have
+// passed since the last save.
 bool tg_ex_saver_due(const tg_ex_saver *saver);
 // Writes the vocabularies (first time only), then the checkpoint: params, the training state
-// (opt, rng, step) and config. True when saving is off; false with a message on stderr.
+// (opt, rng, step) and config. True when saving is off, or on a rank other than 0; false with
+// a message on stderr.
 bool tg_ex_saver_save(tg_ex_saver *saver, const tg_params *params, const tg_optim *opt, const tg_rng *rng,
                       int64_t step, const char *config);
 

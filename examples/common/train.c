@@ -4,15 +4,30 @@
 #include <stdlib.h>
 
 #include "tg_ex_train.h"
+#ifdef TG_EX_MPI
+#include "tg_mpi.h"
+#endif
 
 tg_ex_option tg_ex_workers_option(int *workers) {
     return (tg_ex_option){"workers", TG_EX_INT, workers,
                           "worker threads, each running forward and backward on its share of the batch", 1, 256, "N"};
 }
 
+// Under mpirun: a trainer over the ranks, which starts from rank 0's parameters.
+static bool start_mpi(tg_ex_trainer *t) {
+#ifdef TG_EX_MPI
+    if (t->workers > 1) return fprintf(stderr, "%s: --workers and mpirun: one or the other\n", t->program), false;
+    t->mpi = tg_mpi_trainer_new(t->params, MPI_COMM_WORLD, (tg_mpi_opts){.seed = 0});
+    return t->mpi != NULL;
+#else
+    return false;
+#endif
+}
+
 bool tg_ex_trainer_init(tg_ex_trainer *t, const char *program, tg_params *params, tg_optim *opt, double clip,
                         int workers) {
-    *t = (tg_ex_trainer){program, params, opt, clip, workers, NULL, NULL};
+    *t = (tg_ex_trainer){program, params, opt, clip, workers, NULL, NULL, NULL};
+    if (tg_ex_ranks() > 1) return start_mpi(t);
     if (workers <= 1) t->g = tg_graph_new();
     else t->dp = tg_data_parallel_new(params, (tg_data_parallel_opts){.workers = workers, .seed = 0});
     if (t->g || t->dp) return true;
@@ -23,8 +38,12 @@ bool tg_ex_trainer_init(tg_ex_trainer *t, const char *program, tg_params *params
 void tg_ex_trainer_free(tg_ex_trainer *t) {
     tg_graph_free(t->g);
     tg_data_parallel_free(t->dp);
+#ifdef TG_EX_MPI
+    tg_mpi_trainer_free(t->mpi);
+#endif
     t->g = NULL;
     t->dp = NULL;
+    t->mpi = NULL;
 }
 
 // The batch's mean loss and its gradient, added to the parameters' gradients.
@@ -36,6 +55,13 @@ static double backward(tg_ex_trainer *t, int64_t batch, tg_shard_loss_fn loss_fn
             tg_rng_seed(tg_data_parallel_rng(t->dp, k), tg_data_parallel_worker_seed(seed, k));
         return tg_data_parallel_backward(t->dp, batch, loss_fn, user);
     }
+#ifdef TG_EX_MPI
+    if (t->mpi) { // the same draw, and rank r's masks those of worker r above
+        uint64_t seed = tg_rng_next(rng);
+        tg_rng_seed(tg_mpi_trainer_rng(t->mpi), tg_data_parallel_worker_seed(seed, tg_mpi_trainer_rank(t->mpi)));
+        return tg_mpi_trainer_backward(t->mpi, batch, loss_fn, user);
+    }
+#endif
     tg_graph_reset(t->g);
     tg_shard whole = {0, 0, batch, batch};
     tg_tensor *loss = loss_fn(t->g, &whole, rng, user);
@@ -96,7 +122,7 @@ int tg_ex_batches_at(const tg_ex_batches *b, int64_t k, const int **idx) {
 // Whether the run may take another step.
 static bool may_step(const tg_ex_loop *loop, const tg_ex_budget *budget, const tg_ex_run *run) {
     bool capped = loop->max_steps && (uint64_t)(run->step - run->start_step) >= loop->max_steps;
-    return !capped && tg_ex_budget_left(budget);
+    return !capped && tg_ex_agree(tg_ex_budget_left(budget)); // the clock is rank 0's
 }
 
 // One epoch from step k on: returns the step it stopped at (steps_per_epoch when whole).
