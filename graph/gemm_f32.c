@@ -88,8 +88,10 @@
     }
 
 // Copies op(A)'s block [i0, i1) x [p0, p0 + kb) into pack, tile by tile as the kernels read it:
-// for each row tile (of GEMM_F32_TILE_ROWS rows), kb rows of its `rows` elements.
-static void gemm_f32_pack_a(int mr, bool ta, const float *a, int64_t lda, int64_t i0, int64_t i1, int64_t p0,
+// for each row tile (of GEMM_F32_TILE_ROWS rows), kb rows of its `rows` elements. Only the
+// vector kernels below read a packed A; __attribute__((unused)) keeps builds without them
+// (clang's, say) free of the warning.
+__attribute__((unused)) static void gemm_f32_pack_a(int mr, bool ta, const float *a, int64_t lda, int64_t i0, int64_t i1, int64_t p0,
                             int64_t kb, float *pack) {
     for (int64_t i = i0; i < i1;) {
         int rows = GEMM_F32_TILE_ROWS(mr, i1 - i);
