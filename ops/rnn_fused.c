@@ -72,9 +72,9 @@ static bool check_overwritable(tg_graph *g, const char *op, tg_tensor *gates) {
     return true;
 }
 
-// Room for the activations forward computes: all of them, [rows, width], when the op is
-// recorded (its backward reads them instead of recomputing three or four transcendentals
-// per element), else one row, rewritten for each row of the batch.
+// Room for the GRU's activations: all of them, [rows, width], when the op is recorded (its
+// backward reads them instead of recomputing two sigmoids and a tanh per element), else one
+// row, rewritten for each row of the batch.
 static void *activations(tg_graph *g, tg_dtype dtype, bool keep, int64_t rows, int64_t width) {
     return tg_arena_alloc(g, (size_t)(keep ? rows : 1) * (size_t)width * tg_dtype_size(dtype));
 }
