@@ -122,7 +122,9 @@ void tg_gemm(tg_dtype dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, i
     atomic_fetch_add_explicit(&flop_count, (uint64_t)(2 * m * n * k), memory_order_relaxed);
     tg_gemm_path path = tg_gemm_choose(dtype, trans_a, trans_b, m, n, k);
     int threads = tg_num_threads();
-    if (dtype == TG_F32 && threads > 1 && m * n * k >= SPLIT_MACS) {
+    // A job that would run alone runs as one product: its parts one after the other would
+    // each be a smaller, less efficient product.
+    if (dtype == TG_F32 && threads > 1 && m * n * k >= SPLIT_MACS && tg_parallel_worth_splitting()) {
         gemm_f32_split(path, trans_a, trans_b, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc, threads);
         return;
     }

@@ -245,6 +245,9 @@ typedef void tg_parallel_fn(void *ctx, int task);
 // workers; returns when all are done. Runs them all in the caller when there are no
 // workers, or when another thread's job holds them.
 void tg_parallel_for(int tasks, tg_parallel_fn *fn, void *ctx);
+// Whether the next job would be split (workers, idle, and splitting has paid lately); a
+// false answer counts as a job run alone, so the caller should then not split it at all.
+bool tg_parallel_worth_splitting(void);
 // Starts or stops workers so that `threads` threads (the caller's included) share a job.
 void tg_pool_resize(int threads);
 

@@ -16,8 +16,14 @@
 // holding a task and the caller waits for it: when that makes splitting no faster than one
 // thread on average, the next jobs run in the caller alone for a while, then it tries again.
 //
+// The measure is made of wall times, which a core shared between the caller and a worker
+// (the scheduler's choice when another process holds the other core) distorts: both threads
+// then run at half speed and the caller's own tasks look twice as long as they are. So a
+// worker that runs a task on the caller's CPU marks the job as one that did not pay.
+//
 // One job at a time: a second thread that calls tg_parallel_for while a job is running
 // runs its own tasks itself, so graphs on separate threads never wait for each other here.
+#define _GNU_SOURCE // sched_getcpu
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -47,6 +53,8 @@ static struct {
     _Atomic int next;            // the next task to claim
     _Atomic int done;            // tasks finished
     _Atomic int inside;          // workers that took the job and may still touch next/done
+    _Atomic int caller_cpu;      // the CPU the caller started the job on
+    _Atomic bool shared_cpu;     // a worker ran one of the job's tasks on caller_cpu
     atomic_flag busy;            // a caller holds the pool
     // Written only by the caller that holds `busy`:
     double speedup;  // running average of (the job's time alone) / (its time split)
@@ -75,6 +83,12 @@ static int run_tasks(tg_parallel_fn *fn, void *ctx, int tasks) {
     return ran;
 }
 
+// A worker's run_tasks, which also tells whether it shared the caller's CPU.
+static void run_worker_tasks(tg_parallel_fn *fn, void *ctx, int tasks) {
+    if (run_tasks(fn, ctx, tasks) > 0 && sched_getcpu() == atomic_load_explicit(&pool.caller_cpu, memory_order_relaxed))
+        atomic_store_explicit(&pool.shared_cpu, true, memory_order_relaxed);
+}
+
 static void *worker_main(void *arg) {
     (void)arg;
     unsigned seen = atomic_load(&pool.generation);
@@ -101,7 +115,7 @@ static void *worker_main(void *arg) {
         int tasks = pool.tasks;
         atomic_fetch_add(&pool.inside, 1);
         pthread_mutex_unlock(&pool.lock);
-        run_tasks(fn, ctx, tasks);
+        run_worker_tasks(fn, ctx, tasks);
         atomic_fetch_sub_explicit(&pool.inside, 1, memory_order_release);
     }
 }
@@ -133,11 +147,25 @@ void tg_pool_resize(int threads) {
     atomic_flag_clear(&pool.busy);
 }
 
+// With the pool held: false when the next job is to run in the caller alone (no workers,
+// or splitting has not paid lately), counting that job.
+static bool split_pays(void) {
+    if (pool.workers > 0 && pool.alone_jobs == 0) return true;
+    if (pool.alone_jobs > 0 && --pool.alone_jobs == 0) pool.speedup = 0; // then measure afresh
+    return false;
+}
+
+bool tg_parallel_worth_splitting(void) {
+    if (atomic_flag_test_and_set(&pool.busy)) return false; // another thread's job is running
+    bool pays = split_pays();
+    atomic_flag_clear(&pool.busy);
+    return pays;
+}
+
 void tg_parallel_for(int tasks, tg_parallel_fn *fn, void *ctx) {
     if (tasks <= 0) return;
     bool alone = tasks == 1 || atomic_flag_test_and_set(&pool.busy); // or the pool is another thread's
-    if (!alone && (pool.workers == 0 || pool.alone_jobs > 0)) {
-        if (pool.alone_jobs > 0 && --pool.alone_jobs == 0) pool.speedup = 0; // then measure afresh
+    if (!alone && !split_pays()) {
         atomic_flag_clear(&pool.busy);
         alone = true;
     }
@@ -157,6 +185,8 @@ void tg_parallel_for(int tasks, tg_parallel_fn *fn, void *ctx) {
     pool.fn = fn, pool.ctx = ctx, pool.tasks = tasks;
     atomic_store(&pool.next, 0);
     atomic_store(&pool.done, 0);
+    atomic_store(&pool.caller_cpu, sched_getcpu());
+    atomic_store(&pool.shared_cpu, false);
     atomic_fetch_add(&pool.generation, 1);
     if (pool.sleeping) pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
@@ -173,6 +203,8 @@ void tg_parallel_for(int tasks, tg_parallel_fn *fn, void *ctx) {
     }
     double split = now_ns() - start, alone_estimate = own ? (own_end - start) / own * tasks : split;
     double speedup = alone_estimate / (split > 0 ? split : 1);
+    if (atomic_load(&pool.shared_cpu) || sched_getcpu() != atomic_load(&pool.caller_cpu))
+        speedup = speedup < 0.5 ? speedup : 0.5; // our threads took turns on one CPU: no gain, whatever the clock says
     pool.speedup = pool.speedup == 0 ? speedup : 0.9 * pool.speedup + 0.1 * speedup;
     if (pool.speedup < 1.0) pool.alone_jobs = ALONE_JOBS;
     atomic_flag_clear(&pool.busy);
