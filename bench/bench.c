@@ -9,7 +9,8 @@
 //   --composite: LSTM and GRU steps, and s2s-gru-attn's attention, op by op instead of the
 //   fused ops.
 //   --workers N: data-parallel steps over N worker threads (tg_parallel.h), the global batch
-//   split between them; tokens/s is the whole job's.
+//   split between them; tokens/s is the whole job's. --shards S splits it in S shards that
+//   the workers claim as they come free (default: one per worker).
 //
 // --roofline adds the step's matrix-product FLOPs (counted as BLIS runs them, backward
 // included), the sgemm rate BLIS reaches on a 1024^3 product in this process, and the
@@ -249,13 +250,16 @@ static double gemm_rate(void) {
     return best;
 }
 
-// Times steps like torch_bench.py's bench(): 2 warm-up steps, then at least 3 steps and 2 s.
-static void run(const config *c, int threads, int workers, bool roofline, double rate) {
+// Times steps like torch_bench.py's bench(): 2 warm-up steps, then at least 3 steps and
+// min_seconds (2 s unless --seconds asks for more).
+static double min_seconds = 2.0;
+static void run(const config *c, int threads, int workers, int shards, bool roofline, double rate) {
     model m;
     model_init(&m, c);
     tg_graph *g = tg_graph_new();
     tg_data_parallel *dp = NULL;
-    if (workers > 1 && !(dp = tg_data_parallel_new(m.p, (tg_data_parallel_opts){.workers = workers, .seed = 0}))) {
+    tg_data_parallel_opts opts = {.workers = workers, .seed = 0, .shards = shards};
+    if ((workers > 1 || shards > 1) && !(dp = tg_data_parallel_new(m.p, opts))) {
         fprintf(stderr, "tg-bench: cannot start %d workers\n", workers);
         exit(1);
     }
@@ -269,12 +273,17 @@ static void run(const config *c, int threads, int workers, bool roofline, double
         train_step(g, dp, &m);
         n++;
         t = now() - t0;
-    } while (n < 3 || t < 2.0);
+    } while (n < 3 || t < min_seconds);
     double s = t / n;
     int toks = c->seq * c->batch;
     printf("%-16s threads=%d", c->name, threads);
-    if (workers > 1) printf(" workers=%d", workers); // the line of one worker stays as torch_bench.py's
+    if (dp) printf(" workers=%d shards=%d", workers, tg_data_parallel_shards(dp)); // one graph's line stays as torch_bench.py's
     printf(" %9.2f ms/step %10.0f tokens/s", s * 1e3, toks / s);
+    if (dp) {
+        tg_data_parallel_stats st = tg_data_parallel_get_stats(dp);
+        printf("  steps_together=%lld steps_alone=%lld cores=%.2f", (long long)st.steps_together,
+               (long long)st.steps_alone, st.last_cores);
+    }
     if (roofline) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
@@ -291,16 +300,16 @@ static void run(const config *c, int threads, int workers, bool roofline, double
 #include "bench_mpi.h" // tg-bench --mpi: run_mpi, bench_mpi_main
 
 static void usage(void) {
-    printf("usage: tg-bench CONFIG... [--threads N] [--workers N] [--roofline]\n"
+    printf("usage: tg-bench CONFIG... [--threads N] [--workers N [--shards S]] [--roofline] [--seconds S]\n"
            "       mpirun -np N tg-bench --mpi CONFIG... [--threads T]    tg-bench --grad-sizes [CONFIG...]\n"
            "       tg-bench --cell " BENCH_CELLS " --layers L --hidden H --embed E --vocab V --seq T --batch B\n"
-           "                [--bidirectional] [--threads N] [--workers N] [--roofline]\nconfigs:");
+           "                [--bidirectional] [--threads N] [--workers N [--shards S]] [--roofline]\nconfigs:");
     for (size_t i = 0; i < sizeof CONFIGS / sizeof *CONFIGS; i++) printf(" %s", CONFIGS[i].name);
     printf("\n");
 }
 
 int main(int argc, char **argv) {
-    int threads = 1, workers = 1;
+    int threads = 1, workers = 1, shards = 0;
     bool roofline = false, custom = false, mpi = false, grad_sizes = false;
     config user = {"lm-custom", LM, &tg_cell_lstm, 96, 64, 256, 1, 64, 32, false, 0};
     const config *chosen[16];
@@ -327,6 +336,10 @@ int main(int argc, char **argv) {
             threads = atoi(argv[++i]);
         } else if (!strcmp(a, "--workers") && v) {
             workers = atoi(argv[++i]);
+        } else if (!strcmp(a, "--seconds") && v) {
+            min_seconds = atof(argv[++i]);
+        } else if (!strcmp(a, "--shards") && v) {
+            shards = atoi(argv[++i]);
         } else if (size && v) {
             *size = atoi(argv[++i]);
             custom = true;
@@ -348,8 +361,8 @@ int main(int argc, char **argv) {
         }
     }
     if (user.layers < 1 || user.hidden < 1 || user.embed < 1 || user.vocab < 1 || user.seq < 1 || user.batch < 1 ||
-        threads < 1 || workers < 1 || workers > 1024)
-        return fprintf(stderr, "tg-bench: sizes and threads must be positive, workers 1 to 1024\n"), 2;
+        threads < 1 || workers < 1 || workers > 1024 || shards < 0 || shards > 65536)
+        return fprintf(stderr, "tg-bench: sizes and threads must be positive, workers 1 to 1024, shards 0 to 65536\n"), 2;
     if (custom) chosen[n_chosen++] = &user;
     if (n_chosen == 0)
         for (size_t k = 0; k < sizeof CONFIGS / sizeof *CONFIGS; k++) chosen[n_chosen++] = &CONFIGS[k];
@@ -361,6 +374,6 @@ int main(int argc, char **argv) {
     if (roofline)
         printf("# %s; BLIS %s, kernels %s, sgemm 1024^3: %.1f GFLOP/s\n", bench_cpu_name(), tg_blas_version(), tg_blas_arch(),
                rate * 1e-9);
-    for (int i = 0; i < n_chosen; i++) run(chosen[i], threads, workers, roofline, rate);
+    for (int i = 0; i < n_chosen; i++) run(chosen[i], threads, workers, shards, roofline, rate);
     return 0;
 }

@@ -171,7 +171,7 @@ static tg_tensor *chunk_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *
 static double evaluate(tg_graph *g, const model *m, const rows *r, carry *c) {
     double nats = 0;
     chunk_job job = {m, r, 0, c};
-    tg_shard whole = {0, 0, r->B, r->B};
+    tg_shard whole = {.begin = 0, .count = r->B, .batch = r->B};
     c->valid = false;
     tg_graph_set_grad_enabled(g, false);
     for (; job.k < r->chunks; job.k++, c->valid = true) {

@@ -44,7 +44,7 @@ extern "C" {
 typedef struct tg_mpi_trainer tg_mpi_trainer;
 
 typedef struct {
-    uint64_t seed;       // rank k's generator starts at tg_data_parallel_worker_seed(seed, k)
+    uint64_t seed;       // rank k's generator starts at tg_data_parallel_shard_seed(seed, k)
     size_t bucket_bytes; // gradient bytes per all-reduce bucket; 0: 1 MiB
 } tg_mpi_opts;
 
@@ -90,7 +90,7 @@ bool tg_mpi_checkpoint_save(tg_mpi_trainer *tr, const char *path, const tg_optim
 // sends parameters, opt's state and its step count and learning rate (opt may be NULL),
 // *step and *config_json (malloc'd, NULL when the file has none; config_json may be NULL)
 // to every rank, so the files need exist on rank 0 only. Rank k's generator is then seeded
-// from the saved generator and k (tg_data_parallel_worker_seed), so a restart draws fresh
+// from the saved generator and k (tg_data_parallel_shard_seed), so a restart draws fresh
 // dropout masks, the same for the same checkpoint and rank count. False on every rank,
 // nothing changed, with rank 0's reason in err when it fails.
 bool tg_mpi_checkpoint_load(tg_mpi_trainer *tr, const char *path, tg_optim *opt, int64_t *step, char **config_json,

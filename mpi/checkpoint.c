@@ -64,7 +64,7 @@ static void share_state(tg_mpi_trainer *tr, tg_optim *opt, tg_rng *saved, int64_
         tg_optim_set_lr(opt, lr);
     }
     *step = counts[1];
-    tg_rng_seed(&tr->rng, tg_data_parallel_worker_seed(tg_rng_next(saved), tr->rank));
+    tg_rng_seed(&tr->rng, tg_data_parallel_shard_seed(tg_rng_next(saved), tr->rank));
 }
 
 bool tg_mpi_checkpoint_load(tg_mpi_trainer *tr, const char *path, tg_optim *opt, int64_t *step, char **config_json,

@@ -191,7 +191,7 @@ tg_mpi_trainer *tg_mpi_trainer_new(tg_params *p, MPI_Comm comm, tg_mpi_opts opts
     MPI_Comm_dup(comm, &tr->reduce_comm);
     MPI_Comm_dup(comm, &tr->gather_comm);
     if (!same_layout_everywhere(tr)) return fail_new(tr, NULL);
-    tg_rng_seed(&tr->rng, tg_data_parallel_worker_seed(opts.seed, tr->rank));
+    tg_rng_seed(&tr->rng, tg_data_parallel_shard_seed(opts.seed, tr->rank));
     tr->g = tg_graph_new();
     tr->shadow = calloc((size_t)(tr->n_params ? tr->n_params : 1), sizeof *tr->shadow);
     tr->param_bucket = calloc((size_t)(tr->n_params ? tr->n_params : 1), sizeof *tr->param_bucket);

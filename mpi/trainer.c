@@ -174,7 +174,8 @@ double tg_mpi_trainer_backward(tg_mpi_trainer *tr, int64_t batch, tg_shard_loss_
     if (!check_backward_args(tr, batch, loss)) return NAN;
     int active = batch < tr->size ? (int)batch : tr->size;
     int64_t base = batch / active, extra = batch % active, r = tr->rank;
-    tg_shard shard = {tr->rank, r * base + (r < extra ? r : extra), r < active ? base + (r < extra) : 0, batch};
+    tg_shard shard = {.worker = 0, .begin = r * base + (r < extra ? r : extra), .count = r < active ? base + (r < extra) : 0,
+                      .batch = batch, .index = tr->rank};
     reset_shadows(tr);
     double shard_loss = shard.count ? run_shard(tr, &shard, loss, user) : 0;
     uint64_t t0 = tg_mpi_now_ns();

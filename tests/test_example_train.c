@@ -101,7 +101,8 @@ Test(train_loop, batches_cover_each_example_once) {
 // examples holding 10 and 20 of 30 tokens weigh (10/30)(7/3) and (20/30)(7/4), so that with
 // the trainer's weights count/batch they add up to 1. The whole batch weighs 1.
 Test(train_loop, shard_token_weight) {
-    tg_shard a = {0, 0, 3, 7}, b = {1, 3, 4, 7}, whole = {0, 0, 7, 7};
+    tg_shard a = {.worker = 0, .begin = 0, .count = 3, .batch = 7, .index = 0},
+             b = {.worker = 1, .begin = 3, .count = 4, .batch = 7, .index = 1}, whole = {.begin = 0, .count = 7, .batch = 7};
     double wa = tg_ex_shard_token_weight(&a, 10, 30), wb = tg_ex_shard_token_weight(&b, 20, 30);
     ASSERT_CLOSE(wa, 10.0 / 30 * 7 / 3, 0, 1e-15);
     ASSERT_CLOSE(wb, 20.0 / 30 * 7 / 4, 0, 1e-15);

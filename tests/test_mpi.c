@@ -77,7 +77,7 @@ static void tagger_init(tagger *m, tg_dtype dtype, double dropout, uint64_t init
 
 static tg_tensor *tagger_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *user) {
     const tagger *m = user;
-    if (s->worker == m->fail_on) return tg_matmul(g, m->head_w, m->head_w); // [C, H] x [C, H]: a shape error
+    if (s->index == m->fail_on) return tg_matmul(g, m->head_w, m->head_w); // [C, H] x [C, H]: a shape error
     int64_t n = s->count;
     int32_t *ids = tg_graph_alloc(g, sizeof(int32_t) * T * n);     // [T, n]
     int32_t *targets = tg_graph_alloc(g, sizeof(int32_t) * T * n); // [T * n]
@@ -140,7 +140,7 @@ static void train(tagger *m, bool mpi, int workers, int64_t batch, int steps, ui
         if (rank < batch) CHECK(st.early >= steps, "only %lld buckets started during backward", (long long)st.early);
         tg_mpi_trainer_free(tr);
     } else if (workers > 0) {
-        tg_data_parallel *dp = tg_data_parallel_new(m->params, (tg_data_parallel_opts){workers, seed});
+        tg_data_parallel *dp = tg_data_parallel_new(m->params, (tg_data_parallel_opts){.workers = workers, .seed = seed});
         for (int i = 0; i < steps; i++) {
             tg_optim_zero_grad(opt);
             CHECK(isfinite(tg_data_parallel_backward(dp, batch, tagger_loss, m)));
@@ -152,7 +152,7 @@ static void train(tagger *m, bool mpi, int workers, int64_t batch, int steps, ui
         for (int i = 0; i < steps; i++) {
             tg_graph_reset(g);
             tg_optim_zero_grad(opt);
-            tg_shard whole = {0, 0, batch, batch};
+            tg_shard whole = {.begin = 0, .count = batch, .batch = batch};
             CHECK(tg_backward(g, tagger_loss(g, &whole, NULL, m)));
             tg_optim_step(opt);
         }

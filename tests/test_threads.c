@@ -3,7 +3,10 @@
 // The reference for the trainer is the plain single-graph loop (tg_backward on the whole
 // batch), which the other tests check against PyTorch; N workers must match it. This file is
 // also what the ThreadSanitizer build runs (scripts/test.sh), where any data race fails it.
+#define _GNU_SOURCE // sched_setaffinity
 #include <pthread.h>
+#include <sched.h>
+#include <time.h>
 
 #include "tg_test.h"
 
@@ -64,8 +67,8 @@ static tg_tensor *tagger_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void 
 }
 
 // Trains m for steps Adam steps on its first batch examples: with workers > 0 through the
-// trainer, with workers == 0 by the plain loop on one graph.
-static void train(tagger *m, int workers, int64_t batch, int steps, uint64_t seed) {
+// trainer (shards: 0 for one per worker), with workers == 0 by the plain loop on one graph.
+static void train_sharded(tagger *m, int workers, int shards, int64_t batch, int steps, uint64_t seed) {
     tg_optim *opt = tg_optim_adam(m->params, (tg_adam_opts){.lr = 0.05});
     if (workers == 0) {
         tg_graph *g = tg_graph_new();
@@ -74,13 +77,14 @@ static void train(tagger *m, int workers, int64_t batch, int steps, uint64_t see
         for (int i = 0; i < steps; i++) {
             tg_graph_reset(g);
             tg_optim_zero_grad(opt);
-            tg_shard whole = {0, 0, batch, batch};
+            tg_shard whole = {.begin = 0, .count = batch, .batch = batch};
             cr_assert(tg_backward(g, tagger_loss(g, &whole, &rng, m)));
             tg_optim_step(opt);
         }
         tg_graph_free(g);
     } else {
-        tg_data_parallel *dp = tg_data_parallel_new(m->params, (tg_data_parallel_opts){workers, seed});
+        tg_data_parallel_opts opts = {.workers = workers, .seed = seed, .shards = shards};
+        tg_data_parallel *dp = tg_data_parallel_new(m->params, opts);
         cr_assert_not_null(dp);
         for (int i = 0; i < steps; i++) {
             tg_optim_zero_grad(opt);
@@ -91,6 +95,10 @@ static void train(tagger *m, int workers, int64_t batch, int steps, uint64_t see
         tg_data_parallel_free(dp);
     }
     tg_optim_free(opt);
+}
+
+static void train(tagger *m, int workers, int64_t batch, int steps, uint64_t seed) {
+    train_sharded(m, workers, 0, batch, steps, seed);
 }
 
 static bool params_identical(const tg_params *a, const tg_params *b) {
@@ -140,7 +148,7 @@ Test(data_parallel, same_seed_same_bits) {
     tg_params_free(c.params);
 }
 
-// With dropout, worker k's masks come from tg_rng seeded with tg_data_parallel_worker_seed(
+// With dropout, worker k's masks come from tg_rng seeded with tg_data_parallel_shard_seed(
 // seed, k): two shards run by hand on one thread with those generators, their losses
 // weighted by their share of the batch, give the trainer's gradients.
 Test(data_parallel, dropout_from_worker_generators) {
@@ -152,9 +160,9 @@ Test(data_parallel, dropout_from_worker_generators) {
     int64_t begin = 0;
     for (int k = 0; k < 2; k++) {
         tg_rng rng;
-        tg_rng_seed(&rng, tg_data_parallel_worker_seed(9, k));
+        tg_rng_seed(&rng, tg_data_parallel_shard_seed(9, k));
         tg_graph_reset(g);
-        tg_shard s = {k, begin, counts[k], batch};
+        tg_shard s = {.worker = k, .begin = begin, .count = counts[k], .batch = batch, .index = k};
         double weight = (double)counts[k] / batch;
         cr_assert(tg_backward_seed(g, tagger_loss(g, &s, &rng, &m), &weight));
         begin += counts[k];
@@ -168,10 +176,10 @@ Test(data_parallel, dropout_from_worker_generators) {
         memcpy(expected[i], p->grad, (size_t)p->numel * sizeof(double));
     }
     tg_params_zero_grad(m.params);
-    tg_data_parallel *dp = tg_data_parallel_new(m.params, (tg_data_parallel_opts){2, 9});
+    tg_data_parallel *dp = tg_data_parallel_new(m.params, (tg_data_parallel_opts){.workers = 2, .seed = 9});
     for (int k = 0; k < 2; k++) {
         tg_rng rng;
-        tg_rng_seed(&rng, tg_data_parallel_worker_seed(9, k));
+        tg_rng_seed(&rng, tg_data_parallel_shard_seed(9, k));
         cr_assert(memcmp(tg_data_parallel_rng(dp, k), &rng, sizeof rng) == 0, "worker %d's generator", k);
     }
     cr_assert(isfinite(tg_data_parallel_backward(dp, batch, tagger_loss, &m)));
@@ -184,6 +192,87 @@ Test(data_parallel, dropout_from_worker_generators) {
         free(expected[i]);
     }
     tg_params_free(m.params);
+}
+
+// With more shards than workers, the shard count alone decides the bits: 1, 2 and 3 workers
+// claiming 5 shards of a batch of 7, dropout included, end identical, and match one graph.
+Test(data_parallel, shards_decide_the_bits) {
+    tagger runs[3], ref;
+    for (int workers = 1; workers <= 3; workers++) {
+        tagger_init(&runs[workers - 1], TG_F32, 0.3, 7);
+        train_sharded(&runs[workers - 1], workers, 5, 7, 4, 42);
+    }
+    for (int k = 1; k < 3; k++)
+        cr_assert(params_identical(runs[k].params, runs[0].params), "%d workers on 5 shards differ from 1", k + 1);
+    for (int k = 0; k < 3; k++) tg_params_free(runs[k].params);
+
+    tagger_init(&ref, TG_F64, 0, 7);
+    tagger_init(&runs[0], TG_F64, 0, 7);
+    train(&ref, 0, 7, 5, 1);
+    train_sharded(&runs[0], 2, 5, 7, 5, 1);
+    double err = test_params_max_relative_error(runs[0].params, ref.params);
+    cr_assert(err <= 1e-12, "2 workers on 5 shards: relative error %.3g against one graph", err);
+    tg_params_free(ref.params);
+    tg_params_free(runs[0].params);
+}
+
+typedef struct {
+    tagger m;
+    int ran_on[8]; // [shards]: the worker that ran shard k
+} claim_probe;
+
+// Worker 1 is slow (a core shared with another process, say): its shards take 200 ms more.
+static tg_tensor *slow_worker_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *user) {
+    claim_probe *probe = user;
+    probe->ran_on[s->index] = s->worker;
+    if (s->worker == 1) nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
+    return tagger_loss(g, s, rng, &probe->m);
+}
+
+// Shards go to whichever worker is free: while worker 1 sleeps through one shard, worker 0
+// runs the other 7 (with a fixed half each, it would have waited for worker 1's 4).
+Test(data_parallel, free_workers_claim_the_shards) {
+    claim_probe probe;
+    tagger_init(&probe.m, TG_F32, 0, 7);
+    tg_data_parallel_opts opts = {.workers = 2, .seed = 1, .shards = 8};
+    tg_data_parallel *dp = tg_data_parallel_new(probe.m.params, opts);
+    cr_assert_eq(tg_data_parallel_shards(dp), 8);
+    cr_assert(isfinite(tg_data_parallel_backward(dp, 8, slow_worker_loss, &probe)));
+    int on_worker_0 = 0;
+    for (int k = 0; k < 8; k++) on_worker_0 += probe.ran_on[k] == 0;
+    cr_assert(on_worker_0 >= 7, "worker 0 ran %d of 8 shards", on_worker_0);
+    tg_data_parallel_free(dp);
+    tg_params_free(probe.m.params);
+}
+
+// With the process held to one CPU (as when the scheduler puts all the workers on the core
+// another process leaves), running together cannot pay: the trainer finds its workers had
+// one core's worth of CPU time and runs the shards on the calling thread alone, with the
+// same bits as together.
+Test(data_parallel, one_cpu_runs_alone) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0); // this test's own process
+    tagger pinned, free_run;
+    tagger_init(&pinned, TG_F32, 0.3, 7);
+    tagger_init(&free_run, TG_F32, 0.3, 7);
+    train_sharded(&free_run, 1, 2, 8, 12, 5); // one worker: every step alone
+    tg_optim *opt = tg_optim_adam(pinned.params, (tg_adam_opts){.lr = 0.05});
+    tg_data_parallel *dp = tg_data_parallel_new(pinned.params, (tg_data_parallel_opts){.workers = 2, .seed = 5});
+    for (int i = 0; i < 12; i++) {
+        tg_optim_zero_grad(opt);
+        cr_assert(isfinite(tg_data_parallel_backward(dp, 8, tagger_loss, &pinned)));
+        tg_optim_step(opt);
+    }
+    tg_data_parallel_stats st = tg_data_parallel_get_stats(dp);
+    cr_assert(st.steps_alone >= 8 && st.last_cores < 1.15, "%lld steps alone of 12, %.2f cores",
+              (long long)st.steps_alone, st.last_cores);
+    cr_assert(params_identical(pinned.params, free_run.params), "alone and together gave other bits");
+    tg_data_parallel_free(dp);
+    tg_optim_free(opt);
+    tg_params_free(pinned.params);
+    tg_params_free(free_run.params);
 }
 
 // --- Separate models on separate threads ---
@@ -232,15 +321,15 @@ static void capture_locked(const char *message, void *user) {
 static tg_tensor *vector_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *user) {
     (void)rng;
     tagger *m = user;
-    if (s->worker != 1) return tg_sum(g, m->head_b);
+    if (s->index != 1) return tg_sum(g, m->head_b);
     return tg_mul_scalar(g, m->head_b, 2.0); // [C]: not a scalar
 }
 
 static tg_tensor *shape_error_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *user) {
     (void)rng;
     tagger *m = user;
-    if (s->worker != 1) return tg_sum(g, m->head_b);
-    return tg_matmul(g, m->head_w, m->head_w); // [C, H] x [C, H]: reported on worker 1's thread
+    if (s->index != 1) return tg_sum(g, m->head_b);
+    return tg_matmul(g, m->head_w, m->head_w); // [C, H] x [C, H]: reported on the thread that runs shard 1
 }
 
 // Bad input is reported, naming the op and the shapes, through the caller's handler (also
@@ -250,18 +339,20 @@ Test(data_parallel, errors_are_reported) {
     tagger_init(&m, TG_F64, 0, 7);
     test_error_message[0] = 0;
     tg_set_thread_error_handler(capture_locked, NULL);
-    cr_assert_null(tg_data_parallel_new(m.params, (tg_data_parallel_opts){0, 1}));
+    cr_assert_null(tg_data_parallel_new(m.params, (tg_data_parallel_opts){.workers = 0, .seed = 1}));
     cr_assert(strstr(test_error_message, "tg_data_parallel_new: workers is 0"), "%s", test_error_message);
+    cr_assert_null(tg_data_parallel_new(m.params, (tg_data_parallel_opts){.workers = 2, .shards = -1}));
+    cr_assert(strstr(test_error_message, "tg_data_parallel_new: shards is -1"), "%s", test_error_message);
 
-    tg_data_parallel *dp = tg_data_parallel_new(m.params, (tg_data_parallel_opts){2, 1});
+    tg_data_parallel *dp = tg_data_parallel_new(m.params, (tg_data_parallel_opts){.workers = 2, .seed = 1});
     cr_assert_null(tg_data_parallel_rng(dp, 2));
-    cr_assert(strstr(test_error_message, "tg_data_parallel_rng: worker 2 of 2"), "%s", test_error_message);
+    cr_assert(strstr(test_error_message, "tg_data_parallel_rng: shard 2 of 2"), "%s", test_error_message);
     cr_assert(isnan(tg_data_parallel_backward(dp, 0, tagger_loss, &m)));
     cr_assert(strstr(test_error_message, "batch is 0"), "%s", test_error_message);
     test_error_count = 0;
     cr_assert(isnan(tg_data_parallel_backward(dp, 4, vector_loss, &m)));
     cr_assert_eq(test_error_count, 1);
-    cr_assert(strstr(test_error_message, "tg_data_parallel_backward: worker 1's shard loss has shape [3]"), "%s",
+    cr_assert(strstr(test_error_message, "tg_data_parallel_backward: shard 1's loss has shape [3]"), "%s",
               test_error_message);
     test_error_count = 0;
     cr_assert(isnan(tg_data_parallel_backward(dp, 4, shape_error_loss, &m)));

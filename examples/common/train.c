@@ -51,19 +51,19 @@ static double backward(tg_ex_trainer *t, int64_t batch, tg_shard_loss_fn loss_fn
     if (t->dp) {
         // One draw per step seeds every worker: the run's generator alone decides the masks.
         uint64_t seed = tg_rng_next(rng);
-        for (int k = 0; k < t->workers; k++)
-            tg_rng_seed(tg_data_parallel_rng(t->dp, k), tg_data_parallel_worker_seed(seed, k));
+        for (int k = 0; k < tg_data_parallel_shards(t->dp); k++)
+            tg_rng_seed(tg_data_parallel_rng(t->dp, k), tg_data_parallel_shard_seed(seed, k));
         return tg_data_parallel_backward(t->dp, batch, loss_fn, user);
     }
 #ifdef TG_EX_MPI
-    if (t->mpi) { // the same draw, and rank r's masks those of worker r above
+    if (t->mpi) { // the same draw, and rank r's masks those of shard r above
         uint64_t seed = tg_rng_next(rng);
-        tg_rng_seed(tg_mpi_trainer_rng(t->mpi), tg_data_parallel_worker_seed(seed, tg_mpi_trainer_rank(t->mpi)));
+        tg_rng_seed(tg_mpi_trainer_rng(t->mpi), tg_data_parallel_shard_seed(seed, tg_mpi_trainer_rank(t->mpi)));
         return tg_mpi_trainer_backward(t->mpi, batch, loss_fn, user);
     }
 #endif
     tg_graph_reset(t->g);
-    tg_shard whole = {0, 0, batch, batch};
+    tg_shard whole = {.begin = 0, .count = batch, .batch = batch};
     tg_tensor *loss = loss_fn(t->g, &whole, rng, user);
     if (!loss || !tg_backward(t->g, loss)) return NAN;
     return tg_tensor_get(loss, 0);
