@@ -203,8 +203,10 @@ void tg_parallel_for(int tasks, tg_parallel_fn *fn, void *ctx) {
     }
     double split = now_ns() - start, alone_estimate = own ? (own_end - start) / own * tasks : split;
     double speedup = alone_estimate / (split > 0 ? split : 1);
-    if (atomic_load(&pool.shared_cpu) || sched_getcpu() != atomic_load(&pool.caller_cpu))
-        speedup = speedup < 0.5 ? speedup : 0.5; // our threads took turns on one CPU: no gain, whatever the clock says
+    // A worker ran on the CPU the caller started and ended the job on: our threads took
+    // turns on one CPU (a caller that moved between CPUs proves nothing either way).
+    if (atomic_load(&pool.shared_cpu) && sched_getcpu() == atomic_load(&pool.caller_cpu))
+        speedup = speedup < 0.5 ? speedup : 0.5;
     pool.speedup = pool.speedup == 0 ? speedup : 0.9 * pool.speedup + 0.1 * speedup;
     if (pool.speedup < 1.0) pool.alone_jobs = ALONE_JOBS;
     atomic_flag_clear(&pool.busy);
