@@ -132,7 +132,7 @@ Test(data_parallel, matches_one_graph_f64) { check_matches_one_graph(TG_F64, 1e-
 Test(data_parallel, matches_one_graph_f32) { check_matches_one_graph(TG_F32, 1e-5); }
 
 // The same seed and worker count repeat a run bit for bit, dropout included; another seed
-// draws other masks, so the dropout is really drawn from the workers' generators.
+// draws other masks, so the dropout is really drawn from the shards' generators.
 Test(data_parallel, same_seed_same_bits) {
     tagger a, b, c;
     tagger_init(&a, TG_F32, 0.3, 7);
@@ -148,7 +148,7 @@ Test(data_parallel, same_seed_same_bits) {
     tg_params_free(c.params);
 }
 
-// With dropout, worker k's masks come from tg_rng seeded with tg_data_parallel_shard_seed(
+// With dropout, shard k's masks come from tg_rng seeded with tg_data_parallel_shard_seed(
 // seed, k): two shards run by hand on one thread with those generators, their losses
 // weighted by their share of the batch, give the trainer's gradients.
 Test(data_parallel, dropout_from_worker_generators) {

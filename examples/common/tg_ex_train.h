@@ -40,7 +40,7 @@ void tg_ex_trainer_free(tg_ex_trainer *t);
 // One optimizer step on a global batch of `batch` examples: zeroes the gradients, builds and
 // differentiates the loss (shard by shard), clips and steps. rng is the run's generator: with
 // one worker the loss draws from it; with N, each step takes one number from it to seed the
-// workers' generators (tg_data_parallel_rng), so a checkpoint of rng resumes either exactly.
+// shards' generators (tg_data_parallel_rng), so a checkpoint of rng resumes either exactly.
 // Returns the batch's mean loss; NaN (reported, no step taken) when building it failed.
 double tg_ex_trainer_step(tg_ex_trainer *t, int64_t batch, tg_shard_loss_fn loss, void *user, tg_rng *rng);
 // The weight that makes a shard's mean over its own tokens count as the global mean over
