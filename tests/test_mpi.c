@@ -183,9 +183,9 @@ static void test_matches_one_process(tg_dtype dtype, double tolerance) {
 static void test_matches_one_process_f64(void) { test_matches_one_process(TG_F64, 1e-12); }
 static void test_matches_one_process_f32(void) { test_matches_one_process(TG_F32, 1e-5); }
 
-// With dropout, rank k draws its masks from the generator shard k of the threads' trainer would use: the
-// ranks match tg_data_parallel on as many threads. Without that, the masks would differ
-// and so would the parameters, by far more than rounding.
+// With dropout, rank k draws its masks from the generator that shard k of the threads'
+// trainer would use: the ranks match tg_data_parallel on as many threads. Without that, the
+// masks would differ and so would the parameters, by far more than rounding.
 static void test_dropout_as_worker_threads(void) {
     tagger threads, ranks;
     tagger_init(&threads, TG_F64, 0.5, 11);

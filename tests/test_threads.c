@@ -151,7 +151,7 @@ Test(data_parallel, same_seed_same_bits) {
 // With dropout, shard k's masks come from tg_rng seeded with tg_data_parallel_shard_seed(
 // seed, k): two shards run by hand on one thread with those generators, their losses
 // weighted by their share of the batch, give the trainer's gradients.
-Test(data_parallel, dropout_from_worker_generators) {
+Test(data_parallel, dropout_from_shard_generators) {
     tagger m;
     tagger_init(&m, TG_F64, 0.5, 7);
     const int64_t batch = 5, counts[2] = {3, 2};
