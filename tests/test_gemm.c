@@ -1,7 +1,9 @@
 // tg_gemm's float32 loops (graph/gemm_f32.c) at every edge of their blocking, products split
 // between threads, and the thread pool behind them (graph/threadpool.c).
+#define _GNU_SOURCE // sched_setaffinity
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,4 +153,24 @@ Test(pool, two_callers_at_once) {
     pthread_join(other, NULL);
     tg_set_num_threads(1);
     cr_assert_eq(failures[0] + failures[1], 0, "%d tasks ran other than once", failures[0] + failures[1]);
+}
+
+// With the process held to one CPU (the core another process leaves, where the scheduler
+// may put the caller and the worker together), splitting cannot pay: after a few products
+// the pool runs them in the caller alone, as one product each.
+Test(pool, one_cpu_stops_splitting) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0); // this test's own process
+    enum { M = 32, N = 1024, K = 256 };                       // 2^23 multiply-adds: split on 2 threads
+    tg_rng rng;
+    tg_rng_seed(&rng, 3);
+    float *a = random_floats(M * K, &rng), *b = random_floats(K * N, &rng), *c = random_floats(M * N, &rng);
+    tg_set_num_threads(2);
+    for (int i = 0; i < 16; i++) tg_gemm(TG_F32, false, false, M, N, K, 1.0, a, K, b, N, 0.0, c, N);
+    bool splits = tg_parallel_worth_splitting();
+    tg_set_num_threads(1);
+    cr_assert(!splits, "the pool still splits products on one CPU");
+    free(a), free(b), free(c);
 }
