@@ -161,7 +161,7 @@ static void run_shard(tg_data_parallel *dp, worker *w, shard_state *st) {
 
 // Elements [lo, hi) of the parameters, flattened in order: each summed over the active
 // shards in shard order and added to the parameter's gradient.
-static void sum_range(tg_data_parallel *dp, int64_t lo, int64_t hi) {
+TG_VECTORIZE static void sum_range(tg_data_parallel *dp, int64_t lo, int64_t hi) {
     int64_t first = 0; // flat index of parameter i's element 0
     for (int i = 0; i < dp->n_params && first < hi; i++) {
         tg_tensor *p = tg_params_at(dp->params, i);

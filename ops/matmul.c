@@ -122,7 +122,7 @@ static const tg_op LINEAR_ADD_IN_PLACE_OP = {.name = "linear_add_", .backward = 
 // is unchanged. BLIS multiplies by a transposed right operand at half speed when the left
 // one has few rows (it packs it by strided gathers), and a recurrent weight meets a few
 // rows at every time step: one transposed copy per iteration pays for itself many times.
-static tg_tensor *transposed_weight(tg_graph *g, tg_tensor *w) {
+TG_VECTORIZE static tg_tensor *transposed_weight(tg_graph *g, tg_tensor *w) {
     tg_tensor *wt = tg_graph_memo(g, w);
     if (wt) return wt;
     int64_t out = w->shape.d[0], in = w->shape.d[1];
