@@ -28,7 +28,7 @@
 #define TG_DATA_DIR "data"
 #endif
 
-enum { MAX_TOKENS = 256 }; // longest output a decode may produce (and edit_distance accepts)
+enum { MAX_TOKENS = TG_EX_EDIT_MAX }; // longest output a decode may produce (and the edit distance takes)
 
 typedef struct {
     char cell[24]; // a tg_ex_cell name ("lstm", "gru", ...): what a checkpoint's config records
@@ -42,7 +42,15 @@ typedef struct {
     tg_params *params;
     tg_seq2seq net;
     double indrnn_bound[2]; // IndRNN only: |weight_hh| bounds of encoder and decoder (0: no clamp)
+    double label_smoothing; // of the training loss (--label-smoothing; 0: plain cross-entropy)
+    tg_param_average *avg;  // --average: the weights' moving average, evaluated and saved (NULL: none)
 } model;
+
+// The average a checkpoint's config records: its decay (0: saved without one) and updates.
+typedef struct {
+    double decay;
+    int64_t updates;
+} average_state;
 
 // A word of the dictionary as ids: letters [src_len], phones [tgt_len] ending in EOS.
 typedef struct {
@@ -82,6 +90,11 @@ static void clamp_indrnn(model *m) {
     tg_rnn decoder = {.cfg = {.cell = &tg_cell_indrnn, .num_layers = 1}, .n_dirs = 1};
     decoder.cells[0][0] = m->net.decoder;
     (void)tg_indrnn_clamp(&decoder, m->indrnn_bound[1]);
+}
+
+// With --average, the averaged weights into the parameters (in: true) or the trained ones back.
+static void use_average(const model *m, bool in) {
+    if (m->avg && tg_param_average_swapped(m->avg) != in) tg_param_average_swap(m->avg);
 }
 
 // --- Data: words as ids, batches of words of similar length --------------------------------
@@ -202,22 +215,6 @@ static const char *format_phones(char *buf, size_t size, const tg_ex_vocab *phon
     return buf;
 }
 
-// Levenshtein distance between token sequences (insertions, deletions, substitutions).
-static int edit_distance(const int32_t *a, int n, const int32_t *b, int m) {
-    if (n > MAX_TOKENS || m > MAX_TOKENS) return n > m ? n : m; // no such pronunciation: a bound will do
-    int row[2][MAX_TOKENS + 1];
-    for (int j = 0; j <= m; j++) row[0][j] = j;
-    for (int i = 1; i <= n; i++) {
-        int *prev = row[(i - 1) & 1], *cur = row[i & 1];
-        cur[0] = i;
-        for (int j = 1; j <= m; j++) {
-            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]), del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-    }
-    return row[n & 1][m];
-}
-
 // Phoneme error rate (edits over reference phonemes) and word error rate (words with any error),
 // against each word's first pronunciation; and, for the test words, word error rate against
 // any of its pronunciations (the first and the dictionary's alternates).
@@ -228,7 +225,7 @@ typedef struct {
 } errors;
 
 static void count(errors *e, const tg_hypothesis *h, const example *ex) {
-    int ref = ex->tgt_len - 1, d = edit_distance(h->tokens, phones_of(h), ex->tgt, ref);
+    int ref = ex->tgt_len - 1, d = tg_ex_edit_distance(h->tokens, phones_of(h), ex->tgt, ref);
     e->edits += d;
     e->ref += ref;
     e->wrong += d > 0 || !h->finished;
@@ -380,7 +377,8 @@ static errors test_words(tg_graph *g, const model *m, const example *ex, const t
 
 // The config, a JSON object: {"cell", "embed", "hidden", "layers", "stress", "letters" (the
 // letters in id order, one string), "phones" (space-separated, in id order), "best_dev_per",
-// "stale_evals"}.
+// "stale_evals", "average_decay" (0: no --average), "average_updates"}. With --average the
+// model file holds the averaged weights and the training state the trained ones.
 static char *config_json(const model *m, plateau pl) {
     char letters[256] = "", phones[2048] = "";
     for (int i = TG_EX_RESERVED, n = 0; i < tg_ex_vocab_size(m->letters) && n < 255; i++)
@@ -388,9 +386,11 @@ static char *config_json(const model *m, plateau pl) {
     for (int i = TG_EX_RESERVED; i < tg_ex_vocab_size(m->phones); i++)
         snprintf(phones + strlen(phones), sizeof phones - strlen(phones), "%s%s", i > TG_EX_RESERVED ? " " : "",
                  tg_ex_vocab_token(m->phones, i));
-    json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:f, s:i}", "cell", m->s.cell, "embed", m->s.embed,
-                          "hidden", m->s.hidden, "layers", m->s.layers, "stress", m->s.stress, "letters", letters,
-                          "phones", phones, "best_dev_per", pl.best, "stale_evals", pl.stale);
+    json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:f, s:i, s:f, s:I}", "cell", m->s.cell, "embed",
+                          m->s.embed, "hidden", m->s.hidden, "layers", m->s.layers, "stress", m->s.stress, "letters",
+                          letters, "phones", phones, "best_dev_per", pl.best, "stale_evals", pl.stale, "average_decay",
+                          m->avg ? tg_param_average_decay(m->avg) : 0.0, "average_updates",
+                          (json_int_t)(m->avg ? tg_param_average_count(m->avg) : 0));
     char *text = o ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     return text;
@@ -399,23 +399,27 @@ static char *config_json(const model *m, plateau pl) {
 static bool save(tg_ex_saver *saver, const model *m, const tg_optim *opt, const tg_rng *rng, int64_t step,
                  plateau pl) {
     char *config = config_json(m, pl);
-    bool ok = config && tg_ex_saver_save(saver, m->params, opt, rng, step, config);
+    bool ok = config && tg_ex_saver_save_averaged(saver, m->params, opt, m->avg, rng, step, config);
     if (!config) fprintf(stderr, "g2p: out of memory writing the checkpoint's config\n");
     free(config);
     return ok;
 }
 
-// The sizes, vocabularies and schedule from a config; false when it is not g2p's.
-static bool parse_config(const char *config, model *m, plateau *pl) {
+// The sizes, vocabularies, schedule and average from a config (a checkpoint from before
+// --average has none); false when it is not g2p's.
+static bool parse_config(const char *config, model *m, plateau *pl, average_state *av) {
     json_error_t jerr;
     json_t *o = json_loads(config, 0, &jerr);
     const char *cell = "", *letters = "", *phones = "";
+    json_int_t updates = 0;
     bool ok = o &&
-              json_unpack(o, "{s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:F, s:i}", "cell", &cell, "embed", &m->s.embed,
-                          "hidden", &m->s.hidden, "layers", &m->s.layers, "stress", &m->s.stress, "letters", &letters,
-                          "phones", &phones, "best_dev_per", &pl->best, "stale_evals", &pl->stale) == 0 &&
-              tg_ex_cell(cell) && m->s.embed > 0 && m->s.hidden > 0 &&
-              m->s.layers > 0 && m->s.layers <= TG_RNN_MAX_LAYERS;
+              json_unpack(o, "{s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:F, s:i, s?F, s?I}", "cell", &cell, "embed",
+                          &m->s.embed, "hidden", &m->s.hidden, "layers", &m->s.layers, "stress", &m->s.stress,
+                          "letters", &letters, "phones", &phones, "best_dev_per", &pl->best, "stale_evals", &pl->stale,
+                          "average_decay", &av->decay, "average_updates", &updates) == 0 &&
+              tg_ex_cell(cell) && m->s.embed > 0 && m->s.hidden > 0 && m->s.layers > 0 &&
+              m->s.layers <= TG_RNN_MAX_LAYERS && av->decay >= 0 && av->decay < 1 && updates >= 0;
+    av->updates = updates;
     if (ok) {
         snprintf(m->s.cell, sizeof m->s.cell, "%s", cell);
         m->letters = tg_ex_vocab_new();
@@ -432,11 +436,11 @@ static bool parse_config(const char *config, model *m, plateau *pl) {
 }
 
 // Before the model exists: its sizes and vocabularies, from the checkpoint's config.
-static bool load_config(const char *path, model *m, plateau *pl, bool *has_state) {
+static bool load_config(const char *path, model *m, plateau *pl, average_state *av, bool *has_state) {
     char *config = NULL, err[512];
     if (!tg_checkpoint_read_config(path, &config, has_state, err, sizeof err))
         return fprintf(stderr, "g2p: %s\n", err), false;
-    bool ok = config && parse_config(config, m, pl);
+    bool ok = config && parse_config(config, m, pl, av);
     if (!ok) fprintf(stderr, "g2p: %s was not written by g2p (its config is %s)\n", path, config ? config : "missing");
     free(config);
     return ok;
@@ -469,6 +473,7 @@ typedef struct {
     int batch, workers, beam, eval_every, patience, show;
     uint64_t max_steps;
     double lr, clip, dropout;
+    double average; // --average: decay of the weights' moving average (0: none)
 } settings;
 
 static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *common, model *m, settings *st) {
@@ -487,6 +492,11 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
         {"clip", TG_EX_DOUBLE, &st->clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
         {"dropout", TG_EX_DOUBLE, &st->dropout, "dropout on embeddings, between layers, before the output", 0, 0.9,
          "P"},
+        {"label-smoothing", TG_EX_DOUBLE, &m->label_smoothing,
+         "label smoothing of the training loss, as PyTorch's cross_entropy label_smoothing", 0, 0.99, "EPS"},
+        {"average", TG_EX_DOUBLE, &st->average,
+         "decay of an exponential moving average of the weights, which dev, test, --pronounce and the saved model "
+         "use (0: none)", 0, 0.999999, "DECAY"},
         {"eval-every", TG_EX_INT, &st->eval_every, "steps between dev evaluations (0: twice an epoch)", 0, 1e9, "N"},
         {"patience", TG_EX_INT, &st->patience, "halve the learning rate after N evaluations without progress", 1, 1e3,
          "N"},
@@ -584,7 +594,13 @@ static tg_tensor *batch_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *
     const int *idx = job->idx + s->begin;
     tg_tensor *src, *len, *tgt; // [S, n], [n], [T, n]
     make_batch(g, job->ex, idx, (int)s->count, &src, &len, &tgt);
-    tg_tensor *loss = tg_seq2seq_loss(g, &job->m->net, src, len, tgt, 1.0, rng);
+    const tg_seq2seq *net = &job->m->net; // tg_seq2seq_loss, with label smoothing (0: the same bits)
+    tg_tensor *logits = tg_seq2seq_forward(g, net, src, len, tgt, 1.0, rng, NULL); // [T, n, V]
+    if (!logits) return NULL;
+    int64_t rows = tgt->numel;
+    tg_tensor *loss = tg_cross_entropy_smoothed(g, tg_reshape(g, logits, tg_shape2(rows, net->cfg.tgt_vocab)),
+                                                tg_reshape(g, tgt, tg_shape1(rows)), TG_REDUCE_MEAN, net->cfg.pad_id,
+                                                job->m->label_smoothing);
     int64_t tokens = 0;
     for (int64_t b = 0; b < s->count; b++) tokens += job->ex[idx[b]].tgt_len;
     double weight = tg_ex_shard_token_weight(s, tokens, job->tokens);
@@ -597,14 +613,18 @@ static double train_step(tg_ex_trainer *tr, model *m, const example *ex, const i
     for (int b = 0; b < B; b++) job.tokens += ex[idx[b]].tgt_len;
     double loss = tg_ex_trainer_step(tr, B, batch_loss, &job, rng);
     clamp_indrnn(m);
+    if (m->avg) tg_param_average_update(m->avg); // not swapped in here: cannot fail
     return loss;
 }
 
-// Dev error (greedy): a point of the curve and, at the regular evaluations, the schedule's
-// signal (reduce-on-plateau).
+// Dev error (greedy; of the averaged weights with --average): a point of the curve and, at the
+// regular evaluations, the schedule's signal (reduce-on-plateau).
 static void dev_point(tg_graph *g, const model *m, const corpus *c, tg_optim *opt, const settings *st,
                       double mean_loss, bool tty, progress *pr) {
-    double t0 = tg_ex_now(), dev = per(score_greedy(g, m, c->ex, c->split[TG_EX_DEV], c->n_split[TG_EX_DEV]));
+    double t0 = tg_ex_now();
+    use_average(m, true);
+    double dev = per(score_greedy(g, m, c->ex, c->split[TG_EX_DEV], c->n_split[TG_EX_DEV]));
+    use_average(m, false);
     pr->last_loss = mean_loss;
     curve_add(&pr->c, (double)pr->step, mean_loss, dev);
     if (pr->step % st->eval_every == 0) { // not the extra point at the end of training
@@ -679,26 +699,49 @@ static void test(tg_graph *g, const model *m, const corpus *c, const settings *s
                  (long long)(pr->step - pr->start_step), seconds, any);
 }
 
-// The model of m->s, and with --load its weights (and, when it trains on, the optimizer's
-// moments, the generator and the step: a resumed run carries on exactly).
+// --load: the weights (the averaged ones, of a checkpoint saved with --average) and, when opt
+// is given, the optimizer's moments and the generator (step: when not NULL). A run that trains
+// on from an averaged checkpoint resumes both the trained weights and their average (with its
+// own --average decay, or the checkpoint's).
+static bool load_checkpoint(model *m, const char *path, double decay, average_state saved, tg_optim *opt,
+                            tg_rng *rng, int64_t *step) {
+    if (opt && saved.decay > 0) {
+        if (!(m->avg = tg_param_average_new(m->params, decay > 0 ? decay : saved.decay))) return false;
+        tg_param_average_set_count(m->avg, saved.updates);
+        return tg_ex_checkpoint_load_averaged("g2p", path, m->params, opt, m->avg, rng, step);
+    }
+    char msg[1024];
+    if (!tg_checkpoint_load(path, m->params, opt, opt ? rng : NULL, step, NULL, true, msg, sizeof msg))
+        return fprintf(stderr, "g2p: %s\n", msg), false;
+    return true;
+}
+
+// The model of m->s, with --load its weights (and, when it trains on, the optimizer's moments,
+// the generator and the step: a resumed run carries on exactly), and with --average, when it
+// trains, the weights' average.
 static tg_optim *build_model(model *m, const settings *st, const tg_ex_common *common, bool resume, tg_rng *rng,
-                             int64_t *step) {
+                             int64_t *step, average_state saved) {
     if (!model_init(m, st->dropout, rng)) return NULL;
     tg_optim *opt = tg_optim_adam(m->params, (tg_adam_opts){.lr = st->lr});
     if (common->load) {
-        char msg[1024];
-        if (!tg_checkpoint_load(common->load, m->params, resume ? opt : NULL, resume ? rng : NULL, step, NULL, true,
-                                msg, sizeof msg))
-            return fprintf(stderr, "g2p: %s\n", msg), tg_optim_free(opt), NULL;
-        printf("loaded %s: %s, embed %d, hidden %d x %d layer(s), %lld steps trained\n", common->load, m->s.cell,
-               m->s.embed, m->s.hidden, m->s.layers, (long long)(step ? *step : 0));
+        if (!load_checkpoint(m, common->load, st->average, saved, resume ? opt : NULL, rng, step))
+            return tg_optim_free(opt), NULL;
+        printf("loaded %s: %s, embed %d, hidden %d x %d layer(s), %lld steps trained%s\n", common->load, m->s.cell,
+               m->s.embed, m->s.hidden, m->s.layers, (long long)(step ? *step : 0),
+               saved.decay > 0 ? " (the weights of its model file are averaged)" : "");
     }
+    if (!m->avg && st->average > 0 && common->minutes > 0 && !(m->avg = tg_param_average_new(m->params, st->average)))
+        return tg_optim_free(opt), NULL;
+    if (m->avg)
+        printf("averaging the weights: decay %g, %lld updates so far; dev, test and checkpoints use the average\n",
+               tg_param_average_decay(m->avg), (long long)tg_param_average_count(m->avg));
     printf("model: %s encoder %d x 2 directions x %d layer(s), %s decoder %d, Bahdanau attention; %lld parameters\n",
            m->s.cell, m->s.hidden, m->s.layers, m->s.cell, 2 * m->s.hidden, (long long)tg_params_numel(m->params));
     return opt;
 }
 
 static void model_free(model *m) {
+    tg_param_average_free(m->avg);
     tg_params_free(m->params);
     tg_ex_vocab_free(m->letters);
     tg_ex_vocab_free(m->phones);
@@ -710,7 +753,7 @@ int main(int argc, char **argv) {
     char **words = argv + argc;
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 2);
     model m = {.s = {"lstm", 64, 128, 1, 0}};
-    settings st = {false, false, "lstm", "g2p_attention.svg", "g2p_curve.svg", 64, 1, 5, 0, 2, 10, 0, 3e-3, 5, 0.3};
+    settings st = {false, false, "lstm", "g2p_attention.svg", "g2p_curve.svg", 64, 1, 5, 0, 2, 10, 0, 3e-3, 5, 0.3, 0};
     tg_ex_parse_result parsed = parse_settings(argc, argv, &common, &m, &st);
     if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
     if (st.pronounce != (n_words > 0)) return fprintf(stderr, "g2p: --pronounce takes the words after it\n"), 2;
@@ -719,7 +762,8 @@ int main(int argc, char **argv) {
     // A saved model pronounces words without any data; training and testing read the dictionary.
     progress pr = {0, 0, NAN, NAN, {1e9, 0}, {0}}; // best 1e9: no evaluation yet (INFINITY is not JSON)
     bool has_state = false;
-    if (common.load && !load_config(common.load, &m, &pr.pl, &has_state)) return 1;
+    average_state saved = {0, 0}; // the checkpoint's average
+    if (common.load && !load_config(common.load, &m, &pr.pl, &saved, &has_state)) return 1;
     if (common.load && st.pronounce && !minutes_given) common.minutes = 0;
     bool trains = common.minutes > 0, tests = !st.pronounce;
     corpus c = {0};
@@ -729,7 +773,7 @@ int main(int argc, char **argv) {
                corpus_free(&c), model_free(&m), 1;
     tg_rng rng;
     tg_rng_seed(&rng, common.seed);
-    tg_optim *opt = build_model(&m, &st, &common, has_state && trains, &rng, has_state ? &pr.step : NULL);
+    tg_optim *opt = build_model(&m, &st, &common, has_state && trains, &rng, has_state ? &pr.step : NULL, saved);
     if (!opt) return corpus_free(&c), model_free(&m), 1;
 
     tg_graph *g = tg_graph_new();
@@ -741,6 +785,7 @@ int main(int argc, char **argv) {
     if (trains) train(g, &m, &c, opt, &rng, &st, &common, &saver, &pr);
     bool ok = save(&saver, &m, opt, &rng, pr.step, pr.pl);
     if (trains && st.curve) write_curve(st.curve, &pr.c);
+    use_average(&m, true); // what was saved is what is scored
     pronounce_words(g, &m, words, n_words, st.beam, st.heatmap);
     if (tests) test(g, &m, &c, &st, &pr, tg_ex_now() - t0);
 

@@ -58,6 +58,24 @@ bool tg_checkpoint_save(const char *path, const tg_params *p, const tg_optim *op
 bool tg_checkpoint_load(const char *path, tg_params *p, tg_optim *opt, tg_rng *rng, int64_t *step,
                         char **config_json, bool strict, char *err, size_t len);
 
+// Named tensors a program keeps in the training-state file beside the optimizer's buffers:
+// what training needs to resume and the model file is not (the trained weights behind a
+// parameter average whose values the model file holds, say). Names other than "optim.*".
+typedef struct {
+    int n;
+    const char *const *names;  // [n]
+    tg_tensor *const *tensors; // [n]
+} tg_checkpoint_extra;
+
+// tg_checkpoint_save with extra's tensors in the training-state file (extra NULL: none).
+bool tg_checkpoint_save_extra(const char *path, const tg_params *p, const tg_optim *opt,
+                              const tg_checkpoint_extra *extra, const tg_rng *rng, int64_t step,
+                              const char *config_json, char *err, size_t len);
+// tg_checkpoint_load that also reads extra's tensors from the training-state file, checked
+// with the optimizer's buffers as one set (so extra, when not empty, needs opt).
+bool tg_checkpoint_load_extra(const char *path, tg_params *p, tg_optim *opt, const tg_checkpoint_extra *extra,
+                              tg_rng *rng, int64_t *step, char **config_json, bool strict, char *err, size_t len);
+
 // Reads only what a program needs before it builds the model: *config_json (malloc'd; NULL
 // when the file has none) and, when has_train_state is not NULL, whether the file names a
 // training-state file. Validates the model file as a load would.

@@ -142,6 +142,10 @@ typedef enum {
 // count for nothing (pass -100 as PyTorch does, or any id that is never a class).
 tg_tensor *tg_cross_entropy(tg_graph *g, tg_tensor *logits, tg_tensor *targets, tg_reduction reduction,
                             int ignore_index);
+// tg_cross_entropy with PyTorch's label_smoothing = eps in [0, 1): a row's term is
+// (1 - eps)(-log p[target]) + eps * mean over the C classes of -log p[c] (eps = 0: tg_cross_entropy).
+tg_tensor *tg_cross_entropy_smoothed(tg_graph *g, tg_tensor *logits, tg_tensor *targets, tg_reduction reduction,
+                                     int ignore_index, double label_smoothing);
 // Negative log-likelihood of log-probabilities [N, C] against i32 class ids [N].
 tg_tensor *tg_nll_loss(tg_graph *g, tg_tensor *log_probs, tg_tensor *targets, tg_reduction reduction,
                        int ignore_index);
@@ -269,6 +273,7 @@ tg_tensor *tg_detach(tg_graph *g, tg_tensor *x);
 #define tg_softmax(g, ...) tg_softmax(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_log_softmax(g, ...) tg_log_softmax(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_cross_entropy(g, ...) tg_cross_entropy(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_cross_entropy_smoothed(g, ...) tg_cross_entropy_smoothed(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_nll_loss(g, ...) tg_nll_loss(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_mse_loss(g, ...) tg_mse_loss(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_reshape(g, ...) tg_reshape(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)

@@ -1,4 +1,5 @@
-// tg_optim.h: optimizers, learning-rate schedules and gradient clipping, as PyTorch's.
+// tg_optim.h: optimizers, learning-rate schedules, gradient clipping and parameter
+// averaging, as PyTorch's.
 //
 // An optimizer updates every parameter of a tg_params collection from its gradient, with
 // the arithmetic of torch.optim's single-tensor (foreach=False) path, operation by
@@ -120,6 +121,39 @@ double tg_lr_at(const tg_lr_schedule *s, double base_lr, int64_t epoch);
 double tg_clip_grad_norm(tg_params *p, double max_norm);
 // clip_grad_value_: clamps every gradient element into [-clip, clip] (NaN stays NaN).
 void tg_clip_grad_value(tg_params *p, double clip);
+
+// --- Parameter averaging (torch.optim.swa_utils.AveragedModel with an EMA avg_fn) ---
+// An exponential moving average of the parameters, for evaluation: averaged weights
+// usually score better than the last step's. It starts as a copy of the parameters:
+//
+//     tg_param_average *avg = tg_param_average_new(params, 0.999);
+//     for (each step) { ...; tg_optim_step(opt); tg_param_average_update(avg); }
+//     tg_param_average_swap(avg);   // the parameters hold the averages: evaluate, save
+//     tg_param_average_swap(avg);   // and back, bit for bit, to train on
+typedef struct tg_param_average tg_param_average;
+
+// An average of the parameters p holds now (later additions are not averaged), with decay
+// in [0, 1); NULL, through tg_fail, otherwise. p must outlive the average.
+tg_param_average *tg_param_average_new(tg_params *p, double decay);
+// Frees the average (NULL is fine); the parameters keep whatever values they hold.
+void tg_param_average_free(tg_param_average *a);
+// After each optimizer step: the first update copies the parameters, each later one sets
+// avg = decay*avg + (1 - decay)*param. False (tg_fail) while the averages are swapped in.
+bool tg_param_average_update(tg_param_average *a);
+// Exchanges the parameters' values with the averages, exactly: a second swap restores both.
+// Marks the parameters changed (tg_tensor_touch), so graphs drop what they derived from them.
+void tg_param_average_swap(tg_param_average *a);
+// True between an odd and an even number of swaps: the parameters hold the averages.
+bool tg_param_average_swapped(const tg_param_average *a);
+// The decay given to tg_param_average_new.
+double tg_param_average_decay(const tg_param_average *a);
+// Updates so far, and setting it when loading a checkpoint (0: the next update copies).
+int64_t tg_param_average_count(const tg_param_average *a);
+void tg_param_average_set_count(tg_param_average *a, int64_t updates);
+// Number of averaged parameters, and the buffer of the i-th (NULL when out of range): its
+// average, or, while swapped, the parameter's own values. Writable, for checkpoints.
+int tg_param_average_size(const tg_param_average *a);
+tg_tensor *tg_param_average_at(const tg_param_average *a, int i);
 
 #ifdef __cplusplus
 }

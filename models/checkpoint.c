@@ -70,10 +70,11 @@ static void new_id(char out[ID_LEN + 1]) {
 
 // --- Saving ---
 
-// The training-state file: the optimizer's buffers, and scalars as exact decimal or hex text.
-static bool write_train(const char *train_path, const tg_optim *opt, const tg_rng *rng, int64_t step, const char *id,
-                        char *err, size_t len) {
-    int n = opt ? tg_optim_state_count(opt) : 0;
+// The training-state file: the optimizer's buffers, the caller's extra tensors, and scalars
+// as exact decimal or hex text.
+static bool write_train(const char *train_path, const tg_optim *opt, const tg_checkpoint_extra *extra,
+                        const tg_rng *rng, int64_t step, const char *id, char *err, size_t len) {
+    int n_opt = opt ? tg_optim_state_count(opt) : 0, n = n_opt + (extra ? extra->n : 0);
     const char **names = malloc(((size_t)n + 1) * sizeof *names);
     tg_tensor **tensors = malloc(((size_t)n + 1) * sizeof *tensors);
     if (!names || !tensors) {
@@ -81,7 +82,8 @@ static bool write_train(const char *train_path, const tg_optim *opt, const tg_rn
         free(tensors);
         return tg_file_fail(err, len, train_path, "out of memory");
     }
-    for (int i = 0; i < n; i++) tensors[i] = tg_optim_state_at(opt, i, &names[i]);
+    for (int i = 0; i < n_opt; i++) tensors[i] = tg_optim_state_at(opt, i, &names[i]);
+    for (int i = n_opt; i < n; i++) names[i] = extra->names[i - n_opt], tensors[i] = extra->tensors[i - n_opt];
     char step_s[24], steps_s[24], lr_s[32], rng_s[RNG_LEN + 1];
     const char *keys[6] = {KEY_FORMAT, KEY_ID, KEY_STEP}, *values[6] = {TG_CHECKPOINT_TRAIN_FORMAT, id, step_s};
     int n_meta = 3;
@@ -145,7 +147,25 @@ static void remove_leftovers(const char *path, const char *keep) {
 
 bool tg_checkpoint_save(const char *path, const tg_params *p, const tg_optim *opt, const tg_rng *rng, int64_t step,
                         const char *config_json, char *err, size_t len) {
+    return tg_checkpoint_save_extra(path, p, opt, NULL, rng, step, config_json, err, len);
+}
+
+// An extra of n > 0 tensors without names or tensors, or with a NULL among them.
+static bool bad_extra(const tg_checkpoint_extra *extra) {
+    if (!extra || extra->n == 0) return false;
+    if (extra->n < 0 || !extra->names || !extra->tensors) return true;
+    for (int i = 0; i < extra->n; i++)
+        if (!extra->names[i] || !extra->tensors[i]) return true;
+    return false;
+}
+
+bool tg_checkpoint_save_extra(const char *path, const tg_params *p, const tg_optim *opt,
+                              const tg_checkpoint_extra *extra, const tg_rng *rng, int64_t step,
+                              const char *config_json, char *err, size_t len) {
     if (!path || !p) return tg_file_fail(err, len, path, "tg_checkpoint_save: no %s given", path ? "parameters" : "path");
+    if (bad_extra(extra))
+        return tg_file_fail(err, len, path, "tg_checkpoint_save: extra has %d tensors, and NULL names or tensors",
+                            extra->n);
     char id[ID_LEN + 1];
     new_id(id);
     size_t n = strlen(path) + strlen(TRAIN_INFIX) + ID_LEN + strlen(TRAIN_EXT) + 1;
@@ -157,7 +177,7 @@ bool tg_checkpoint_save(const char *path, const tg_params *p, const tg_optim *op
     const char *values[4] = {TG_CHECKPOINT_FORMAT, id, train_name, config_json};
     // Training state first, under its new name, so the model file never names a file that
     // is not complete on disk; the old pair stays whole until the rename of the model file.
-    bool ok = write_train(full, opt, rng, step, id, err, len);
+    bool ok = write_train(full, opt, extra, rng, step, id, err, len);
     if (ok && !(ok = tg_params_save(p, path, config_json ? 4 : 3, keys, values, err, len)))
         unlink(full); // nothing names it: the previous checkpoint stays as it was
     if (ok) remove_leftovers(path, full);
@@ -344,13 +364,18 @@ static bool copy_slots(const tg_safetensors *f, const slot *s, int n, char *err,
     return true;
 }
 
-// The parameters' slots, then the optimizer's (from n_param on).
-static slot *make_slots(const tg_params *p, const tg_optim *opt, int *n_param, int *n_opt) {
+// The parameters' slots, then the training state's (from n_param on): the optimizer's
+// buffers and the caller's extra tensors, n_train in all.
+static slot *make_slots(const tg_params *p, const tg_optim *opt, const tg_checkpoint_extra *extra, int *n_param,
+                        int *n_train) {
     *n_param = tg_params_count(p);
-    *n_opt = opt ? tg_optim_state_count(opt) : 0;
-    slot *s = malloc(((size_t)*n_param + (size_t)*n_opt + 1) * sizeof *s);
+    int n_opt = opt ? tg_optim_state_count(opt) : 0;
+    *n_train = n_opt + (extra ? extra->n : 0);
+    slot *s = malloc(((size_t)*n_param + (size_t)*n_train + 1) * sizeof *s);
     for (int i = 0; s && i < *n_param; i++) s[i] = (slot){tg_params_at(p, i)->name, tg_params_at(p, i)};
-    for (int i = 0; s && i < *n_opt; i++) s[*n_param + i].t = tg_optim_state_at(opt, i, &s[*n_param + i].name);
+    for (int i = 0; s && i < n_opt; i++) s[*n_param + i].t = tg_optim_state_at(opt, i, &s[*n_param + i].name);
+    for (int i = n_opt; s && i < *n_train; i++)
+        s[*n_param + i] = (slot){extra->names[i - n_opt], extra->tensors[i - n_opt]};
     return s;
 }
 
@@ -360,7 +385,7 @@ typedef struct {
     char *train_path;
     train_scalars scalars;
     slot *slots;
-    int n_param, n_opt;
+    int n_param, n_train; // slots of the model file, then of the training-state file
     char *config;
 } load_state;
 
@@ -373,8 +398,8 @@ static void load_state_free(load_state *L) {
 }
 
 // Opens and checks both files and every tensor; on success the load can only succeed.
-static bool prepare(load_state *L, const char *path, tg_params *p, tg_optim *opt, bool want_train, bool want_rng,
-                    bool want_config, bool strict, char *err, size_t len) {
+static bool prepare(load_state *L, const char *path, tg_params *p, tg_optim *opt, const tg_checkpoint_extra *extra,
+                    bool want_train, bool want_rng, bool want_config, bool strict, char *err, size_t len) {
     if (!(L->model = open_model(path, err, len))) return false;
     if (want_train && !(L->train = open_train(path, L->model, &L->train_path, err, len))) return false;
     if (want_train &&
@@ -382,8 +407,9 @@ static bool prepare(load_state *L, const char *path, tg_params *p, tg_optim *opt
         return false;
     const char *config = tg_safetensors_metadata(L->model, KEY_CONFIG);
     if (want_config && config && !(L->config = strdup(config))) return tg_file_fail(err, len, path, "out of memory");
-    if (!(L->slots = make_slots(p, opt, &L->n_param, &L->n_opt))) return tg_file_fail(err, len, path, "out of memory");
-    void *scratch = malloc(max_bytes(L->slots, L->n_param + L->n_opt));
+    if (!(L->slots = make_slots(p, opt, extra, &L->n_param, &L->n_train)))
+        return tg_file_fail(err, len, path, "out of memory");
+    void *scratch = malloc(max_bytes(L->slots, L->n_param + L->n_train));
     char *report = NULL;
     size_t size = 0;
     FILE *out = scratch ? open_memstream(&report, &size) : NULL;
@@ -392,8 +418,8 @@ static bool prepare(load_state *L, const char *path, tg_params *p, tg_optim *opt
         return tg_file_fail(err, len, path, "out of memory");
     }
     int bad = 0, skipped = check_slots(out, L->model, path, L->slots, L->n_param, "the parameters", scratch, &bad);
-    if (opt) skipped += check_slots(out, L->train, L->train_path, L->slots + L->n_param, L->n_opt, "the optimizer",
-                                    scratch, &bad);
+    if (opt) skipped += check_slots(out, L->train, L->train_path, L->slots + L->n_param, L->n_train,
+                                    extra && extra->n ? "the optimizer and extra" : "the optimizer", scratch, &bad);
     free(scratch);
     bool ok = fclose(out) == 0 && bad == 0 && (!strict || skipped == 0);
     if (!ok)
@@ -409,15 +435,23 @@ static bool prepare(load_state *L, const char *path, tg_params *p, tg_optim *opt
 
 bool tg_checkpoint_load(const char *path, tg_params *p, tg_optim *opt, tg_rng *rng, int64_t *step,
                         char **config_json, bool strict, char *err, size_t len) {
+    return tg_checkpoint_load_extra(path, p, opt, NULL, rng, step, config_json, strict, err, len);
+}
+
+bool tg_checkpoint_load_extra(const char *path, tg_params *p, tg_optim *opt, const tg_checkpoint_extra *extra,
+                              tg_rng *rng, int64_t *step, char **config_json, bool strict, char *err, size_t len) {
     if (!path || !p) return tg_file_fail(err, len, path, "tg_checkpoint_load: no %s given", path ? "parameters" : "path");
+    if (bad_extra(extra) || (extra && extra->n && !opt))
+        return tg_file_fail(err, len, path, "tg_checkpoint_load: extra has %d tensors, and %s", extra->n,
+                            opt ? "NULL names or tensors" : "no optimizer (extra is read with the optimizer's state)");
     load_state L = {0};
     bool want_train = opt || rng || step;
-    bool ok = prepare(&L, path, p, opt, want_train, rng != NULL, config_json != NULL, strict, err, len);
+    bool ok = prepare(&L, path, p, opt, extra, want_train, rng != NULL, config_json != NULL, strict, err, len);
     if (ok) {
         // Validated as a whole, so from here on every part of the load succeeds together.
         char copy_err[600];
         ok = copy_slots(L.model, L.slots, L.n_param, copy_err, sizeof copy_err) &&
-             (!opt || copy_slots(L.train, L.slots + L.n_param, L.n_opt, copy_err, sizeof copy_err));
+             (!opt || copy_slots(L.train, L.slots + L.n_param, L.n_train, copy_err, sizeof copy_err));
         if (!ok) tg_file_fail(err, len, path, "internal error after validation: %s", copy_err);
     }
     if (ok && opt) {

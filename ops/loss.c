@@ -1,5 +1,5 @@
-// loss.c: cross_entropy, nll_loss, mse_loss and bce_with_logits, each reduced by MEAN, SUM
-// or NONE.
+// loss.c: cross_entropy (with or without label smoothing), nll_loss, mse_loss and
+// bce_with_logits, each reduced by MEAN, SUM or NONE.
 //
 // Each loss is made of terms, one per row for cross_entropy and nll_loss (rows of [N, C]
 // against class ids [N]) and one per element for mse_loss. The reduction turns the terms
@@ -83,11 +83,17 @@ static double shared_term_grad(const tg_node *n, const loss_reduction *r) {
     return r->count > 0 ? gy / (double)r->count : 0;
 }
 
-// --- cross_entropy: logits [N, C], targets [N] ---
+// --- cross_entropy: logits [N, C], targets [N], label smoothing eps ---
+// With eps > 0 a row's term is PyTorch's label_smoothing one,
+//   (1 - eps) (-log p[t]) + eps mean_c(-log p[c]),  mean_c(-log p[c]) = max + log_sum - mean_c(x),
+// and its backward puts (1 - eps) on the target and eps/C on every class:
+//   gx[r, c] += w_r * (softmax(x)[r, c] - eps/C - (1 - eps) [c == target_r]).
+// eps = 0 takes the plain path, so tg_cross_entropy's bits do not depend on the smoothing.
 
 typedef struct {
     loss_reduction r;
     int ignore_index;
+    double eps;          // label smoothing, in [0, 1)
     const double *stats; // [N, 2]: max and log_sum of each row
 } cross_entropy_state;
 
@@ -100,16 +106,21 @@ TG_VECTORIZE static void cross_entropy_backward(tg_graph *g, tg_node *n) {
     const double *stats = s->stats; // [N, 2]: max and log_sum of each row
     const int32_t *t = targets->data;
     int ignore_index = s->ignore_index;
-    bool each = s->r.reduction == TG_REDUCE_NONE;
+    bool each = s->r.reduction == TG_REDUCE_NONE, smoothed = s->eps > 0;
     TG_DISPATCH(x->dtype, {
         const T *xv = x->data, *gy = y->grad; // [N, C]; [N] or []
         T *gx = x->grad;                      // [N, C]
-        T w_all = (T)shared_term_grad(n, &s->r);
+        T w_all = (T)shared_term_grad(n, &s->r), spread = (T)(s->eps / (double)classes), on = (T)(1 - s->eps);
         for (int64_t r = 0; r < rows; r++) {
             if (t[r] == ignore_index) continue;
             T w = each ? gy[r] : w_all, max = (T)stats[2 * r], log_sum = (T)stats[2 * r + 1];
             const T *row = xv + r * classes;
             T *grow = gx + r * classes;
+            if (smoothed) {
+                for (int64_t c = 0; c < classes; c++) grow[c] += w * ((T)TG_EXP((row[c] - max) - log_sum) - spread);
+                grow[t[r]] -= w * on;
+                continue;
+            }
             for (int64_t c = 0; c < classes; c++) grow[c] += w * (T)TG_EXP((row[c] - max) - log_sum);
             grow[t[r]] -= w;
         }
@@ -118,15 +129,11 @@ TG_VECTORIZE static void cross_entropy_backward(tg_graph *g, tg_node *n) {
 
 static const tg_op CROSS_ENTROPY_OP = {.name = "cross_entropy", .backward = cross_entropy_backward};
 
-TG_VECTORIZE tg_tensor *(tg_cross_entropy)(tg_graph *g, tg_tensor *logits, tg_tensor *targets, tg_reduction reduction,
-                              int ignore_index) {
-    if (!check_class_targets(g, "cross_entropy", "logits", logits, targets, ignore_index) ||
-        !check_reduction(g, "cross_entropy", reduction))
-        return NULL;
+// The loss terms [N] of logits [N, C] (see the top of the file), each row's max and log_sum
+// into stats [N, 2]; returns how many rows count.
+TG_VECTORIZE static int64_t cross_entropy_terms(const tg_tensor *logits, const int32_t *t, int ignore_index,
+                                                double eps, double *stats, double *terms) {
     int64_t rows = logits->shape.d[0], classes = logits->shape.d[1], count = 0;
-    const int32_t *t = targets->data;
-    double *stats = tg_arena_alloc(g, (size_t)(2 * rows) * sizeof *stats); // [N, 2]: max, log_sum
-    double *terms = tg_arena_alloc(g, (size_t)rows * sizeof *terms);       // [N]
     TG_DISPATCH(logits->dtype, {
         const T *xv = logits->data; // [N, C]
         for (int64_t r = 0; r < rows; r++) {
@@ -144,13 +151,44 @@ TG_VECTORIZE tg_tensor *(tg_cross_entropy)(tg_graph *g, tg_tensor *logits, tg_te
             stats[2 * r] = max;
             stats[2 * r + 1] = log(s);
             terms[r] = ((double)max - (double)row[t[r]]) + log(s); // -log_softmax(x)[r, t]
+            if (eps > 0) {
+                double sum_x = 0;
+                for (int64_t k = 0; k < classes; k++) sum_x += (double)row[k];
+                double uniform = ((double)max - sum_x / (double)classes) + log(s); // mean_c -log_softmax(x)[r, c]
+                terms[r] = (1 - eps) * terms[r] + eps * uniform;
+            }
             count++;
         }
     });
+    return count;
+}
+
+// Both entry points: op names the function the caller called, for its errors.
+static tg_tensor *cross_entropy(tg_graph *g, const char *op, tg_tensor *logits, tg_tensor *targets,
+                                tg_reduction reduction, int ignore_index, double eps) {
+    if (!check_class_targets(g, op, "logits", logits, targets, ignore_index) || !check_reduction(g, op, reduction))
+        return NULL;
+    if (!(eps >= 0 && eps < 1)) // NaN fails too
+        return tg_fail(g, op, "label_smoothing %g is not in [0, 1)", eps);
+    int64_t rows = logits->shape.d[0];
+    double *stats = tg_arena_alloc(g, (size_t)(2 * rows) * sizeof *stats); // [N, 2]: max, log_sum
+    double *terms = tg_arena_alloc(g, (size_t)rows * sizeof *terms);       // [N]
+    int64_t count = cross_entropy_terms(logits, targets->data, ignore_index, eps, stats, terms);
     tg_tensor *y = reduce_terms(g, logits->dtype, terms, rows, tg_shape1(rows), reduction, count);
     tg_node *n = tg_record(g, &CROSS_ENTROPY_OP, y, 2, logits, targets);
-    TG_SAVE(g, n, cross_entropy_state, {.r = {reduction, count}, .ignore_index = ignore_index, .stats = stats});
+    TG_SAVE(g, n, cross_entropy_state,
+            {.r = {reduction, count}, .ignore_index = ignore_index, .eps = eps, .stats = stats});
     return y;
+}
+
+tg_tensor *(tg_cross_entropy)(tg_graph *g, tg_tensor *logits, tg_tensor *targets, tg_reduction reduction,
+                              int ignore_index) {
+    return cross_entropy(g, "cross_entropy", logits, targets, reduction, ignore_index, 0);
+}
+
+tg_tensor *(tg_cross_entropy_smoothed)(tg_graph *g, tg_tensor *logits, tg_tensor *targets, tg_reduction reduction,
+                                       int ignore_index, double label_smoothing) {
+    return cross_entropy(g, "cross_entropy_smoothed", logits, targets, reduction, ignore_index, label_smoothing);
 }
 
 // --- nll_loss: log_probs [N, C], targets [N] ---

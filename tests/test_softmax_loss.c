@@ -1,8 +1,18 @@
-// Gradient checks, values and errors for softmax, log_softmax, cross_entropy, nll_loss
-// and mse_loss.
+// Gradient checks, values and errors for softmax, log_softmax, cross_entropy (with label
+// smoothing too, against PyTorch's values), nll_loss and mse_loss.
 #include <math.h>
+#include <stdio.h>
 
+#include "tg_safetensors.h"
 #include "tg_test.h"
+
+// tests/data/ops/<name>: CMake compiles the tests by absolute path, so fixtures are found from __FILE__.
+static const char *test_fixture_path(const char *name) {
+    static char path[1024];
+    const char *slash = strrchr(__FILE__, '/');
+    snprintf(path, sizeof path, "%.*sdata/ops/%s", slash ? (int)(slash - __FILE__ + 1) : 0, __FILE__, name);
+    return path;
+}
 
 // --- softmax and log_softmax ---
 
@@ -395,6 +405,177 @@ Test(cross_entropy, wrong_target_dtype_and_shapes_are_reported) {
     cr_assert_null(tg_cross_entropy(g, NULL, tg_zeros(g, TG_I32, tg_shape1(3)), TG_REDUCE_MEAN, -100));
     cr_assert(strstr(test_error_message, "NULL"), "%s", test_error_message);
     cr_assert_eq(test_error_count, 5);
+    tg_graph_free(g);
+}
+
+// --- cross_entropy_smoothed: label smoothing, against PyTorch ---
+// tests/data/ops/cross_entropy.safetensors, written by scripts/fixtures/make_op_fixtures.py.
+
+// The fixture's tensor name as a new tensor of dtype (float64 data converted when dtype is
+// float32), with a gradient when grad.
+static tg_tensor *load_fixture_tensor(const tg_safetensors *f, const char *name, tg_dtype dtype, bool grad) {
+    tg_safetensors_tensor info;
+    cr_assert(tg_safetensors_find(f, name, &info), "the fixture has no %s", name);
+    tg_shape shape = {info.ndim, {0}};
+    for (int d = 0; d < info.ndim; d++) shape.d[d] = info.shape[d];
+    tg_tensor *t = tg_tensor_create(dtype == TG_I32 ? TG_I32 : TG_F64, shape, grad && dtype == TG_F64);
+    char err[512];
+    cr_assert(tg_safetensors_read_into(f, name, t, err, sizeof err), "%s", err);
+    if (dtype != TG_F32) return t;
+    tg_tensor *t32 = tg_tensor_create(TG_F32, shape, grad);
+    for (int64_t i = 0; i < t->numel; i++) tg_tensor_set(t32, i, tg_tensor_get(t, i));
+    tg_tensor_free(t);
+    return t32;
+}
+
+// The label-smoothing cases this file knows; the fixture must list exactly these.
+static const char SMOOTHED_CASES[] =
+    "ls_mean ls_sum ls_none ls_class_ignored ls_zero ls_near_one ls_edges ls_one_class ls_wide";
+
+// One fixture case in one dtype: output and gradient of sum(w * out) against PyTorch's.
+static void check_smoothed_case(const tg_safetensors *f, const char *name, tg_dtype dtype) {
+    char key[128];
+    snprintf(key, sizeof key, "case.%s", name);
+    const char *spec = tg_safetensors_metadata(f, key);
+    cr_assert_not_null(spec, "no %s", key);
+    int reduction, ignore_index;
+    double eps;
+    cr_assert_eq(sscanf(spec, "cross_entropy_smoothed %d %lf %d", &reduction, &eps, &ignore_index), 3, "%s", spec);
+    tg_tensor *in[5]; // x, targets, out, w, grad.x
+    const char *parts[] = {"x", "targets", "out", "w", "grad.x"};
+    for (int k = 0; k < 5; k++) {
+        snprintf(key, sizeof key, "%s.%s", name, parts[k]);
+        in[k] = load_fixture_tensor(f, key, k == 1 ? TG_I32 : k == 0 || k == 3 ? dtype : TG_F64, k == 0);
+    }
+    // float64 as the op tests against PyTorch (1e-10 + 1e-8|ref|); float32 to its precision
+    double atol = dtype == TG_F64 ? 1e-10 : 1e-5, rtol = dtype == TG_F64 ? 1e-8 : 1e-5;
+    tg_graph *g = tg_graph_new();
+    tg_tensor *y = tg_cross_entropy_smoothed(g, in[0], in[1], (tg_reduction)reduction, ignore_index, eps);
+    cr_assert_not_null(y, "%s: the op failed", name);
+    cr_assert(tg_shape_equal(y->shape, in[2]->shape), "%s: shape differs from PyTorch's", name);
+    for (int64_t i = 0; i < y->numel; i++)
+        cr_assert(fabs(tg_tensor_get(y, i) - tg_tensor_get(in[2], i)) <= atol + rtol * fabs(tg_tensor_get(in[2], i)),
+                  "%s (%s, %s): out[%lld] = %.17g, PyTorch gives %.17g", name, spec, tg_dtype_name(dtype),
+                  (long long)i, tg_tensor_get(y, i), tg_tensor_get(in[2], i));
+    cr_assert(tg_backward_seed(g, y, in[3]->data));
+    for (int64_t i = 0; i < in[0]->numel; i++) {
+        double got = dtype == TG_F64 ? ((double *)in[0]->grad)[i] : ((float *)in[0]->grad)[i];
+        double want = tg_tensor_get(in[4], i);
+        cr_assert(fabs(got - want) <= atol + rtol * fabs(want), "%s (%s, %s): grad[%lld] = %.17g, PyTorch gives %.17g",
+                  name, spec, tg_dtype_name(dtype), (long long)i, got, want);
+    }
+    tg_graph_free(g);
+    for (int k = 0; k < 5; k++) tg_tensor_free(in[k]);
+}
+
+Test(cross_entropy_smoothed, matches_pytorch_label_smoothing_in_float64_and_float32) {
+    char err[512];
+    tg_safetensors *f = tg_safetensors_open(test_fixture_path("cross_entropy.safetensors"), err, sizeof err);
+    cr_assert_not_null(f, "%s", err);
+    const char *listed = tg_safetensors_metadata(f, "cases");
+    cr_assert(listed && strcmp(listed, SMOOTHED_CASES) == 0, "the fixture's cases (%s) differ from this test's",
+              listed ? listed : "none");
+    char names[sizeof SMOOTHED_CASES];
+    memcpy(names, SMOOTHED_CASES, sizeof names);
+    for (char *save = NULL, *name = strtok_r(names, " ", &save); name; name = strtok_r(NULL, " ", &save)) {
+        check_smoothed_case(f, name, TG_F64);
+        check_smoothed_case(f, name, TG_F32);
+    }
+    tg_safetensors_close(f);
+}
+
+typedef struct {
+    tg_tensor *x, *targets;
+    tg_reduction reduction;
+    int ignore_index;
+    double eps;
+} smoothed_case;
+
+static tg_tensor *run_smoothed(tg_graph *g, void *ctx) {
+    smoothed_case *c = ctx;
+    return tg_cross_entropy_smoothed(g, c->x, c->targets, c->reduction, c->ignore_index, c->eps);
+}
+
+Test(cross_entropy_smoothed, gradcheck_every_reduction_and_ignored_rows) {
+    struct {
+        int n, classes, ignore_index;
+        int32_t ids[5];
+        double eps;
+        int first; // MEAN is NaN when every row is ignored: such a case starts at SUM
+    } cases[] = {{5, 5, -100, {1, 0, 4, 2, 3}, 0.1, 0},   {5, 5, -100, {1, -100, 4, -100, 0}, 0.3, 0},
+                 {4, 3, 2, {2, 0, 2, 1}, 0.6, 0},         {1, 1, -100, {0}, 0.2, 0},
+                 {2, 3, -1, {-1, -1}, 0.1, 1},            {3, 11, -100, {10, 0, 5}, 0.9, 0}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
+        for (int r = cases[k].first; r < 3; r++) {
+            smoothed_case c = {test_input(tg_shape2(cases[k].n, cases[k].classes), 60 + k, -3, 3),
+                               make_targets(cases[k].n, cases[k].ids), REDUCTIONS[r], cases[k].ignore_index,
+                               cases[k].eps};
+            ASSERT_GRADCHECK(run_smoothed, &c, &c.x, 1);
+            tg_tensor_free(c.x);
+            tg_tensor_free(c.targets);
+        }
+}
+
+// eps = 0 is tg_cross_entropy, bit for bit, forward and backward, in both dtypes.
+Test(cross_entropy_smoothed, zero_smoothing_gives_the_plain_ops_bits) {
+    int32_t ids[] = {6, 0, -100, 3, 5, 1};
+    for (int dt = 0; dt < 2; dt++)
+        for (int r = 0; r < 3; r++) {
+            tg_dtype dtype = dt ? TG_F64 : TG_F32;
+            tg_tensor *x[2], *y[2];
+            tg_graph *g = tg_graph_new();
+            tg_tensor *t = tg_from_data(g, TG_I32, tg_shape1(6), ids);
+            for (int k = 0; k < 2; k++) {
+                tg_rng rng;
+                tg_rng_seed(&rng, 77);
+                x[k] = tg_tensor_create(dtype, tg_shape2(6, 13), true);
+                tg_tensor_fill_uniform(x[k], &rng, -5, 5);
+                y[k] = k ? tg_cross_entropy_smoothed(g, x[k], t, REDUCTIONS[r], -100, 0)
+                         : tg_cross_entropy(g, x[k], t, REDUCTIONS[r], -100);
+                double seed[6] = {0.5, -1, 2, 0.25, 3, -0.75};
+                float seed32[6] = {0.5f, -1, 2, 0.25f, 3, -0.75f};
+                cr_assert(tg_backward_seed(g, y[k], dt ? (void *)seed : (void *)seed32));
+            }
+            size_t size = tg_dtype_size(dtype);
+            cr_assert(memcmp(y[0]->data, y[1]->data, (size_t)y[0]->numel * size) == 0, "values differ");
+            cr_assert(memcmp(x[0]->grad, x[1]->grad, (size_t)x[0]->numel * size) == 0, "gradients differ");
+            tg_tensor_free(x[0]), tg_tensor_free(x[1]);
+            tg_graph_free(g);
+        }
+}
+
+Test(cross_entropy_smoothed, every_row_ignored_gives_nan_mean_and_zero_gradient) {
+    tg_graph *g = tg_graph_new();
+    tg_tensor *x = tg_tensor_create(TG_F64, tg_shape2(2, 3), true);
+    int32_t ids[] = {-100, -100};
+    tg_tensor *mean = tg_cross_entropy_smoothed(g, x, tg_from_data(g, TG_I32, tg_shape1(2), ids), TG_REDUCE_MEAN,
+                                                -100, 0.1);
+    cr_assert(isnan(tg_tensor_get(mean, 0)));
+    cr_assert(tg_backward(g, mean));
+    for (int i = 0; i < 6; i++) cr_assert_eq(((double *)x->grad)[i], 0); // as PyTorch
+    tg_tensor_free(x);
+    tg_graph_free(g);
+}
+
+Test(cross_entropy_smoothed, smoothing_outside_zero_to_one_is_reported) {
+    test_capture_errors();
+    tg_graph *g = tg_graph_new();
+    tg_tensor *x = tg_zeros(g, TG_F32, tg_shape2(3, 4));
+    int32_t ids[] = {0, 3, 1};
+    tg_tensor *t = tg_from_data(g, TG_I32, tg_shape1(3), ids);
+    double bad[] = {-0.1, 1, 1.5, NAN, -INFINITY};
+    for (int k = 0; k < 5; k++) {
+        cr_assert_null(tg_cross_entropy_smoothed(g, x, t, TG_REDUCE_MEAN, -100, bad[k]));
+        cr_assert(strstr(test_error_message, "tg_cross_entropy_smoothed:") &&
+                      strstr(test_error_message, "label_smoothing") && strstr(test_error_message, "[0, 1)") &&
+                      strstr(test_error_message, "test_softmax_loss.c:"),
+                  "%s", test_error_message);
+    }
+    // The plain op's checks name the function called too.
+    cr_assert_null(tg_cross_entropy_smoothed(g, x, tg_zeros(g, TG_I32, tg_shape1(2)), TG_REDUCE_MEAN, -100, 0.1));
+    cr_assert(strstr(test_error_message, "tg_cross_entropy_smoothed:") && strstr(test_error_message, "[2]"), "%s",
+              test_error_message);
+    cr_assert_eq(test_error_count, 6);
     tg_graph_free(g);
 }
 

@@ -34,6 +34,42 @@ bool tg_ex_saver_due(const tg_ex_saver *s) {
 
 bool tg_ex_saver_save(tg_ex_saver *s, const tg_params *params, const tg_optim *opt, const tg_rng *rng, int64_t step,
                       const char *config) {
+    return tg_ex_saver_save_averaged(s, params, opt, NULL, rng, step, config);
+}
+
+// --- Averaged checkpoints: the averages in the model file, the trained weights beside ---
+
+// avg's buffers named "online.<parameter>", for the training state (*names malloc'd, each
+// name too; NULL names when out of memory).
+static tg_checkpoint_extra online_weights(const tg_param_average *avg, char ***names) {
+    int n = tg_param_average_size(avg);
+    tg_tensor **tensors = malloc(sizeof *tensors * (size_t)(n + 1)); // [n]
+    char **owned = calloc((size_t)n + 1, sizeof *owned);             // [n]
+    bool ok = tensors && owned;
+    for (int i = 0; ok && i < n; i++) {
+        tensors[i] = tg_param_average_at(avg, i);
+        size_t len = strlen(tensors[i]->name) + sizeof "online.";
+        if ((ok = (owned[i] = malloc(len)) != NULL)) snprintf(owned[i], len, "online.%s", tensors[i]->name);
+    }
+    for (int i = 0; !ok && owned && i < n; i++) free(owned[i]);
+    if (!ok) free(owned), free(tensors), owned = NULL, tensors = NULL;
+    *names = owned;
+    return (tg_checkpoint_extra){n, (const char *const *)owned, tensors};
+}
+
+static void online_weights_free(tg_checkpoint_extra *x, char **names) {
+    for (int i = 0; names && i < x->n; i++) free(names[i]);
+    free(names);
+    free((void *)x->tensors);
+}
+
+// Swaps the averages into the parameters when `in` and they are not, or back.
+static void put_average(tg_param_average *avg, bool in) {
+    if (avg && tg_param_average_swapped(avg) != in) tg_param_average_swap(avg);
+}
+
+bool tg_ex_saver_save_averaged(tg_ex_saver *s, const tg_params *params, const tg_optim *opt, tg_param_average *avg,
+                               const tg_rng *rng, int64_t step, const char *config) {
     if (!s->path || tg_ex_rank() != 0) return true;
     char file[4096], err[1024];
     // The vocabularies first: a checkpoint file never names ids its vocabulary lacks.
@@ -44,8 +80,16 @@ bool tg_ex_saver_save(tg_ex_saver *s, const tg_params *params, const tg_optim *o
     }
     s->vocabs_saved = true;
     s->last = tg_ex_now(); // after a failure too: the next try comes after another period, not every step
-    if (!tg_checkpoint_save(s->path, params, opt, rng, step, config, err, sizeof err))
-        return fprintf(stderr, "%s: %s\n", s->program, err), false;
+    char **names = NULL;
+    tg_checkpoint_extra online = {0};
+    if (avg && !(online = online_weights(avg, &names)).names)
+        return fprintf(stderr, "%s: out of memory saving %s\n", s->program, s->path), false;
+    bool was_in = avg && tg_param_average_swapped(avg);
+    put_average(avg, true); // the model file holds the averages, the training state what trains on
+    bool ok = tg_checkpoint_save_extra(s->path, params, opt, avg ? &online : NULL, rng, step, config, err, sizeof err);
+    put_average(avg, was_in);
+    if (avg) online_weights_free(&online, names);
+    if (!ok) return fprintf(stderr, "%s: %s\n", s->program, err), false;
     bool tty = isatty(fileno(stdout)); // then a progress bar may be on the line: replace it
     printf("%ssaved %s at step %lld\n", tty ? "\r\033[K" : "", s->path, (long long)step);
     fflush(stdout); // a log read while the run goes on (or after it is killed) shows the save
@@ -79,6 +123,19 @@ bool tg_ex_checkpoint_load(const char *program, const char *path, tg_params *par
     bool ok = resume ? tg_checkpoint_load(path, params, opt, rng, step, NULL, true, err, sizeof err)
                      : tg_checkpoint_load(path, params, NULL, NULL, NULL, NULL, true, err, sizeof err);
     if (!ok) fprintf(stderr, "%s: %s\n", program, err);
+    return ok;
+}
+
+bool tg_ex_checkpoint_load_averaged(const char *program, const char *path, tg_params *params, tg_optim *opt,
+                                    tg_param_average *avg, tg_rng *rng, int64_t *step) {
+    char err[1024], **names = NULL;
+    tg_checkpoint_extra online = online_weights(avg, &names);
+    if (!online.names) return fprintf(stderr, "%s: out of memory loading %s\n", program, path), false;
+    put_average(avg, true); // the parameters take the model file's averages, avg's buffers the online weights
+    bool ok = tg_checkpoint_load_extra(path, params, opt, &online, rng, step, NULL, true, err, sizeof err);
+    tg_param_average_swap(avg); // and the other way round: train on the online weights
+    if (!ok) fprintf(stderr, "%s: %s\n", program, err);
+    online_weights_free(&online, names);
     return ok;
 }
 

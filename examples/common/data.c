@@ -315,6 +315,22 @@ void tg_ex_cmudict_free(tg_ex_cmudict *dict) {
     memset(dict, 0, sizeof *dict);
 }
 
+// Scoring a pronunciation (g2p's phoneme and word error rates).
+int tg_ex_edit_distance(const int32_t *a, int n, const int32_t *b, int m) {
+    if (n > TG_EX_EDIT_MAX || m > TG_EX_EDIT_MAX) return n > m ? n : m; // no such pronunciation: a bound will do
+    int row[2][TG_EX_EDIT_MAX + 1];
+    for (int j = 0; j <= m; j++) row[0][j] = j;
+    for (int i = 1; i <= n; i++) {
+        int *prev = row[(i - 1) & 1], *cur = row[i & 1];
+        cur[0] = i;
+        for (int j = 1; j <= m; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]), del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    }
+    return row[n & 1][m];
+}
+
 // --- Brown ---
 
 enum { BROWN_MAX_LINE = 1 << 16 };

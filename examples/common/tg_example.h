@@ -73,6 +73,11 @@ bool tg_ex_cmudict_read_alternates(const char *path, bool strip_stress, tg_ex_cm
 bool tg_ex_cmudict_load(const char *data_dir, bool strip_stress, tg_ex_cmudict *dict, tg_ex_error *err);
 void tg_ex_cmudict_free(tg_ex_cmudict *dict);
 
+// Levenshtein distance between token sequences a [n] and b [m] (insertions, deletions,
+// substitutions); longer than TG_EX_EDIT_MAX tokens, either gets the bound max(n, m).
+enum { TG_EX_EDIT_MAX = 256 };
+int tg_ex_edit_distance(const int32_t *a, int n, const int32_t *b, int m);
+
 // --- Brown: data/brown/brown.txt, one sentence a line, word/TAG word/TAG ... --------------
 
 typedef struct {
@@ -326,6 +331,16 @@ bool tg_ex_saver_due(const tg_ex_saver *saver);
 // a message on stderr.
 bool tg_ex_saver_save(tg_ex_saver *saver, const tg_params *params, const tg_optim *opt, const tg_rng *rng,
                       int64_t step, const char *config);
+
+// tg_ex_saver_save with a parameter average (avg NULL: the same): the model file holds the
+// averages, what a user scores and PyTorch loads, and the training state also holds the
+// weights training goes on with, as "online.<parameter>". avg may be swapped in or not.
+bool tg_ex_saver_save_averaged(tg_ex_saver *saver, const tg_params *params, const tg_optim *opt,
+                               tg_param_average *avg, const tg_rng *rng, int64_t step, const char *config);
+// Resumes what tg_ex_saver_save_averaged wrote: params get the online weights, avg (made on
+// params, its count set by the caller) the averages, not swapped. False with a message.
+bool tg_ex_checkpoint_load_averaged(const char *program, const char *path, tg_params *params, tg_optim *opt,
+                                    tg_param_average *avg, tg_rng *rng, int64_t *step);
 
 // Reads what the program needs before building its model from the checkpoint at path: its
 // config (*config malloc'd; NULL for a weights-only file, from PyTorch say), whether it has a
