@@ -37,6 +37,9 @@
 #define SPIN_NS 100000
 // Jobs run in the caller alone once splitting has not paid, before measuring again.
 #define ALONE_JOBS 256
+// Split jobs measured before the average may send jobs back to the caller alone: one job
+// proves little (a worker woken on the caller's CPU moves to an idle one soon after).
+#define MIN_SAMPLES 4
 
 static struct {
     pthread_mutex_t lock;
@@ -58,6 +61,7 @@ static struct {
     atomic_flag busy;            // a caller holds the pool
     // Written only by the caller that holds `busy`:
     double speedup;  // running average of (the job's time alone) / (its time split)
+    int samples;     // jobs in that average since it was last reset
     int alone_jobs;  // jobs left to run in the caller alone, since splitting did not pay
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .busy = ATOMIC_FLAG_INIT};
 
@@ -151,7 +155,7 @@ void tg_pool_resize(int threads) {
 // or splitting has not paid lately), counting that job.
 static bool split_pays(void) {
     if (pool.workers > 0 && pool.alone_jobs == 0) return true;
-    if (pool.alone_jobs > 0 && --pool.alone_jobs == 0) pool.speedup = 0; // then measure afresh
+    if (pool.alone_jobs > 0 && --pool.alone_jobs == 0) pool.samples = 0; // then measure afresh
     return false;
 }
 
@@ -207,7 +211,7 @@ void tg_parallel_for(int tasks, tg_parallel_fn *fn, void *ctx) {
     // turns on one CPU (a caller that moved between CPUs proves nothing either way).
     if (atomic_load(&pool.shared_cpu) && sched_getcpu() == atomic_load(&pool.caller_cpu))
         speedup = speedup < 0.5 ? speedup : 0.5;
-    pool.speedup = pool.speedup == 0 ? speedup : 0.9 * pool.speedup + 0.1 * speedup;
-    if (pool.speedup < 1.0) pool.alone_jobs = ALONE_JOBS;
+    pool.speedup = pool.samples++ == 0 ? speedup : 0.9 * pool.speedup + 0.1 * speedup;
+    if (pool.samples >= MIN_SAMPLES && pool.speedup < 1.0) pool.alone_jobs = ALONE_JOBS;
     atomic_flag_clear(&pool.busy);
 }
