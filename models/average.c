@@ -54,7 +54,7 @@ tg_param_average *tg_param_average_new(tg_params *p, double decay) {
     return a;
 }
 
-bool tg_param_average_update(tg_param_average *a) {
+TG_VECTORIZE bool tg_param_average_update(tg_param_average *a) {
     if (a->swapped)
         return tg_fail(NULL, "param_average_update", "the averages are swapped into the parameters: swap them back "
                                                      "before averaging in a new step"),
