@@ -11,6 +11,7 @@
 //   --workers N: data-parallel steps over N worker threads (tg_parallel.h), the global batch
 //   split between them; tokens/s is the whole job's. --shards S splits it in S shards that
 //   the workers claim as they come free (default: one per worker).
+//   --seconds S: time at least S seconds of steps (default 2, as torch_bench.py).
 //
 // --roofline adds the step's matrix-product FLOPs (counted as BLIS runs them, backward
 // included), the sgemm rate BLIS reaches on a 1024^3 product in this process, and the
