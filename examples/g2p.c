@@ -42,7 +42,6 @@ typedef struct {
     tg_params *params;
     tg_seq2seq net;
     double indrnn_bound[2]; // IndRNN only: |weight_hh| bounds of encoder and decoder (0: no clamp)
-    double label_smoothing; // of the training loss (--label-smoothing; 0: plain cross-entropy)
     tg_param_average *avg;  // --average: the weights' moving average, evaluated and saved (NULL: none)
 } model;
 
@@ -67,7 +66,7 @@ typedef struct {
     int stale;
 } plateau;
 
-static bool model_init(model *m, double dropout, tg_rng *rng) {
+static bool model_init(model *m, double dropout, double label_smoothing, tg_rng *rng) {
     m->params = tg_params_new();
     const tg_cell_type *cell = tg_ex_cell(m->s.cell);
     tg_seq2seq_config c = {
@@ -76,7 +75,8 @@ static bool model_init(model *m, double dropout, tg_rng *rng) {
         .hidden_size = m->s.hidden, .num_layers = m->s.layers, .bidirectional = true, // keys K = 2H
         .dec_hidden = 2 * m->s.hidden, .attn_size = m->s.hidden,
         .enc_cell = cell, .dec_cell = cell, .attention = &tg_attention_bahdanau, .dropout = dropout,
-        .pad_id = TG_EX_PAD, .bos_id = TG_EX_BOS, .eos_id = TG_EX_EOS, .dtype = TG_F32};
+        .label_smoothing = label_smoothing, .pad_id = TG_EX_PAD, .bos_id = TG_EX_BOS, .eos_id = TG_EX_EOS,
+        .dtype = TG_F32};
     return tg_seq2seq_init(&m->net, &c, m->params, "", rng);
 }
 
@@ -90,11 +90,6 @@ static void clamp_indrnn(model *m) {
     tg_rnn decoder = {.cfg = {.cell = &tg_cell_indrnn, .num_layers = 1}, .n_dirs = 1};
     decoder.cells[0][0] = m->net.decoder;
     (void)tg_indrnn_clamp(&decoder, m->indrnn_bound[1]);
-}
-
-// With --average, the averaged weights into the parameters (in: true) or the trained ones back.
-static void use_average(const model *m, bool in) {
-    if (m->avg && tg_param_average_swapped(m->avg) != in) tg_param_average_swap(m->avg);
 }
 
 // --- Data: words as ids, batches of words of similar length --------------------------------
@@ -473,6 +468,7 @@ typedef struct {
     int batch, workers, beam, eval_every, patience, show;
     uint64_t max_steps;
     double lr, clip, dropout;
+    double label_smoothing; // of the training loss (--label-smoothing; 0: plain cross-entropy)
     double average; // --average: decay of the weights' moving average (0: none)
 } settings;
 
@@ -492,7 +488,7 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
         {"clip", TG_EX_DOUBLE, &st->clip, "clip the gradient norm at this", 1e-3, 1e3, "X"},
         {"dropout", TG_EX_DOUBLE, &st->dropout, "dropout on embeddings, between layers, before the output", 0, 0.9,
          "P"},
-        {"label-smoothing", TG_EX_DOUBLE, &m->label_smoothing,
+        {"label-smoothing", TG_EX_DOUBLE, &st->label_smoothing,
          "label smoothing of the training loss, as PyTorch's cross_entropy label_smoothing", 0, 0.99, "EPS"},
         {"average", TG_EX_DOUBLE, &st->average,
          "decay of an exponential moving average of the weights, which dev, test, --pronounce and the saved model "
@@ -594,13 +590,7 @@ static tg_tensor *batch_loss(tg_graph *g, const tg_shard *s, tg_rng *rng, void *
     const int *idx = job->idx + s->begin;
     tg_tensor *src, *len, *tgt; // [S, n], [n], [T, n]
     make_batch(g, job->ex, idx, (int)s->count, &src, &len, &tgt);
-    const tg_seq2seq *net = &job->m->net; // tg_seq2seq_loss, with label smoothing (0: the same bits)
-    tg_tensor *logits = tg_seq2seq_forward(g, net, src, len, tgt, 1.0, rng, NULL); // [T, n, V]
-    if (!logits) return NULL;
-    int64_t rows = tgt->numel;
-    tg_tensor *loss = tg_cross_entropy_smoothed(g, tg_reshape(g, logits, tg_shape2(rows, net->cfg.tgt_vocab)),
-                                                tg_reshape(g, tgt, tg_shape1(rows)), TG_REDUCE_MEAN, net->cfg.pad_id,
-                                                job->m->label_smoothing);
+    tg_tensor *loss = tg_seq2seq_loss(g, &job->m->net, src, len, tgt, 1.0, rng);
     int64_t tokens = 0;
     for (int64_t b = 0; b < s->count; b++) tokens += job->ex[idx[b]].tgt_len;
     double weight = tg_ex_shard_token_weight(s, tokens, job->tokens);
@@ -622,9 +612,9 @@ static double train_step(tg_ex_trainer *tr, model *m, const example *ex, const i
 static void dev_point(tg_graph *g, const model *m, const corpus *c, tg_optim *opt, const settings *st,
                       double mean_loss, bool tty, progress *pr) {
     double t0 = tg_ex_now();
-    use_average(m, true);
+    tg_param_average_use(m->avg, true);
     double dev = per(score_greedy(g, m, c->ex, c->split[TG_EX_DEV], c->n_split[TG_EX_DEV]));
-    use_average(m, false);
+    tg_param_average_use(m->avg, false);
     pr->last_loss = mean_loss;
     curve_add(&pr->c, (double)pr->step, mean_loss, dev);
     if (pr->step % st->eval_every == 0) { // not the extra point at the end of training
@@ -721,7 +711,7 @@ static bool load_checkpoint(model *m, const char *path, double decay, average_st
 // trains, the weights' average.
 static tg_optim *build_model(model *m, const settings *st, const tg_ex_common *common, bool resume, tg_rng *rng,
                              int64_t *step, average_state saved) {
-    if (!model_init(m, st->dropout, rng)) return NULL;
+    if (!model_init(m, st->dropout, st->label_smoothing, rng)) return NULL;
     tg_optim *opt = tg_optim_adam(m->params, (tg_adam_opts){.lr = st->lr});
     if (common->load) {
         if (!load_checkpoint(m, common->load, st->average, saved, resume ? opt : NULL, rng, step))
@@ -753,7 +743,7 @@ int main(int argc, char **argv) {
     char **words = argv + argc;
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 2);
     model m = {.s = {"lstm", 64, 128, 1, 0}};
-    settings st = {false, false, "lstm", "g2p_attention.svg", "g2p_curve.svg", 64, 1, 5, 0, 2, 10, 0, 3e-3, 5, 0.3, 0};
+    settings st = {false, false, "lstm", "g2p_attention.svg", "g2p_curve.svg", 64, 1, 5, 0, 2, 10, 0, 3e-3, 5, 0.3, 0, 0};
     tg_ex_parse_result parsed = parse_settings(argc, argv, &common, &m, &st);
     if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
     if (st.pronounce != (n_words > 0)) return fprintf(stderr, "g2p: --pronounce takes the words after it\n"), 2;
@@ -785,7 +775,7 @@ int main(int argc, char **argv) {
     if (trains) train(g, &m, &c, opt, &rng, &st, &common, &saver, &pr);
     bool ok = save(&saver, &m, opt, &rng, pr.step, pr.pl);
     if (trains && st.curve) write_curve(st.curve, &pr.c);
-    use_average(&m, true); // what was saved is what is scored
+    tg_param_average_use(m.avg, true); // what was saved is what is scored
     pronounce_words(g, &m, words, n_words, st.beam, st.heatmap);
     if (tests) test(g, &m, &c, &st, &pr, tg_ex_now() - t0);
 

@@ -145,6 +145,9 @@ bool tg_param_average_update(tg_param_average *a);
 void tg_param_average_swap(tg_param_average *a);
 // True between an odd and an even number of swaps: the parameters hold the averages.
 bool tg_param_average_swapped(const tg_param_average *a);
+// Puts the averages (averages true) or the trained values into the parameters, swapping
+// only when they are not there already; NULL does nothing.
+void tg_param_average_use(tg_param_average *a, bool averages);
 // The decay given to tg_param_average_new.
 double tg_param_average_decay(const tg_param_average *a);
 // Updates so far, and setting it when loading a checkpoint (0: the next update copies).

@@ -44,6 +44,7 @@ typedef struct {
     const tg_attention_type *attention;     // &tg_attention_bahdanau, ...
     int attn_size;                          // hidden size of additive and concat scores (0: dec_hidden)
     double dropout;                         // on embeddings, between encoder layers and on [h; context]
+    double label_smoothing;                 // of tg_seq2seq_loss, as PyTorch's cross_entropy (0: none)
     int pad_id, bos_id, eos_id;             // target specials, distinct; pad_id is ignored by the loss
     tg_dtype dtype;                         // TG_F32 (0) or TG_F64
 } tg_seq2seq_config;

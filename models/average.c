@@ -93,6 +93,10 @@ void tg_param_average_swap(tg_param_average *a) {
 }
 
 bool tg_param_average_swapped(const tg_param_average *a) { return a->swapped; }
+
+void tg_param_average_use(tg_param_average *a, bool averages) {
+    if (a && a->swapped != averages) tg_param_average_swap(a);
+}
 double tg_param_average_decay(const tg_param_average *a) { return a->decay; }
 int64_t tg_param_average_count(const tg_param_average *a) { return a->updates; }
 

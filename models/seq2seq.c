@@ -50,6 +50,10 @@ static bool check_config(const tg_seq2seq_config *c) {
         tg_fail(NULL, "seq2seq", "dropout %g; it must be in [0, 1)", c->dropout);
         return false;
     }
+    if (!(c->label_smoothing >= 0 && c->label_smoothing < 1)) {
+        tg_fail(NULL, "seq2seq", "label smoothing %g; it must be in [0, 1)", c->label_smoothing);
+        return false;
+    }
     return true;
 }
 
@@ -233,8 +237,10 @@ tg_tensor *(tg_seq2seq_loss)(tg_graph *g, const tg_seq2seq *m, tg_tensor *src, t
     tg_tensor *logits = (tg_seq2seq_forward)(g, m, src, src_lengths, tgt, teacher_forcing, rng, NULL); // [T, B, V]
     if (!logits) return NULL;
     int64_t TB = tgt->numel;
-    return tg_cross_entropy(g, tg_reshape(g, logits, tg_shape2(TB, m->cfg.tgt_vocab)),
-                            tg_reshape(g, tgt, tg_shape1(TB)), TG_REDUCE_MEAN, m->cfg.pad_id);
+    // label_smoothing 0 gives tg_cross_entropy's bits
+    return tg_cross_entropy_smoothed(g, tg_reshape(g, logits, tg_shape2(TB, m->cfg.tgt_vocab)),
+                                     tg_reshape(g, tgt, tg_shape1(TB)), TG_REDUCE_MEAN, m->cfg.pad_id,
+                                     m->cfg.label_smoothing);
 }
 
 // --- Decoding -----------------------------------------------------------------------

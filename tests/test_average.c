@@ -113,6 +113,36 @@ Test(param_average, starts_as_a_copy_and_swapping_twice_restores_every_bit) {
     tg_params_free(p);
 }
 
+// use(true) puts the averages in and use(false) the trained values back, each swapping only
+// when they are not there already; NULL is no average.
+Test(param_average, use_swaps_only_when_needed) {
+    tg_params *p = two_params(5);
+    tg_param_average *a = tg_param_average_new(p, 0.5);
+    tg_rng rng;
+    tg_rng_seed(&rng, 6);
+    for (int i = 0; i < 2; i++) tg_tensor_fill_uniform(tg_params_at(p, i), &rng, -1, 1);
+    cr_assert(tg_param_average_update(a));
+    cr_assert(tg_param_average_update(a)); // the average is now unlike the parameters
+    size_t n;
+    unsigned char *trained = snapshot(p, NULL, &n), *averages = snapshot(p, a, &n);
+    for (int twice = 0; twice < 2; twice++) {
+        tg_param_average_use(a, true);
+        unsigned char *now = snapshot(p, NULL, &n);
+        cr_assert(tg_param_average_swapped(a) && memcmp(now, averages, n) == 0, "use(true), call %d", twice + 1);
+        free(now);
+    }
+    for (int twice = 0; twice < 2; twice++) {
+        tg_param_average_use(a, false);
+        unsigned char *now = snapshot(p, NULL, &n);
+        cr_assert(!tg_param_average_swapped(a) && memcmp(now, trained, n) == 0, "use(false), call %d", twice + 1);
+        free(now);
+    }
+    tg_param_average_use(NULL, true);
+    free(trained), free(averages);
+    tg_param_average_free(a);
+    tg_params_free(p);
+}
+
 // A graph that already used a weight (and memoised its transpose) sees the swapped values.
 Test(param_average, a_graph_uses_the_swapped_values) {
     tg_params *p = tg_params_new();

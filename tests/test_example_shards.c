@@ -177,7 +177,7 @@ static outcome run_g2p(int workers) {
     for (int i = 0; i < PHONES; i++) tg_ex_vocab_add_n(m.phones, &"abcdefgh"[i], 1);
     int32_t ids[N_WORDS * 18];
     example *ex = synthetic_words(ids, &rng);
-    cr_assert(model_init(&m, 0, &rng));
+    cr_assert(model_init(&m, 0, 0, &rng));
     tg_optim *opt = tg_optim_adam(m.params, (tg_adam_opts){.lr = 0.01});
     tg_ex_trainer tr;
     cr_assert(tg_ex_trainer_init(&tr, "g2p", m.params, opt, 5.0, workers));

@@ -222,6 +222,39 @@ Test(seq2seq, teacher_forcing_ratio_one_is_plain_teacher_forcing_and_zero_differ
     free_case(&c);
 }
 
+// With cfg.label_smoothing, tg_seq2seq_loss is the label-smoothed cross-entropy of the same
+// logits over the tokens that are not PAD, and 0 keeps the plain loss's bits.
+Test(seq2seq, label_smoothing_of_the_loss) {
+    tg_seq2seq_config cfg = small_config(&tg_cell_gru, &tg_cell_lstm, &tg_attention_bahdanau);
+    for (int k = 0; k < 2; k++) {
+        double eps = cfg.label_smoothing = k ? 0.2 : 0;
+        s2s_case c = make_case(&cfg, 4, 2, SRC, SRC_LEN, 4, TGT4);
+        tg_graph *g = tg_graph_new();
+        tg_tensor *logits = tg_seq2seq_forward(g, &c.m, c.src, c.src_len, c.tgt, 1.0, NULL, NULL); // [4, 2, 8]
+        double want = 0;
+        int count = 0;
+        for (int i = 0; i < 8; i++) { // (1 - eps) (-log p[gold]) + eps mean_v(-log p[v])
+            if (TGT4[i] == PAD) continue;
+            const double *row = (const double *)logits->data + i * 8; // [8]
+            double max = -INFINITY, z = 0, sum = 0;
+            for (int v = 0; v < 8; v++) max = fmax(max, row[v]);
+            for (int v = 0; v < 8; v++) z += exp(row[v] - max), sum += row[v];
+            double log_z = max + log(z);
+            want += (1 - eps) * (log_z - row[TGT4[i]]) + eps * (log_z - sum / 8);
+            count++;
+        }
+        double got = tg_tensor_get(tg_seq2seq_loss(g, &c.m, c.src, c.src_len, c.tgt, 1.0, NULL), 0);
+        ASSERT_CLOSE(got, want / count, 1e-14, 1e-12);
+        if (eps == 0) {
+            tg_tensor *plain = tg_cross_entropy(g, tg_reshape(g, logits, tg_shape2(8, 8)),
+                                                tg_reshape(g, c.tgt, tg_shape1(8)), TG_REDUCE_MEAN, PAD);
+            cr_assert_eq(got, tg_tensor_get(plain, 0), "label smoothing 0 changed the loss's bits");
+        }
+        tg_graph_free(g);
+        free_case(&c);
+    }
+}
+
 Test(seq2seq, scheduled_sampling_draws_from_the_given_generator) {
     tg_seq2seq_config cfg = small_config(&tg_cell_lstm, &tg_cell_gru, &tg_attention_luong_concat);
     s2s_case c = make_case(&cfg, 4, 2, SRC, SRC_LEN, 4, TGT4);
@@ -346,6 +379,10 @@ Test(seq2seq, configuration_and_input_errors) {
     cfg.eos_id = BOS;
     cr_assert_not(tg_seq2seq_init(&m, &cfg, p, "", &rng));
     cr_assert(strstr(test_error_message, "must be distinct"), "%s", test_error_message);
+    cfg = small_config(&tg_cell_gru, &tg_cell_gru, &tg_attention_luong_dot);
+    cfg.label_smoothing = 1;
+    cr_assert_not(tg_seq2seq_init(&m, &cfg, p, "", &rng));
+    cr_assert(strstr(test_error_message, "label smoothing 1; it must be in [0, 1)"), "%s", test_error_message);
     cfg = small_config(&tg_cell_gru, &tg_cell_gru, &tg_attention_luong_dot);
     cfg.dec_hidden = 5; // a dot score needs the decoder's hidden size to equal the keys' 6
     cr_assert_not(tg_seq2seq_init(&m, &cfg, p, "x.", &rng));

@@ -63,11 +63,6 @@ static void online_weights_free(tg_checkpoint_extra *x, char **names) {
     free((void *)x->tensors);
 }
 
-// Swaps the averages into the parameters when `in` and they are not, or back.
-static void put_average(tg_param_average *avg, bool in) {
-    if (avg && tg_param_average_swapped(avg) != in) tg_param_average_swap(avg);
-}
-
 bool tg_ex_saver_save_averaged(tg_ex_saver *s, const tg_params *params, const tg_optim *opt, tg_param_average *avg,
                                const tg_rng *rng, int64_t step, const char *config) {
     if (!s->path || tg_ex_rank() != 0) return true;
@@ -85,9 +80,9 @@ bool tg_ex_saver_save_averaged(tg_ex_saver *s, const tg_params *params, const tg
     if (avg && !(online = online_weights(avg, &names)).names)
         return fprintf(stderr, "%s: out of memory saving %s\n", s->program, s->path), false;
     bool was_in = avg && tg_param_average_swapped(avg);
-    put_average(avg, true); // the model file holds the averages, the training state what trains on
+    tg_param_average_use(avg, true); // the model file holds the averages, the training state what trains on
     bool ok = tg_checkpoint_save_extra(s->path, params, opt, avg ? &online : NULL, rng, step, config, err, sizeof err);
-    put_average(avg, was_in);
+    tg_param_average_use(avg, was_in);
     if (avg) online_weights_free(&online, names);
     if (!ok) return fprintf(stderr, "%s: %s\n", s->program, err), false;
     bool tty = isatty(fileno(stdout)); // then a progress bar may be on the line: replace it
@@ -131,7 +126,7 @@ bool tg_ex_checkpoint_load_averaged(const char *program, const char *path, tg_pa
     char err[1024], **names = NULL;
     tg_checkpoint_extra online = online_weights(avg, &names);
     if (!online.names) return fprintf(stderr, "%s: out of memory loading %s\n", program, path), false;
-    put_average(avg, true); // the parameters take the model file's averages, avg's buffers the online weights
+    tg_param_average_use(avg, true); // the parameters take the model file's averages, avg's buffers the online weights
     bool ok = tg_checkpoint_load_extra(path, params, opt, &online, rng, step, NULL, true, err, sizeof err);
     tg_param_average_swap(avg); // and the other way round: train on the online weights
     if (!ok) fprintf(stderr, "%s: %s\n", program, err);
