@@ -1,6 +1,10 @@
-// test_example_train.c: the examples' shared loop of epochs, their batches and the weight of
-// a shard's tokens (examples/common/train.c). The steps themselves, on one and on N workers,
-// are test_example_shards.c's.
+// test_example_train.c: the examples' shared loop of epochs, their batches, the weight of a
+// shard's tokens and the threads that share work (examples/common/train.c). The steps
+// themselves, on one and on N workers, are test_example_shards.c's.
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
 #include "tg_ex_train.h"
 #include "tg_test.h"
 
@@ -108,4 +112,53 @@ Test(train_loop, shard_token_weight) {
     ASSERT_CLOSE(wb, 20.0 / 30 * 7 / 4, 0, 1e-15);
     ASSERT_CLOSE(wa * 3 / 7 + wb * 4 / 7, 1.0, 0, 1e-15);
     cr_assert_eq(tg_ex_shard_token_weight(&whole, 30, 30), 1.0);
+}
+
+// --- Work for several threads ---
+
+typedef struct {
+    atomic_int runs[64];      // [tasks]: times each task ran
+    atomic_int thread_of[64]; // [tasks]: the thread number it ran on
+    atomic_int started;       // tasks begun, for the test that two run at once
+    atomic_bool overlap;      // two tasks ran at the same time
+} task_log;
+
+static void log_task(void *user, int task, int thread) {
+    task_log *l = user;
+    atomic_fetch_add(&l->runs[task], 1);
+    atomic_store(&l->thread_of[task], thread);
+}
+
+// Every task runs once, on a thread numbered below the count, whatever the count (more
+// threads than tasks, one thread, none to run).
+Test(parallel_for, every_task_runs_once) {
+    const int threads[] = {1, 2, 4, 100};
+    for (int k = 0; k < 4; k++) {
+        static task_log l;
+        memset(&l, 0, sizeof l);
+        tg_ex_parallel_for(threads[k], 37, log_task, &l);
+        for (int t = 0; t < 37; t++) {
+            cr_assert_eq(atomic_load(&l.runs[t]), 1, "%d threads: task %d ran %d times", threads[k], t,
+                         atomic_load(&l.runs[t]));
+            cr_assert(atomic_load(&l.thread_of[t]) < threads[k]);
+        }
+    }
+    tg_ex_parallel_for(2, 0, log_task, NULL); // nothing to run: fn is never called
+}
+
+// Each of two tasks waits (up to 10 s) for the other to begin: they can only both see it on
+// two threads at once.
+static void wait_for_the_other(void *user, int task, int thread) {
+    (void)task, (void)thread;
+    task_log *l = user;
+    atomic_fetch_add(&l->started, 1);
+    for (int ms = 0; ms < 10000 && atomic_load(&l->started) < 2; ms++) nanosleep(&(struct timespec){0, 1000000}, NULL);
+    if (atomic_load(&l->started) == 2) atomic_store(&l->overlap, true);
+}
+
+Test(parallel_for, two_threads_run_at_once) {
+    static task_log l;
+    memset(&l, 0, sizeof l);
+    tg_ex_parallel_for(2, 2, wait_for_the_other, &l);
+    cr_assert(atomic_load(&l.overlap), "the two tasks never ran at the same time");
 }

@@ -90,3 +90,33 @@ Test(plot, heatmap_has_labels_and_one_rect_per_cell) {
     cr_assert(strstr(svg, ">2</text>") && count(svg, "<rect ") == 6);
     free(svg);
 }
+
+// --- Training curves ---
+
+// A curve grows past its first allocation, is drawn as two panels once it has two points, and
+// says why not before.
+Test(plot, a_training_curve_grows_and_is_drawn) {
+    char path[] = "/tmp/tg_curve_plot_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    unlink(path);
+    tg_plot_curve c = {0};
+    tg_ex_error err;
+    cr_assert(tg_plot_curve_add(&c, 100, 2.5, 0.9));
+    cr_assert_not(tg_plot_curve_write(path, &c, "loss", "dev error", &err));
+    cr_assert(strstr(err.msg, "not drawn"), "%s", err.msg);
+    for (int i = 2; i <= 200; i++) cr_assert(tg_plot_curve_add(&c, 100.0 * i, 2.5 / i, 0.9 / i));
+    cr_assert_eq(c.n, 200);
+    cr_assert(c.step[199] == 20000 && c.loss[199] == 2.5 / 200 && c.dev[0] == 0.9);
+    cr_assert(tg_plot_curve_write(path, &c, "loss", "dev error", &err), "%s", err.msg);
+    FILE *f = fopen(path, "r");
+    char svg[65536] = "";
+    size_t got = fread(svg, 1, sizeof svg - 1, f);
+    fclose(f);
+    unlink(path);
+    svg[got] = 0;
+    cr_assert(strstr(svg, ">loss<") && strstr(svg, ">dev error<") && count(svg, "<polyline") == 2, "%.400s", svg);
+    tg_plot_curve_free(&c);
+    cr_assert(c.n == 0 && c.cap == 0 && !c.step);
+}

@@ -167,6 +167,38 @@ bool tg_plot_write_svg(const char *path, const tg_plot_panel *panels, int n_pane
     return true;
 }
 
+// --- Training curves ---
+
+// *a with room for cap points; false (*a as it was) when out of memory.
+static bool grow(double **a, int cap) {
+    double *grown = realloc(*a, sizeof(double) * (size_t)cap);
+    if (grown) *a = grown;
+    return grown != NULL;
+}
+
+bool tg_plot_curve_add(tg_plot_curve *c, double step, double loss, double dev) {
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 64;
+        if (!grow(&c->step, cap) || !grow(&c->loss, cap) || !grow(&c->dev, cap)) return false; // cap unchanged
+        c->cap = cap;
+    }
+    c->step[c->n] = step, c->loss[c->n] = loss, c->dev[c->n++] = dev;
+    return true;
+}
+
+bool tg_plot_curve_write(const char *path, const tg_plot_curve *c, const char *loss_title, const char *dev_title,
+                         tg_ex_error *err) {
+    tg_plot_line loss = {NULL, c->step, c->loss, c->n, "#1f77b4", false};
+    tg_plot_line dev = {NULL, c->step, c->dev, c->n, "#d62728", false};
+    tg_plot_panel panels[] = {{loss_title, "step", NULL, &loss, 1}, {dev_title, "step", NULL, &dev, 1}};
+    return tg_plot_write_svg(path, panels, 2, err);
+}
+
+void tg_plot_curve_free(tg_plot_curve *c) {
+    free(c->step), free(c->loss), free(c->dev);
+    *c = (tg_plot_curve){0};
+}
+
 // --- Heatmap ---
 
 // A label, or its index when there are no labels.

@@ -47,6 +47,14 @@ double tg_ex_trainer_step(tg_ex_trainer *t, int64_t batch, tg_shard_loss_fn loss
 // all tokens does: (shard_tokens / batch_tokens) * (batch / count). 1 for the whole batch.
 double tg_ex_shard_token_weight(const tg_shard *shard, int64_t shard_tokens, int64_t batch_tokens);
 
+// --- Work for several threads -----------------------------------------------------------
+
+// Runs fn(user, task, thread) for every task 0 .. tasks - 1 on up to `threads` threads, the
+// calling one (thread 0) among them; a free thread takes the next task. For work that only
+// reads what is shared and writes its task's own slot, such as scoring dev with a graph per
+// thread. A thread that cannot start leaves its tasks to the others.
+void tg_ex_parallel_for(int threads, int tasks, void (*fn)(void *user, int task, int thread), void *user);
+
 // --- The loop of epochs -----------------------------------------------------------------
 
 // Where a run is: what a checkpoint resumes and what the RESULT line reports.

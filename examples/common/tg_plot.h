@@ -33,6 +33,22 @@ typedef struct {
 // file cannot be written.
 bool tg_plot_write_svg(const char *path, const tg_plot_panel *panels, int n_panels, tg_ex_error *err);
 
+// A training curve, a point per dev evaluation: by step, the mean training loss since the
+// previous point and the dev score. Zero-initialised is empty.
+typedef struct {
+    double *step, *loss, *dev; // [n] each
+    int n, cap;
+} tg_plot_curve;
+
+// Adds a point; false (the curve unchanged) when out of memory.
+bool tg_plot_curve_add(tg_plot_curve *c, double step, double loss, double dev);
+// Writes the curve as two panels over the steps, the loss above the dev score, each with its
+// own y range (a loss and an error rate differ in scale). False as tg_plot_write_svg.
+bool tg_plot_curve_write(const char *path, const tg_plot_curve *c, const char *loss_title, const char *dev_title,
+                         tg_ex_error *err);
+// Frees the points; the curve is empty again.
+void tg_plot_curve_free(tg_plot_curve *c);
+
 // Round ticks for an axis over [lo, hi]: multiples of a step of 1, 2 or 5 times a power of
 // ten, about `target` of them, the first at or below lo and the last at or above hi. Writes
 // at most max ticks and returns how many; *step receives the step.

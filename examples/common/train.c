@@ -1,6 +1,8 @@
 // train.c: the examples' training step, on one graph or N worker threads, and their loop of
 // epochs.
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "tg_ex_train.h"
@@ -154,4 +156,41 @@ void tg_ex_train_epochs(const tg_ex_loop *loop, double minutes, const tg_ex_save
         loop->end_epoch(loop->user, epoch);
         run->dev_step = run->step;
     }
+}
+
+// --- Work for several threads -------------------------------------------------------------
+
+typedef struct {
+    void (*fn)(void *user, int task, int thread);
+    void *user;
+    int tasks;
+    atomic_int next; // the next task not yet taken
+} task_queue;
+
+typedef struct {
+    task_queue *q;
+    int thread;
+} task_runner;
+
+static void *run_tasks(void *arg) {
+    task_runner *r = arg;
+    for (int task; (task = atomic_fetch_add(&r->q->next, 1)) < r->q->tasks;) r->q->fn(r->q->user, task, r->thread);
+    return NULL;
+}
+
+void tg_ex_parallel_for(int threads, int tasks, void (*fn)(void *user, int task, int thread), void *user) {
+    enum { MAX_THREADS = 256 }; // as --workers
+    threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads > tasks ? tasks : threads;
+    task_queue q = {fn, user, tasks, 0};
+    task_runner runners[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    for (int t = 1; t < threads; t++) {
+        runners[t] = (task_runner){&q, t};
+        started[t] = pthread_create(&ids[t], NULL, run_tasks, &runners[t]) == 0;
+    }
+    runners[0] = (task_runner){&q, 0};
+    run_tasks(&runners[0]);
+    for (int t = 1; t < threads; t++)
+        if (started[t]) pthread_join(ids[t], NULL);
 }
