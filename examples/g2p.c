@@ -250,20 +250,46 @@ static double per(errors e) { return e.ref ? (double)e.edits / (double)e.ref : N
 static double wer(errors e) { return e.words ? (double)e.wrong / (double)e.words : NAN; }
 static double wer_any(errors e) { return e.words ? (double)e.wrong_any / (double)e.words : NAN; }
 
-// Greedy decoding of words idx[0..n) (sorted by length, so batches pad little), 256 at a time.
-static errors score_greedy(tg_graph *g, const model *m, const example *ex, const int *idx, int n) {
-    enum { B = 256 };
-    tg_hypothesis hyps[B];
+// Greedy decoding of words idx[0..n) (sorted by length, so batches pad little), 256 at a time,
+// a batch a task on `threads` threads, each with its own graph (graphs[0] is the caller's).
+enum { GREEDY_BATCH = 256 };
+typedef struct {
+    tg_graph **graphs; // [threads]
+    const model *m;
+    const example *ex;
+    const int *idx;
+    int n;
+    errors *e; // [tasks]: each batch's own
+} greedy_job;
+
+static void score_greedy_batch(void *user, int task, int thread) {
+    greedy_job *job = user;
+    tg_hypothesis hyps[GREEDY_BATCH];
+    tg_graph *g = job->graphs[thread];
+    int at = task * GREEDY_BATCH, b = job->n - at < GREEDY_BATCH ? job->n - at : GREEDY_BATCH;
+    tg_tensor *src, *len, *tgt;
+    tg_graph_reset(g);
+    make_batch(g, job->ex, job->idx + at, b, &src, &len, &tgt);
+    tg_decode_opts o = decode_opts((int)src->shape.d[0], 1);
+    if (!tg_seq2seq_greedy(g, &job->m->net, src, len, &o, hyps)) return; // reported; the batch counts nothing
+    for (int i = 0; i < b; i++) count(&job->e[task], &hyps[i], &job->ex[job->idx[at + i]]);
+}
+
+static errors score_greedy(tg_graph *g, int threads, const model *m, const example *ex, const int *idx, int n) {
+    int tasks = (n + GREEDY_BATCH - 1) / GREEDY_BATCH;
+    threads = threads < tasks ? threads : tasks > 0 ? tasks : 1;
+    tg_graph **graphs = malloc(sizeof *graphs * (size_t)threads);
+    greedy_job job = {graphs, m, ex, idx, n, calloc((size_t)tasks + 1, sizeof(errors))};
+    if (!graphs || !job.e) return free(graphs), free(job.e), fprintf(stderr, "g2p: out of memory\n"), (errors){0};
+    graphs[0] = g;
+    for (int t = 1; t < threads; t++)
+        if (!(graphs[t] = tg_graph_new())) threads = t; // fewer threads, the same score
+    tg_ex_parallel_for(threads, tasks, score_greedy_batch, &job);
     errors e = {0};
-    for (int at = 0; at < n; at += B) {
-        int b = n - at < B ? n - at : B;
-        tg_tensor *src, *len, *tgt;
-        tg_graph_reset(g);
-        make_batch(g, ex, idx + at, b, &src, &len, &tgt);
-        tg_decode_opts o = decode_opts((int)src->shape.d[0], 1);
-        if (!tg_seq2seq_greedy(g, &m->net, src, len, &o, hyps)) break;
-        for (int i = 0; i < b; i++) count(&e, &hyps[i], &ex[idx[at + i]]);
-    }
+    for (int k = 0; k < tasks; k++)
+        e.edits += job.e[k].edits, e.ref += job.e[k].ref, e.wrong += job.e[k].wrong, e.words += job.e[k].words;
+    for (int t = 1; t < threads; t++) tg_graph_free(graphs[t]);
+    free(graphs), free(job.e);
     return e;
 }
 
@@ -284,37 +310,18 @@ static void write_heatmap(const char *path, const model *m, const char *word, co
     free(cols), free(rows);
 }
 
-// The training curve: a point per dev evaluation.
-typedef struct {
-    double *step, *loss, *dev_per; // [n]: mean training loss since the previous point, greedy dev PER
-    int n, cap;
-} curve;
-
-static void curve_add(curve *c, double step, double loss, double dev_per) {
-    if (c->n == c->cap) {
-        c->cap = c->cap ? 2 * c->cap : 64;
-        c->step = realloc(c->step, sizeof(double) * (size_t)c->cap);
-        c->loss = realloc(c->loss, sizeof(double) * (size_t)c->cap);
-        c->dev_per = realloc(c->dev_per, sizeof(double) * (size_t)c->cap);
-    }
-    c->step[c->n] = step, c->loss[c->n] = loss, c->dev_per[c->n++] = dev_per;
-}
-
-// Two panels over the steps, each with its own y range: a loss and an error rate differ in
-// scale. With fewer than two evaluations there is no curve, and the message says so.
-static void write_curve(const char *path, const curve *c) {
+// The training curve (examples/common/plot.c). With fewer than two evaluations there is none,
+// and the message says so.
+static void write_curve(const char *path, const tg_plot_curve *c) {
     if (c->n < 2) {
         printf("g2p: training curve not drawn in %s: %d dev evaluation%s, and a curve takes two (train longer, or "
                "lower --eval-every)\n",
                path, c->n, c->n == 1 ? "" : "s");
         return;
     }
-    tg_plot_line loss = {NULL, c->step, c->loss, c->n, "#1f77b4", false};
-    tg_plot_line dev = {NULL, c->step, c->dev_per, c->n, "#d62728", false};
-    tg_plot_panel panels[] = {{"training loss (nats per phoneme)", "step", NULL, &loss, 1},
-                              {"dev phoneme error rate (greedy)", "step", NULL, &dev, 1}};
     tg_ex_error err;
-    if (tg_plot_write_svg(path, panels, 2, &err)) printf("training curve written to %s\n", path);
+    if (tg_plot_curve_write(path, c, "training loss (nats per phoneme)", "dev phoneme error rate (greedy)", &err))
+        printf("training curve written to %s\n", path);
     else fprintf(stderr, "g2p: %s\n", err.msg);
 }
 
@@ -465,6 +472,7 @@ static int take_words(int *argc, char **argv, bool *minutes_given) {
 typedef struct {
     bool pronounce, stress;
     const char *cell, *heatmap, *curve; // heatmap and curve NULL: not drawn
+    const char *schedule;               // of the learning rate: "plateau" or "cosine"
     int batch, workers, beam, eval_every, patience, show;
     uint64_t max_steps;
     double lr, clip, dropout;
@@ -494,6 +502,9 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
          "decay of an exponential moving average of the weights, which dev, test, --pronounce and the saved model "
          "use (0: none)", 0, 0.999999, "DECAY"},
         {"eval-every", TG_EX_INT, &st->eval_every, "steps between dev evaluations (0: twice an epoch)", 0, 1e9, "N"},
+        {"schedule", TG_EX_STRING, &st->schedule,
+         "learning rate: plateau (halved after --patience evaluations without progress) or cosine (from --lr down to 0 "
+         "over this run's --steps if given, else its --minutes)", 0, 0, "NAME"},
         {"patience", TG_EX_INT, &st->patience, "halve the learning rate after N evaluations without progress", 1, 1e3,
          "N"},
         {"steps", TG_EX_U64, &st->max_steps, "stop after this many steps, whatever the time (0: no limit)", 0, 0, "N"},
@@ -510,6 +521,8 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
         return fprintf(stderr, "g2p: --cell is one of %s\n", TG_EX_CELL_NAMES), TG_EX_PARSE_ERROR;
     snprintf(m->s.cell, sizeof m->s.cell, "%s", st->cell);
     m->s.stress = st->stress;
+    if (strcmp(st->schedule, "plateau") && strcmp(st->schedule, "cosine"))
+        return fprintf(stderr, "g2p: --schedule is plateau or cosine\n"), TG_EX_PARSE_ERROR;
     if (st->heatmap && !*st->heatmap) st->heatmap = NULL; // --heatmap "": none
     if (st->curve && !*st->curve) st->curve = NULL;
     return TG_EX_PARSE_OK;
@@ -572,7 +585,7 @@ typedef struct {
     int64_t step, start_step;
     double first_loss, last_loss;
     plateau pl;
-    curve c;
+    tg_plot_curve c;
 } progress;
 
 // A training batch's loss, shard by shard: the model, and the batch's words.
@@ -613,16 +626,26 @@ static void dev_point(tg_graph *g, const model *m, const corpus *c, tg_optim *op
                       double mean_loss, bool tty, progress *pr) {
     double t0 = tg_ex_now();
     tg_param_average_use(m->avg, true);
-    double dev = per(score_greedy(g, m, c->ex, c->split[TG_EX_DEV], c->n_split[TG_EX_DEV]));
+    double dev = per(score_greedy(g, st->workers, m, c->ex, c->split[TG_EX_DEV], c->n_split[TG_EX_DEV]));
     tg_param_average_use(m->avg, false);
     pr->last_loss = mean_loss;
-    curve_add(&pr->c, (double)pr->step, mean_loss, dev);
+    tg_plot_curve_add(&pr->c, (double)pr->step, mean_loss, dev); // a point short when out of memory
     if (pr->step % st->eval_every == 0) { // not the extra point at the end of training
         if (dev < pr->pl.best) pr->pl.best = dev, pr->pl.stale = 0;
-        else if (++pr->pl.stale >= st->patience) tg_optim_set_lr(opt, tg_optim_lr(opt) / 2), pr->pl.stale = 0;
+        else if (++pr->pl.stale >= st->patience && !strcmp(st->schedule, "plateau"))
+            tg_optim_set_lr(opt, tg_optim_lr(opt) / 2), pr->pl.stale = 0;
     }
     printf("%sstep %lld  train loss %.4f  dev PER %.4f (greedy, %.1f s)  lr %.2g%s\n", tty ? "\r" : "",
            (long long)pr->step, mean_loss, dev, tg_ex_now() - t0, tg_optim_lr(opt), tty ? "\033[K" : "");
+}
+
+// --schedule cosine: CosineAnnealingLR from --lr down to 0 over this run, counted in steps
+// with --steps (deterministic), else in millionths of --minutes. A resumed run starts at --lr.
+static double cosine_lr(const settings *st, const tg_ex_budget *budget, double minutes, const progress *pr) {
+    tg_lr_schedule s = {.kind = TG_LR_COSINE, .t_max = st->max_steps ? (int64_t)st->max_steps : 1000000};
+    int64_t at = st->max_steps ? pr->step - pr->start_step
+                               : (int64_t)(1e6 * tg_ex_budget_elapsed(budget) / (60 * minutes));
+    return tg_lr_at(&s, st->lr, at < s.t_max ? at : s.t_max);
 }
 
 // Trains until the budget or --steps is spent, an epoch's order a function of (seed, epoch),
@@ -648,6 +671,7 @@ static void train(tg_graph *g, model *m, const corpus *c, tg_optim *opt, tg_rng 
         p.budget = &budget;
         for (; k < per_epoch && !done; k++) {
             if (tg_ex_saver_due(saver)) save(saver, m, opt, rng, pr->step, pr->pl); // a failure is reported; on we go
+            if (!strcmp(st->schedule, "cosine")) tg_optim_set_lr(opt, cosine_lr(st, &budget, common->minutes, pr));
             double l = train_step(&tr, m, c->ex, order + start[k] * B, B, rng);
             if (pr->step++ == pr->start_step) pr->first_loss = l;
             window += l, in_window++;
@@ -685,7 +709,7 @@ static void test(tg_graph *g, const model *m, const corpus *c, const settings *s
                c->data_dir);
     tg_ex_result(NULL,
                  "per=%.4f wer=%.4f dev_per=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f wer_any=%.4f",
-                 per(e), wer(e), pr->c.n ? pr->c.dev_per[pr->c.n - 1] : NAN, pr->first_loss, pr->last_loss,
+                 per(e), wer(e), pr->c.n ? pr->c.dev[pr->c.n - 1] : NAN, pr->first_loss, pr->last_loss,
                  (long long)(pr->step - pr->start_step), seconds, any);
 }
 
@@ -743,7 +767,7 @@ int main(int argc, char **argv) {
     char **words = argv + argc;
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 2);
     model m = {.s = {"lstm", 64, 128, 1, 0}};
-    settings st = {false, false, "lstm", "g2p_attention.svg", "g2p_curve.svg", 64, 1, 5, 0, 2, 10, 0, 3e-3, 5, 0.3, 0, 0};
+    settings st = {false, false, "lstm", "g2p_attention.svg", "g2p_curve.svg", "plateau", 64, 1, 5, 0, 2, 10, 0, 3e-3, 5, 0.3, 0, 0};
     tg_ex_parse_result parsed = parse_settings(argc, argv, &common, &m, &st);
     if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
     if (st.pronounce != (n_words > 0)) return fprintf(stderr, "g2p: --pronounce takes the words after it\n"), 2;
@@ -779,7 +803,7 @@ int main(int argc, char **argv) {
     pronounce_words(g, &m, words, n_words, st.beam, st.heatmap);
     if (tests) test(g, &m, &c, &st, &pr, tg_ex_now() - t0);
 
-    free(pr.c.step), free(pr.c.loss), free(pr.c.dev_per);
+    tg_plot_curve_free(&pr.c);
     corpus_free(&c);
     tg_graph_free(g);
     tg_optim_free(opt);
