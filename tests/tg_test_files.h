@@ -31,6 +31,18 @@ static inline void test_scratch_remove(void) {
     rmdir(test_scratch_dir);
 }
 
+// A fresh file in /tmp holding len bytes of text; returns its path (free it, unlink it).
+static inline char *test_temp_file(const char *text, size_t len) {
+    char *path = strdup("/tmp/tg_test_XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0, "mkstemp failed");
+    cr_assert_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    return path;
+}
+
+static inline char *test_temp_text(const char *text) { return test_temp_file(text, strlen(text)); }
+
 // A path in the scratch directory; each call gets its own buffer of a small ring.
 static inline const char *scratch(const char *name) {
     static char buf[16][512];
