@@ -154,22 +154,9 @@ void tg_rng_seed(tg_rng *rng, uint64_t seed) {
     for (int i = 0; i < 4; i++) rng->s[i] = splitmix64(&seed);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t tg_rng_next(tg_rng *rng) { return tg_rng_step(rng->s); }
 
-uint64_t tg_rng_next(tg_rng *rng) {
-    uint64_t *s = rng->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-double tg_rng_uniform(tg_rng *rng) { return (double)(tg_rng_next(rng) >> 11) * 0x1.0p-53; }
+double tg_rng_uniform(tg_rng *rng) { return tg_rng_bits_to_uniform(tg_rng_step(rng->s)); }
 
 double tg_rng_normal(tg_rng *rng) {
     // Box-Muller; 1 - u keeps the log's argument in (0, 1].

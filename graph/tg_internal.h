@@ -73,6 +73,23 @@ void tg_node_save(tg_graph *g, tg_node *n, const void *state, size_t size);
 // a backward reading another op's state is a bug in the library).
 const void *tg_node_state(const tg_node *n, size_t size);
 
+// --- The generator, inline ---
+// xoshiro256** (Blackman and Vigna), tg_rng_next's step: inline for loops that draw a number
+// an element (dropout's masks), so that the state stays in registers.
+static inline uint64_t tg_rng_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t tg_rng_step(uint64_t s[4]) {
+    uint64_t result = tg_rng_rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = tg_rng_rotl(s[3], 45);
+    return result;
+}
+// tg_rng_uniform's double from 64 random bits: their top 53 over 2^53, in [0, 1).
+static inline double tg_rng_bits_to_uniform(uint64_t x) { return (double)(x >> 11) * 0x1.0p-53; }
+
 // --- Graph internals used by ops ---
 // Arena memory, 64-byte aligned, not zeroed; freed by reset.
 void *tg_arena_alloc(tg_graph *g, size_t bytes);

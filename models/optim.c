@@ -269,6 +269,22 @@ double tg_lr_at(const tg_lr_schedule *s, double base_lr, int64_t epoch) {
 
 // --- Clipping ---
 
+// The sum of the squares of g [n] in double, in 8 running sums (one a lane of an AVX-512
+// register) added in a fixed order at the end: the same bits on every machine, and 8 times
+// fewer dependent additions than one running sum.
+#define SQUARES(T)                                                                                                     \
+    TG_VECTORIZE static double sum_squares_##T(const T *g, int64_t n) {                                              \
+        double lane[8] = {0}, sum = 0;                                                                                 \
+        int64_t i = 0;                                                                                                 \
+        for (; i + 8 <= n; i += 8)                                                                                     \
+            for (int l = 0; l < 8; l++) lane[l] += (double)g[i + l] * (double)g[i + l];                                \
+        for (; i < n; i++) sum += (double)g[i] * (double)g[i];                                                         \
+        for (int l = 0; l < 8; l++) sum += lane[l];                                                                    \
+        return sum;                                                                                                    \
+    }
+SQUARES(float)
+SQUARES(double)
+
 double tg_clip_grad_norm(tg_params *p, double max_norm) {
     // Sum of squares in double over every gradient, whatever its dtype: the norm of the
     // concatenation, which is torch's norm of the per-tensor norms.
@@ -276,10 +292,7 @@ double tg_clip_grad_norm(tg_params *p, double max_norm) {
     for (int k = 0; k < tg_params_count(p); k++) {
         tg_tensor *t = tg_params_at(p, k);
         if (!t->grad) continue;
-        TG_DISPATCH(t->dtype, {
-            const T *g = t->grad; // (numel)
-            for (int64_t i = 0; i < t->numel; i++) sq += (double)g[i] * (double)g[i];
-        });
+        sq += t->dtype == TG_F32 ? sum_squares_float(t->grad, t->numel) : sum_squares_double(t->grad, t->numel);
     }
     double total = sqrt(sq);
     double coef = max_norm / (total + 1e-6);

@@ -97,7 +97,7 @@ typedef struct {
     double scale;              // 1/(1-p), or 0 for p = 1
 } dropout_state;
 
-static void dropout_backward(tg_graph *g, tg_node *n) {
+TG_VECTORIZE static void dropout_backward(tg_graph *g, tg_node *n) {
     (void)g;
     tg_tensor *x = n->in[0], *y = n->out;
     const dropout_state *st = TG_STATE(n, dropout_state);
@@ -106,14 +106,15 @@ static void dropout_backward(tg_graph *g, tg_node *n) {
     TG_DISPATCH(y->dtype, {
         const T *gy = y->grad;
         T *gx = x->grad, s = (T)st->scale;
-        for (int64_t i = 0; i < y->numel; i++)
-            if (keep[i]) gx[i] += gy[i] * s;
+        // A select, which vectorizes, not a branch; adding -0 leaves every value as it was
+        // (+0 too), so the result is the branch's bit for bit.
+        for (int64_t i = 0; i < y->numel; i++) gx[i] += keep[i] ? gy[i] * s : (T)-0.0;
     });
 }
 
 static const tg_op DROPOUT_OP = {.name = "dropout", .backward = dropout_backward};
 
-tg_tensor *(tg_dropout)(tg_graph *g, tg_tensor *x, double p, tg_rng *rng) {
+TG_VECTORIZE tg_tensor *(tg_dropout)(tg_graph *g, tg_tensor *x, double p, tg_rng *rng) {
     if (!tg_check_float(g, "dropout", 1, x)) return NULL;
     if (!(p >= 0 && p <= 1)) return tg_fail(g, "dropout", "p = %g; the drop probability must be in [0, 1]", p);
     if (!tg_graph_training(g) || p == 0) return x;
@@ -122,7 +123,9 @@ tg_tensor *(tg_dropout)(tg_graph *g, tg_tensor *x, double p, tg_rng *rng) {
     // the same mask. p = 1 keeps nothing; its scale is 0, not 1/0, as in PyTorch.
     double scale = p < 1 ? 1 / (1 - p) : 0;
     unsigned char *keep = tg_arena_alloc(g, (size_t)x->numel); // [numel]
-    for (int64_t i = 0; i < x->numel; i++) keep[i] = tg_rng_uniform(rng) >= p;
+    tg_rng r = *rng; // a local copy: its state stays in registers through the loop
+    for (int64_t i = 0; i < x->numel; i++) keep[i] = tg_rng_bits_to_uniform(tg_rng_step(r.s)) >= p;
+    *rng = r;
     tg_tensor *y = tg_new_tensor(g, x->dtype, x->shape);
     TG_DISPATCH(y->dtype, {
         const T *xv = x->data;

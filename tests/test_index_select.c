@@ -323,6 +323,9 @@ Test(dropout, same_seed_same_mask_and_stream_advances) {
     tg_rng r3;
     tg_rng_seed(&r3, 99);
     for (int i = 0; i < 128; i++) cr_assert_eq(tg_tensor_get(a, i) != 0, tg_rng_uniform(&r3) >= 0.4, "element %d", i);
+    // ... and leaves the generator 128 draws on, where r3 is now.
+    tg_rng after = r1;
+    cr_assert_eq(tg_rng_next(&after), tg_rng_next(&r3));
     // A second call continues the stream: a different mask.
     tg_tensor *c = tg_dropout(g, x, 0.4, &r1);
     int differ = 0;
