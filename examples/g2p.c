@@ -448,24 +448,6 @@ static bool load_config(const char *path, model *m, plateau *pl, average_state *
     return ok;
 }
 
-// Moves the words after --pronounce (they are not options) to the end of argv, keeping their
-// order and the flag, so that argv[0..*argc) is left for the option parser. Returns how many.
-static int take_words(int *argc, char **argv, bool *minutes_given) {
-    int kept = 1;
-    bool taking = false;
-    for (int i = 1; i < *argc; i++) {
-        if (!strncmp(argv[i], "--", 2)) taking = !strcmp(argv[i], "--pronounce");
-        if (!strncmp(argv[i], "--minutes", 9)) *minutes_given = true;
-        if (taking && strncmp(argv[i], "--", 2)) continue;
-        char *option = argv[i]; // to the front, past the words so far
-        memmove(&argv[kept + 1], &argv[kept], sizeof *argv * (size_t)(i - kept));
-        argv[kept++] = option;
-    }
-    int n = *argc - kept;
-    *argc = kept;
-    return n;
-}
-
 // --- The program: options, data, training, testing -------------------------------------------
 
 // What the command line sets beyond the common options and the model's sizes.
@@ -762,8 +744,9 @@ static void model_free(model *m) {
 }
 
 int main(int argc, char **argv) {
-    bool minutes_given = false;
-    int n_words = take_words(&argc, argv, &minutes_given);
+    bool minutes_given = false; // --pronounce with --load trains only when asked to
+    for (int i = 1; i < argc; i++) minutes_given |= !strncmp(argv[i], "--minutes", 9);
+    int n_words = tg_ex_take_args(&argc, argv, "--pronounce");
     char **words = argv + argc;
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 2);
     model m = {.s = {"lstm", 64, 128, 1, 0}};

@@ -261,6 +261,21 @@ Test(options, an_option_declared_twice_is_reported) {
     free(err_text);
 }
 
+// The words after --pronounce go to the end, in order; the options, the flag among them, stay
+// in front for the parser.
+Test(options, take_args_moves_the_words_after_a_flag) {
+    char *argv[] = {"toy", "--load", "m", "--pronounce", "HELLO", "WORLD", "--beam", "3", "--pronounce", "AGAIN"};
+    int argc = 10, n = tg_ex_take_args(&argc, argv, "--pronounce");
+    const char *want[] = {"toy", "--load", "m", "--pronounce", "--beam", "3", "--pronounce", "HELLO", "WORLD", "AGAIN"};
+    cr_assert_eq(n, 3);
+    cr_assert_eq(argc, 7);
+    for (int i = 0; i < 10; i++) cr_assert_str_eq(argv[i], want[i], "argv[%d]", i);
+    char *none[] = {"toy", "--beam", "3"};
+    argc = 3;
+    cr_assert_eq(tg_ex_take_args(&argc, none, "--pronounce"), 0);
+    cr_assert(argc == 3 && !strcmp(none[1], "--beam") && !strcmp(none[2], "3"));
+}
+
 // --- Budget, progress, result ---
 
 Test(progress, budget) {

@@ -144,6 +144,21 @@ static const tg_ex_option *find(const tg_ex_option *o, int n, const char *name, 
     return NULL;
 }
 
+int tg_ex_take_args(int *argc, char **argv, const char *flag) {
+    int kept = 1;
+    bool taking = false;
+    for (int i = 1; i < *argc; i++) {
+        if (!strncmp(argv[i], "--", 2)) taking = !strcmp(argv[i], flag);
+        if (taking && strncmp(argv[i], "--", 2)) continue;
+        char *option = argv[i]; // to the front, past the options so far
+        memmove(&argv[kept + 1], &argv[kept], sizeof *argv * (size_t)(i - kept));
+        argv[kept++] = option;
+    }
+    int n = *argc - kept;
+    *argc = kept;
+    return n;
+}
+
 tg_ex_parse_result tg_ex_parse(const tg_ex_cli *cli, int argc, char **argv) {
     FILE *err = cli->err ? cli->err : stderr;
     tg_ex_option common[8];

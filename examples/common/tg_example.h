@@ -284,6 +284,10 @@ typedef enum { TG_EX_PARSE_OK, TG_EX_PARSE_HELP, TG_EX_PARSE_ERROR } tg_ex_parse
 // and returns TG_EX_PARSE_HELP (exit 0); an unknown option, a missing or malformed value or
 // one out of range prints one line naming it and returns TG_EX_PARSE_ERROR (exit 2).
 tg_ex_parse_result tg_ex_parse(const tg_ex_cli *cli, int argc, char **argv);
+// Moves the arguments after `flag` that are not options (`--pronounce HELLO WORLD`) to the end
+// of argv, in their order, the flag staying among the options, so that argv[0..*argc) is left
+// for tg_ex_parse. Returns how many were moved; they start at argv[*argc].
+int tg_ex_take_args(int *argc, char **argv, const char *flag);
 
 // --- Ranks: a run under mpirun (mpi_run.c) ------------------------------------------------
 
