@@ -9,6 +9,14 @@
 #include "tg_plot.h"
 #include "tg_test.h"
 
+// A name in /tmp for a picture, with no file there yet (path ends in XXXXXX; mkstemp fills it in).
+static void unused_path(char *path) {
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    unlink(path);
+}
+
 // --- Line charts ---
 
 Test(plot, ticks_are_round_numbers_covering_the_range) {
@@ -27,10 +35,7 @@ Test(plot, ticks_are_round_numbers_covering_the_range) {
 
 Test(plot, a_plot_is_drawn_or_says_why_not) {
     char path[] = "/tmp/tg_forecast_plot_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    unlink(path);
+    unused_path(path);
     const double x[] = {1, 2, 3}, y[] = {5, NAN, 7}, one[] = {NAN, 4, NAN};
     tg_plot_line lines[] = {{"a <b>", x, y, 3, NULL, false}, {"c", x, one, 3, "#123456", true}};
     tg_plot_panel single = {"only one point", "x", "y", &lines[1], 1};
@@ -97,10 +102,7 @@ Test(plot, heatmap_has_labels_and_one_rect_per_cell) {
 // says why not before.
 Test(plot, a_training_curve_grows_and_is_drawn) {
     char path[] = "/tmp/tg_curve_plot_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    unlink(path);
+    unused_path(path);
     tg_plot_curve c = {0};
     tg_ex_error err;
     cr_assert(tg_plot_curve_add(&c, 100, 2.5, 0.9));
