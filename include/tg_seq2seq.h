@@ -123,6 +123,11 @@ bool tg_seq2seq_greedy(tg_graph *g, const tg_seq2seq *m, tg_tensor *src, tg_tens
 // k finish or max_len): up to max_out into out, best score first; returns how many, -1 on error.
 int tg_seq2seq_beam_search(tg_graph *g, const tg_seq2seq *m, tg_tensor *src, const tg_decode_opts *opts,
                            tg_hypothesis *out, int max_out);
+// Beam search with an ensemble of n_models >= 1 models that share their vocabularies and
+// specials: a token's log-probability is the log of the mean of the models' probabilities, a
+// hypothesis's attention the mean of theirs. One model gives tg_seq2seq_beam_search's result.
+int tg_seq2seq_beam_search_ensemble(tg_graph *g, const tg_seq2seq *const *models, int n_models, tg_tensor *src,
+                                    const tg_decode_opts *opts, tg_hypothesis *out, int max_out);
 
 // Call-site recording, as for the ops.
 #define tg_seq2seq_encode(g, ...) tg_seq2seq_encode(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
@@ -132,6 +137,8 @@ int tg_seq2seq_beam_search(tg_graph *g, const tg_seq2seq *m, tg_tensor *src, con
 #define tg_seq2seq_loss(g, ...) tg_seq2seq_loss(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_seq2seq_greedy(g, ...) tg_seq2seq_greedy(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 #define tg_seq2seq_beam_search(g, ...) tg_seq2seq_beam_search(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
+#define tg_seq2seq_beam_search_ensemble(g, ...) \
+    tg_seq2seq_beam_search_ensemble(tg_here((g), __FILE__, __LINE__), __VA_ARGS__)
 
 #ifdef __cplusplus
 }

@@ -360,10 +360,60 @@ static void backtrack(tg_graph *g, const beam_node *nodes, const beam_entry *e, 
     h->finished = h->tokens[length - 1] == eos;
 }
 
+// Models that can be decoded together: the same source ids, target ids and specials.
+static bool check_ensemble(tg_graph *g, const tg_seq2seq *const *models, int n_models) {
+    if (!models || n_models < 1 || !models[0])
+        return tg_fail(g, "seq2seq", "beam search over %d models; it needs at least one", models ? n_models : 0), false;
+    const tg_seq2seq_config *a = &models[0]->cfg;
+    for (int i = 1; i < n_models; i++) {
+        const tg_seq2seq_config *b = models[i] ? &models[i]->cfg : NULL;
+        if (!b || b->src_vocab != a->src_vocab || b->tgt_vocab != a->tgt_vocab || b->bos_id != a->bos_id ||
+            b->eos_id != a->eos_id) {
+            tg_fail(g, "seq2seq", "ensemble model %d (vocabularies %d, %d, BOS %d, EOS %d) does not match model 0 "
+                                  "(%d, %d, BOS %d, EOS %d)", i, b ? b->src_vocab : 0, b ? b->tgt_vocab : 0,
+                    b ? b->bos_id : 0, b ? b->eos_id : 0, a->src_vocab, a->tgt_vocab, a->bos_id, a->eos_id);
+            return false;
+        }
+    }
+    return true;
+}
+
+// One step of every model for n rows: the log of the mean of their probabilities [n, V] (the
+// rule of fairseq's ensembles) and the mean of their attention weights [n, S]. One model's
+// values pass through untouched. False on error.
+static bool ensemble_step(tg_graph *g, const tg_seq2seq *const *models, int n_models, tg_seq2seq_state *st,
+                          const int32_t *prev, int64_t n, int64_t S, double **log_probs, double **attn) {
+    if (n_models == 1) return decode_step(g, models[0], &st[0], prev, n, log_probs, attn);
+    int64_t V = models[0]->cfg.tgt_vocab;
+    double **lp = tg_graph_alloc(g, (size_t)n_models * sizeof *lp); // each [n, V]
+    double *mean_lp = tg_graph_alloc(g, (size_t)(n * V) * sizeof *mean_lp), // [n, V]
+        *mean_w = tg_graph_alloc(g, (size_t)(n * S) * sizeof *mean_w);      // [n, S]
+    memset(mean_w, 0, (size_t)(n * S) * sizeof *mean_w);
+    for (int i = 0; i < n_models; i++) {
+        double *w; // [n, S]
+        if (!decode_step(g, models[i], &st[i], prev, n, &lp[i], &w)) return false;
+        for (int64_t j = 0; j < n * S; j++) mean_w[j] += w[j] / n_models;
+    }
+    for (int64_t j = 0; j < n * V; j++) { // log(mean of exp), shifted by the largest for range
+        double top = lp[0][j], sum = 0;
+        for (int i = 1; i < n_models; i++) top = lp[i][j] > top ? lp[i][j] : top;
+        for (int i = 0; i < n_models; i++) sum += exp(lp[i][j] - top);
+        mean_lp[j] = top == -INFINITY ? -INFINITY : top + log(sum / n_models);
+    }
+    *log_probs = mean_lp;
+    *attn = mean_w;
+    return true;
+}
+
 int (tg_seq2seq_beam_search)(tg_graph *g, const tg_seq2seq *m, tg_tensor *src, const tg_decode_opts *opts,
                              tg_hypothesis *out, int max_out) {
+    return (tg_seq2seq_beam_search_ensemble)(g, &m, 1, src, opts, out, max_out);
+}
+
+int (tg_seq2seq_beam_search_ensemble)(tg_graph *g, const tg_seq2seq *const *models, int n_models, tg_tensor *src,
+                                      const tg_decode_opts *opts, tg_hypothesis *out, int max_out) {
     char s[64];
-    if (!check_opts(g, opts, true)) return -1;
+    if (!check_opts(g, opts, true) || !check_ensemble(g, models, n_models)) return -1;
     if (!src || src->dtype != TG_I32 || src->shape.n < 1 || src->shape.n > 2 ||
         (src->shape.n == 2 && src->shape.d[1] != 1)) {
         tg_fail(g, "seq2seq", "beam search source %s; it takes one sequence, int32 [S] or [S, 1]",
@@ -372,10 +422,13 @@ int (tg_seq2seq_beam_search)(tg_graph *g, const tg_seq2seq *m, tg_tensor *src, c
     }
     if (!out || max_out < 1) return tg_fail(g, "seq2seq", "beam search needs room for at least one hypothesis"), -1;
     saved_modes modes = inference_modes(g);
+    const tg_seq2seq *m = models[0]; // for the specials and the vocabulary, which all share
     int k = opts->beam_size, max_len = opts->max_len, eos = m->cfg.eos_id, S = (int)src->shape.d[0];
     int V = m->cfg.tgt_vocab;
-    tg_seq2seq_state st;
-    bool ok = (tg_seq2seq_encode)(g, m, tg_reshape(g, src, tg_shape2(S, 1)), NULL, NULL, &st);
+    tg_seq2seq_state *st = tg_graph_alloc(g, (size_t)n_models * sizeof *st); // one per model
+    bool ok = true;
+    for (int i = 0; ok && i < n_models; i++)
+        ok = (tg_seq2seq_encode)(g, models[i], tg_reshape(g, src, tg_shape2(S, 1)), NULL, NULL, &st[i]);
     beam_node *nodes = tg_graph_alloc(g, (size_t)max_len * (size_t)k * sizeof *nodes); // at most k a step
     beam_entry *live = tg_graph_alloc(g, (size_t)k * sizeof *live), *cand = tg_graph_alloc(g, (size_t)k * sizeof *cand);
     beam_entry *done = tg_graph_alloc(g, (size_t)k * sizeof *done); // finished, in the order they finished
@@ -386,7 +439,7 @@ int (tg_seq2seq_beam_search)(tg_graph *g, const tg_seq2seq *m, tg_tensor *src, c
     prev[0] = m->cfg.bos_id;
     for (int t = 0; ok && t < max_len && n_done < k && n_live > 0; t++) {
         double *lp, *w; // [n_live, V], [n_live, S]
-        if (!(ok = decode_step(g, m, &st, prev, n_live, &lp, &w))) break;
+        if (!(ok = ensemble_step(g, models, n_models, st, prev, n_live, S, &lp, &w))) break;
         int want = k - n_done, n_cand = 0; // the beam narrows as hypotheses finish
         for (int r = 0; r < n_live; r++)
             for (int v = 0; v < V; v++)
@@ -407,8 +460,8 @@ int (tg_seq2seq_beam_search)(tg_graph *g, const tg_seq2seq *m, tg_tensor *src, c
             }
         }
         n_live = n_next;
-        if (n_live > 0 && n_done < k)
-            ok = (tg_seq2seq_state_select)(g, m, &st, tg_from_data(g, TG_I32, tg_shape1(n_live), rows), &st);
+        for (int i = 0; ok && i < n_models && n_live > 0 && n_done < k; i++)
+            ok = (tg_seq2seq_state_select)(g, models[i], &st[i], tg_from_data(g, TG_I32, tg_shape1(n_live), rows), &st[i]);
     }
     int *order = tg_graph_alloc(g, (size_t)k * sizeof *order); // done[] by normalised score, best first
     for (int i = 0; i < n_done; i++) {

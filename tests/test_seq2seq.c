@@ -369,6 +369,77 @@ Test(seq2seq, beam_hypotheses_rescore_to_their_log_probs_best_first) {
     cr_assert(finished > 0 && cut > 0, "finished %d, cut %d: both kinds should occur", finished, cut);
 }
 
+// The ensemble of models cs[0..n) scores tokens [n_tok] as the log of the models' mean
+// probability at each step, with the mean of their attention [n_tok, S] into attn: computed
+// here from teacher-forced passes of each model, without the library's shifted sum.
+static double rescore_ensemble(tg_graph *g, s2s_case *cs, int n, tg_tensor *src1, const int32_t *tokens, int n_tok,
+                               double *attn) {
+    double total = 0, p[8][8] = {{0}}; // [n_tok][model]: probability of the token
+    for (int j = 0; j < n_tok * (int)src1->shape.d[0]; j++) attn[j] = 0;
+    for (int i = 0; i < n; i++) {
+        tg_tensor *w, *logits = tg_seq2seq_forward(g, &cs[i].m, src1, NULL,
+                                                   tg_from_data(g, TG_I32, tg_shape2(n_tok, 1), tokens), 1.0, NULL, &w);
+        tg_tensor *lp = tg_log_softmax(g, logits, 2); // [n_tok, 1, V]
+        for (int t = 0; t < n_tok; t++) p[t][i] = exp(tg_tensor_get(lp, t * cs[i].m.cfg.tgt_vocab + tokens[t]));
+        for (int64_t j = 0; j < w->numel; j++) attn[j] += tg_tensor_get(w, j) / n;
+    }
+    for (int t = 0; t < n_tok; t++) {
+        double mean = 0;
+        for (int i = 0; i < n; i++) mean += p[t][i] / n;
+        total += log(mean);
+    }
+    return total;
+}
+
+Test(seq2seq, ensemble_beam_hypotheses_rescore_to_the_mean_probability) {
+    s2s_case cs[3] = {decoding_case(0), decoding_case(1), decoding_case(2)}; // three cells and attentions
+    const tg_seq2seq *models[3] = {&cs[0].m, &cs[1].m, &cs[2].m};
+    tg_graph *g = tg_graph_new();
+    for (int b = 0; b < 2; b++) {
+        tg_tensor *src1 = tg_slice(g, tg_slice(g, cs[0].src, 1, b, 1), 0, 0, SRC_LEN[b]); // [S, 1]
+        tg_decode_opts o = {.max_len = 5, .beam_size = 4, .alpha = 0.7};
+        tg_hypothesis h[4];
+        int n = tg_seq2seq_beam_search_ensemble(g, models, 3, src1, &o, h, 4);
+        cr_assert_eq(n, 4);
+        for (int i = 0; i < n; i++) {
+            double attn[5 * 4];
+            ASSERT_CLOSE(h[i].log_prob, rescore_ensemble(g, cs, 3, src1, h[i].tokens, h[i].length, attn), 1e-13, 1e-12);
+            for (int j = 0; j < h[i].length * SRC_LEN[b]; j++) ASSERT_CLOSE(h[i].attention[j], attn[j], 1e-14, 1e-12);
+            if (i > 0) cr_assert_geq(h[i - 1].score, h[i].score, "hypotheses are not best first");
+        }
+        // An ensemble of one model is that model's beam search, bit for bit.
+        tg_hypothesis alone[4], one[4];
+        cr_assert_eq(tg_seq2seq_beam_search(g, models[1], src1, &o, alone, 4), 4);
+        cr_assert_eq(tg_seq2seq_beam_search_ensemble(g, models + 1, 1, src1, &o, one, 4), 4);
+        for (int i = 0; i < 4; i++) {
+            cr_assert_eq(one[i].length, alone[i].length);
+            cr_assert_eq(memcmp(one[i].tokens, alone[i].tokens, sizeof(int32_t) * (size_t)one[i].length), 0);
+            cr_assert_eq(one[i].log_prob, alone[i].log_prob);
+        }
+    }
+    tg_graph_free(g);
+    for (int i = 0; i < 3; i++) free_case(&cs[i]);
+}
+
+Test(seq2seq, ensemble_of_models_that_do_not_match_is_refused) {
+    test_capture_errors();
+    s2s_case a = decoding_case(0), b = decoding_case(1);
+    tg_seq2seq other = b.m;
+    other.cfg.tgt_vocab = 9;
+    const tg_seq2seq *models[2] = {&a.m, &other};
+    tg_graph *g = tg_graph_new();
+    tg_hypothesis h[2];
+    tg_decode_opts o = {.max_len = 3, .beam_size = 2};
+    cr_assert_eq(tg_seq2seq_beam_search_ensemble(g, models, 2, a.src, &o, h, 2), -1);
+    cr_assert(strstr(test_error_message, "ensemble model 1 (vocabularies 7, 9"), "%s", test_error_message);
+    cr_assert_eq(tg_seq2seq_beam_search_ensemble(g, models, 0, a.src, &o, h, 2), -1);
+    cr_assert(strstr(test_error_message, "over 0 models"), "%s", test_error_message);
+    tg_graph_free(g);
+    free_case(&a);
+    free_case(&b);
+    tg_set_error_handler(NULL, NULL);
+}
+
 Test(seq2seq, configuration_and_input_errors) {
     test_capture_errors();
     tg_params *p = tg_params_new();
