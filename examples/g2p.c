@@ -210,45 +210,11 @@ static const char *format_phones(char *buf, size_t size, const tg_ex_vocab *phon
     return buf;
 }
 
-// Phoneme error rate (edits over reference phonemes) and word error rate (words with any error),
-// against each word's first pronunciation; and, for the test words, word error rate against
-// any of its pronunciations (the first and the dictionary's alternates).
-typedef struct {
-    int64_t edits, ref, wrong, words;
-    int64_t wrong_any;       // words whose prediction is none of their pronunciations
-    int64_t with_alternates; // words that have alternates
-} errors;
-
-static void count(errors *e, const tg_hypothesis *h, const example *ex) {
-    int ref = ex->tgt_len - 1, d = tg_ex_edit_distance(h->tokens, phones_of(h), ex->tgt, ref);
-    e->edits += d;
-    e->ref += ref;
-    e->wrong += d > 0 || !h->finished;
-    e->words++;
+// A hypothesis scored against a word's first pronunciation (tg_ex_errors); returns whether
+// it was wrong.
+static bool count(tg_ex_errors *e, const tg_hypothesis *h, const example *ex) {
+    return tg_ex_errors_count(e, h->tokens, phones_of(h), h->finished, ex->tgt, ex->tgt_len - 1);
 }
-
-// True when h says exactly alt, compared as symbols: an alternate may hold a phone the model
-// never learned (it then never says it).
-static bool says(const tg_hypothesis *h, const tg_ex_phones *alt, const tg_ex_vocab *phones) {
-    if (!h->finished || phones_of(h) != alt->n_phones) return false;
-    for (int k = 0; k < alt->n_phones; k++)
-        if (strcmp(tg_ex_vocab_token(phones, h->tokens[k]), alt->phones[k])) return false;
-    return true;
-}
-
-// The word error against any pronunciation of p, after count() has scored h against its first
-// (wrong_first: it found an error).
-static void count_any(errors *e, const tg_hypothesis *h, bool wrong_first, const tg_ex_pron *p,
-                      const tg_ex_vocab *phones) {
-    bool right = !wrong_first;
-    for (int k = 0; k < p->n_alternates && !right; k++) right = says(h, &p->alternates[k], phones);
-    e->wrong_any += !right;
-    e->with_alternates += p->n_alternates > 0;
-}
-
-static double per(errors e) { return e.ref ? (double)e.edits / (double)e.ref : NAN; }
-static double wer(errors e) { return e.words ? (double)e.wrong / (double)e.words : NAN; }
-static double wer_any(errors e) { return e.words ? (double)e.wrong_any / (double)e.words : NAN; }
 
 // Greedy decoding of words idx[0..n) (sorted by length, so batches pad little), 256 at a time,
 // a batch a task on `threads` threads, each with its own graph (graphs[0] is the caller's).
@@ -259,7 +225,7 @@ typedef struct {
     const example *ex;
     const int *idx;
     int n;
-    errors *e; // [tasks]: each batch's own
+    tg_ex_errors *e; // [tasks]: each batch's own
 } greedy_job;
 
 static void score_greedy_batch(void *user, int task, int thread) {
@@ -275,19 +241,18 @@ static void score_greedy_batch(void *user, int task, int thread) {
     for (int i = 0; i < b; i++) count(&job->e[task], &hyps[i], &job->ex[job->idx[at + i]]);
 }
 
-static errors score_greedy(tg_graph *g, int threads, const model *m, const example *ex, const int *idx, int n) {
+static tg_ex_errors score_greedy(tg_graph *g, int threads, const model *m, const example *ex, const int *idx, int n) {
     int tasks = (n + GREEDY_BATCH - 1) / GREEDY_BATCH;
     threads = threads < tasks ? threads : tasks > 0 ? tasks : 1;
     tg_graph **graphs = malloc(sizeof *graphs * (size_t)threads);
-    greedy_job job = {graphs, m, ex, idx, n, calloc((size_t)tasks + 1, sizeof(errors))};
-    if (!graphs || !job.e) return free(graphs), free(job.e), fprintf(stderr, "g2p: out of memory\n"), (errors){0};
+    greedy_job job = {graphs, m, ex, idx, n, calloc((size_t)tasks + 1, sizeof(tg_ex_errors))};
+    if (!graphs || !job.e) return free(graphs), free(job.e), fprintf(stderr, "g2p: out of memory\n"), (tg_ex_errors){0};
     graphs[0] = g;
     for (int t = 1; t < threads; t++)
         if (!(graphs[t] = tg_graph_new())) threads = t; // fewer threads, the same score
     tg_ex_parallel_for(threads, tasks, score_greedy_batch, &job);
-    errors e = {0};
-    for (int k = 0; k < tasks; k++)
-        e.edits += job.e[k].edits, e.ref += job.e[k].ref, e.wrong += job.e[k].wrong, e.words += job.e[k].words;
+    tg_ex_errors e = {0};
+    for (int k = 0; k < tasks; k++) tg_ex_errors_add(&e, &job.e[k]);
     for (int t = 1; t < threads; t++) tg_graph_free(graphs[t]);
     free(graphs), free(job.e);
     return e;
@@ -350,9 +315,9 @@ static void pronounce_words(tg_graph *g, const model *m, char **words, int n_wor
 // first pronunciation and against any (prons: the dictionary's entries, as ex). Shows `show` of
 // them, evenly spread, beside the first pronunciation (* wrong; "= an alternate" when the
 // prediction is one of the others); the heatmap shows one of those.
-static errors test_words(tg_graph *g, const model *m, const example *ex, const tg_ex_pron *prons, const int *idx,
+static tg_ex_errors test_words(tg_graph *g, const model *m, const example *ex, const tg_ex_pron *prons, const int *idx,
                          int n, int beam, int show, const char *heatmap) {
-    errors e = {0};
+    tg_ex_errors e = {0};
     int every = show ? (n + show - 1) / show : 0;
     bool drawn = false; // the heatmap: the first word shown with letters enough to be interesting
     if (show) printf("%-16s %-28s %s\n", "test word", "predicted", "dictionary (first pronunciation)");
@@ -361,8 +326,7 @@ static errors test_words(tg_graph *g, const model *m, const example *ex, const t
         if (i % 64 == 0) tg_graph_reset(g); // not every word: the graph keeps its transposed weights
         tg_hypothesis h = decode_word(g, m, x->src, x->src_len, beam);
         int64_t wrong = e.wrong, wrong_any = e.wrong_any;
-        count(&e, &h, x);
-        count_any(&e, &h, e.wrong > wrong, &prons[idx[i]], m->phones);
+        tg_ex_errors_count_any(&e, h.tokens, phones_of(&h), h.finished, count(&e, &h, x), &prons[idx[i]], m->phones);
         if (!drawn && heatmap && x->src_len >= 7 && h.length && (!every || i % every == 0))
             write_heatmap(heatmap, m, x->word, x->src, &h), drawn = true;
         if (every && i % every == 0) {
@@ -608,7 +572,7 @@ static void dev_point(tg_graph *g, const model *m, const corpus *c, tg_optim *op
                       double mean_loss, bool tty, progress *pr) {
     double t0 = tg_ex_now();
     tg_param_average_use(m->avg, true);
-    double dev = per(score_greedy(g, st->workers, m, c->ex, c->split[TG_EX_DEV], c->n_split[TG_EX_DEV]));
+    double dev = tg_ex_per(score_greedy(g, st->workers, m, c->ex, c->split[TG_EX_DEV], c->n_split[TG_EX_DEV]));
     tg_param_average_use(m->avg, false);
     pr->last_loss = mean_loss;
     tg_plot_curve_add(&pr->c, (double)pr->step, mean_loss, dev); // a point short when out of memory
@@ -675,12 +639,12 @@ static void train(tg_graph *g, model *m, const corpus *c, tg_optim *opt, tg_rng 
 static void test(tg_graph *g, const model *m, const corpus *c, const settings *st, const progress *pr,
                  double seconds) {
     double t0 = tg_ex_now();
-    errors e = test_words(g, m, c->ex, c->dict.items, c->split[TG_EX_TEST], c->n_split[TG_EX_TEST], st->beam,
+    tg_ex_errors e = test_words(g, m, c->ex, c->dict.items, c->split[TG_EX_TEST], c->n_split[TG_EX_TEST], st->beam,
                           st->show, st->heatmap);
-    double any = c->dict.has_alternates ? wer_any(e) : NAN;
+    double any = c->dict.has_alternates ? tg_ex_wer_any(e) : NAN;
     printf("test: %lld words, beam %d, against each word's first pronunciation: phoneme error rate %.4f, word error "
            "rate %.4f (%.0f s)\n",
-           (long long)e.words, st->beam, per(e), wer(e), tg_ex_now() - t0);
+           (long long)e.words, st->beam, tg_ex_per(e), tg_ex_wer(e), tg_ex_now() - t0);
     if (c->dict.has_alternates)
         printf("test: against any of a word's pronunciations (%lld of the %lld words have alternates): word error rate "
                "%.4f\n",
@@ -691,7 +655,7 @@ static void test(tg_graph *g, const model *m, const corpus *c, const settings *s
                c->data_dir);
     tg_ex_result(NULL,
                  "per=%.4f wer=%.4f dev_per=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f wer_any=%.4f",
-                 per(e), wer(e), pr->c.n ? pr->c.dev[pr->c.n - 1] : NAN, pr->first_loss, pr->last_loss,
+                 tg_ex_per(e), tg_ex_wer(e), pr->c.n ? pr->c.dev[pr->c.n - 1] : NAN, pr->first_loss, pr->last_loss,
                  (long long)(pr->step - pr->start_step), seconds, any);
 }
 

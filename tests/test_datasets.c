@@ -1,6 +1,8 @@
 // test_datasets.c: the examples' dataset readers (examples/common/data.c) on the bundled
-// data, their hash splits, and damaged, missing and truncated files. The vocabulary, options,
+// data, their hash splits, and damaged, missing and truncated files; the error rates g2p
+// scores pronunciations by (examples/common/score.c). The vocabulary, options,
 // progress and checkpoint configs are test_example_cli.c's.
+#include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -141,6 +143,95 @@ Test(cmudict, bundled_alternates_attached_to_their_words) {
         tg_ex_cmudict_free(&d);
         cr_assert_null(d.alts_);
     }
+}
+
+// --- Scoring pronunciations (score.c) ---
+
+Test(score, edit_distance_counts_insertions_deletions_and_substitutions) {
+    const int32_t kitten[] = {'k', 'i', 't', 't', 'e', 'n'}, sitting[] = {'s', 'i', 't', 't', 'i', 'n', 'g'};
+    cr_assert_eq(tg_ex_edit_distance(kitten, 6, sitting, 7), 3);
+    cr_assert_eq(tg_ex_edit_distance(sitting, 7, kitten, 6), 3);
+    cr_assert_eq(tg_ex_edit_distance(kitten, 6, kitten, 6), 0);
+    cr_assert_eq(tg_ex_edit_distance(kitten, 0, sitting, 7), 7);
+    cr_assert_eq(tg_ex_edit_distance(kitten, 6, sitting, 0), 6);
+    cr_assert_eq(tg_ex_edit_distance(kitten + 1, 5, kitten, 6), 1); // one deletion
+    int32_t *longer = calloc(TG_EX_EDIT_MAX + 1, sizeof *longer);
+    cr_assert_eq(tg_ex_edit_distance(longer, TG_EX_EDIT_MAX + 1, kitten, 6), TG_EX_EDIT_MAX + 1); // the bound
+    free(longer);
+}
+
+Test(score, phoneme_and_word_error_rates) {
+    const int32_t ref[] = {4, 5, 6, 7}, sub[] = {4, 9, 6, 7}, short_[] = {4, 5, 6};
+    tg_ex_errors e = {0};
+    cr_assert(isnan(tg_ex_per(e)) && isnan(tg_ex_wer(e)) && isnan(tg_ex_wer_any(e)), "an empty set has no rate");
+    cr_assert_not(tg_ex_errors_count(&e, ref, 4, true, ref, 4));
+    cr_assert(tg_ex_errors_count(&e, sub, 4, true, ref, 4));      // one substitution
+    cr_assert(tg_ex_errors_count(&e, short_, 3, true, ref, 4));   // one deletion
+    cr_assert(tg_ex_errors_count(&e, ref, 4, false, ref, 4));     // cut off by the length limit: wrong, 0 edits
+    cr_assert_eq(e.edits, 2);
+    cr_assert_eq(e.ref, 16);
+    cr_assert_eq(e.words, 4);
+    cr_assert_eq(e.wrong, 3);
+    cr_assert_float_eq(tg_ex_per(e), 2.0 / 16, 1e-15);
+    cr_assert_float_eq(tg_ex_wer(e), 3.0 / 4, 1e-15);
+    tg_ex_errors sum = {1, 2, 3, 4, 5, 6};
+    tg_ex_errors_add(&sum, &e);
+    cr_assert(sum.edits == 3 && sum.ref == 18 && sum.wrong == 6 && sum.words == 8 && sum.wrong_any == 5 &&
+              sum.with_alternates == 6);
+}
+
+// Ids of the phones of pron in vocabulary v (added when new).
+static int ids_of(tg_ex_vocab *v, const char **phones, int n, int32_t *ids) {
+    for (int i = 0; i < n; i++) ids[i] = tg_ex_vocab_add(v, phones[i]);
+    return n;
+}
+
+Test(score, word_error_against_any_pronunciation) {
+    tg_ex_cmudict d;
+    tg_ex_error err;
+    cr_assert(tg_ex_cmudict_load(TG_DATA_DIR, true, &d, &err), "%s", err.msg);
+    const tg_ex_pron *p = find_word(&d, "PERCENTAGE"), *plain = find_word(&d, "BAROMETERS");
+    tg_ex_vocab *v = tg_ex_vocab_new();
+    int32_t first[32], alt[32], none[32];
+    int n_first = ids_of(v, p->phones, p->n_phones, first);
+    int n_alt = ids_of(v, p->alternates[2].phones, p->alternates[2].n_phones, alt);
+    int n_none = ids_of(v, plain->phones, plain->n_phones, none);
+    tg_ex_errors e = {0};
+    bool wrong = tg_ex_errors_count(&e, first, n_first, true, first, n_first); // the first: right both ways
+    tg_ex_errors_count_any(&e, first, n_first, true, wrong, p, v);
+    wrong = tg_ex_errors_count(&e, alt, n_alt, true, first, n_first); // an alternate: right against any
+    tg_ex_errors_count_any(&e, alt, n_alt, true, wrong, p, v);
+    cr_assert(wrong);
+    cr_assert_eq(e.wrong_any, 0);
+    wrong = tg_ex_errors_count(&e, alt, n_alt, false, first, n_first); // unfinished: wrong both ways
+    tg_ex_errors_count_any(&e, alt, n_alt, false, wrong, p, v);
+    wrong = tg_ex_errors_count(&e, none, n_none, true, first, n_first); // another word's: wrong both ways
+    tg_ex_errors_count_any(&e, none, n_none, true, wrong, p, v);
+    wrong = tg_ex_errors_count(&e, alt, n_alt - 1, true, first, n_first); // the alternate less its last phone
+    tg_ex_errors_count_any(&e, alt, n_alt - 1, true, wrong, p, v);
+    wrong = tg_ex_errors_count(&e, none, n_none, true, none, n_none); // right, for a word without alternates
+    tg_ex_errors_count_any(&e, none, n_none, true, wrong, plain, v);
+    cr_assert_eq(e.words, 6);
+    cr_assert_eq(e.wrong, 4);
+    cr_assert_eq(e.wrong_any, 3);
+    cr_assert_eq(e.with_alternates, 5);
+    cr_assert_float_eq(tg_ex_wer_any(e), 3.0 / 6, 1e-15);
+    tg_ex_vocab_free(v);
+    tg_ex_cmudict_free(&d);
+}
+
+Test(score, vocabularies_equal_by_tokens_and_ids_not_counts) {
+    tg_ex_vocab *a = tg_ex_vocab_new(), *b = tg_ex_vocab_new();
+    cr_assert(tg_ex_vocab_equal(a, b));
+    tg_ex_vocab_add(a, "AH"), tg_ex_vocab_add(a, "B"), tg_ex_vocab_add(a, "AH");
+    tg_ex_vocab_add(b, "AH");
+    cr_assert_not(tg_ex_vocab_equal(a, b), "one token fewer");
+    tg_ex_vocab_add(b, "B");
+    cr_assert(tg_ex_vocab_equal(a, b), "the same tokens, counted differently");
+    tg_ex_vocab *c = tg_ex_vocab_new();
+    tg_ex_vocab_add(c, "B"), tg_ex_vocab_add(c, "AH");
+    cr_assert_not(tg_ex_vocab_equal(a, c), "the same tokens under other ids");
+    tg_ex_vocab_free(a), tg_ex_vocab_free(b), tg_ex_vocab_free(c);
 }
 
 Test(cmudict, alternates_grouped_by_word_in_file_order_and_optional) {

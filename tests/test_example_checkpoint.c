@@ -1,5 +1,4 @@
-// test_example_checkpoint.c: the examples' averaged checkpoints (examples/common/checkpoint.c)
-// and the edit distance their error rates count.
+// test_example_checkpoint.c: the examples' averaged checkpoints (examples/common/checkpoint.c).
 #include <stdlib.h>
 
 #include "tg_example.h"
@@ -89,17 +88,4 @@ Test(averaged_checkpoint, a_checkpoint_without_online_weights_does_not_resume_an
     cr_assert_not(tg_param_average_swapped(b.avg));
     tg_tensor_free(before);
     run_free(&a), run_free(&b);
-}
-
-Test(edit_distance, counts_insertions_deletions_and_substitutions) {
-    const int32_t kitten[] = {'k', 'i', 't', 't', 'e', 'n'}, sitting[] = {'s', 'i', 't', 't', 'i', 'n', 'g'};
-    cr_assert_eq(tg_ex_edit_distance(kitten, 6, sitting, 7), 3);
-    cr_assert_eq(tg_ex_edit_distance(sitting, 7, kitten, 6), 3);
-    cr_assert_eq(tg_ex_edit_distance(kitten, 6, kitten, 6), 0);
-    cr_assert_eq(tg_ex_edit_distance(kitten, 0, sitting, 7), 7);
-    cr_assert_eq(tg_ex_edit_distance(kitten, 6, sitting, 0), 6);
-    cr_assert_eq(tg_ex_edit_distance(kitten + 1, 5, kitten, 6), 1); // one deletion
-    int32_t *longer = calloc(TG_EX_EDIT_MAX + 1, sizeof *longer);
-    cr_assert_eq(tg_ex_edit_distance(longer, TG_EX_EDIT_MAX + 1, kitten, 6), TG_EX_EDIT_MAX + 1); // the bound
-    free(longer);
 }

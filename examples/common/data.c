@@ -315,22 +315,6 @@ void tg_ex_cmudict_free(tg_ex_cmudict *dict) {
     memset(dict, 0, sizeof *dict);
 }
 
-// Scoring a pronunciation (g2p's phoneme and word error rates).
-int tg_ex_edit_distance(const int32_t *a, int n, const int32_t *b, int m) {
-    if (n > TG_EX_EDIT_MAX || m > TG_EX_EDIT_MAX) return n > m ? n : m; // no such pronunciation: a bound will do
-    int row[2][TG_EX_EDIT_MAX + 1];
-    for (int j = 0; j <= m; j++) row[0][j] = j;
-    for (int i = 1; i <= n; i++) {
-        int *prev = row[(i - 1) & 1], *cur = row[i & 1];
-        cur[0] = i;
-        for (int j = 1; j <= m; j++) {
-            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]), del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-    }
-    return row[n & 1][m];
-}
-
 // --- Brown ---
 
 enum { BROWN_MAX_LINE = 1 << 16 };
@@ -651,6 +635,12 @@ const char *tg_ex_vocab_token(const tg_ex_vocab *v, int id) {
 }
 
 int tg_ex_vocab_size(const tg_ex_vocab *v) { return v->size; }
+
+bool tg_ex_vocab_equal(const tg_ex_vocab *a, const tg_ex_vocab *b) {
+    bool same = a->size == b->size;
+    for (int i = 0; same && i < a->size; i++) same = !strcmp(a->tokens[i], b->tokens[i]);
+    return same;
+}
 
 int64_t tg_ex_vocab_count(const tg_ex_vocab *v, int id) { return id >= 0 && id < v->size ? v->counts[id] : 0; }
 

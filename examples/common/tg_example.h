@@ -73,11 +73,6 @@ bool tg_ex_cmudict_read_alternates(const char *path, bool strip_stress, tg_ex_cm
 bool tg_ex_cmudict_load(const char *data_dir, bool strip_stress, tg_ex_cmudict *dict, tg_ex_error *err);
 void tg_ex_cmudict_free(tg_ex_cmudict *dict);
 
-// Levenshtein distance between token sequences a [n] and b [m] (insertions, deletions,
-// substitutions); longer than TG_EX_EDIT_MAX tokens, either gets the bound max(n, m).
-enum { TG_EX_EDIT_MAX = 256 };
-int tg_ex_edit_distance(const int32_t *a, int n, const int32_t *b, int m);
-
 // --- Brown: data/brown/brown.txt, one sentence a line, word/TAG word/TAG ... --------------
 
 typedef struct {
@@ -228,6 +223,39 @@ void tg_ex_vocab_prune(tg_ex_vocab *vocab, int64_t min_count);
 bool tg_ex_vocab_save(const tg_ex_vocab *vocab, const char *path, tg_ex_error *err);
 // Reads what tg_ex_vocab_save wrote; NULL with a message when the file is missing or damaged.
 tg_ex_vocab *tg_ex_vocab_load(const char *path, tg_ex_error *err);
+// True when a and b hold the same tokens under the same ids (counts aside).
+bool tg_ex_vocab_equal(const tg_ex_vocab *a, const tg_ex_vocab *b);
+
+// --- Scoring predictions (score.c): phoneme and word error rates ------------------------
+
+// Levenshtein distance between token sequences a [n] and b [m] (insertions, deletions,
+// substitutions); longer than TG_EX_EDIT_MAX tokens, either gets the bound max(n, m).
+enum { TG_EX_EDIT_MAX = 256 };
+int tg_ex_edit_distance(const int32_t *a, int n, const int32_t *b, int m);
+
+// Errors of predicted sequences ("words") summed over a set: edits against each one's first
+// reference over that reference's length (PER), words with any error (WER), and words that
+// are none of their references, the first or an alternate (WER as published g2p results count).
+typedef struct {
+    int64_t edits, ref, wrong, words;
+    int64_t wrong_any;       // words whose prediction is none of their references
+    int64_t with_alternates; // words that have alternates
+} tg_ex_errors;
+
+// Counts the prediction hyp [n_hyp] against ref [n_ref]; finished: it ended (an unfinished
+// one is wrong). Returns whether it was wrong.
+bool tg_ex_errors_count(tg_ex_errors *e, const int32_t *hyp, int n_hyp, bool finished, const int32_t *ref,
+                        int n_ref);
+// Then the same prediction against any pronunciation of p (wrong_first: what
+// tg_ex_errors_count returned), the alternates compared as strings of `symbols`' tokens.
+void tg_ex_errors_count_any(tg_ex_errors *e, const int32_t *hyp, int n_hyp, bool finished, bool wrong_first,
+                            const tg_ex_pron *p, const tg_ex_vocab *symbols);
+// Adds the counts of part to sum (the parts of a set scored on several threads).
+void tg_ex_errors_add(tg_ex_errors *sum, const tg_ex_errors *part);
+// PER, WER against the first reference, WER against any; NAN for an empty set.
+double tg_ex_per(tg_ex_errors e);
+double tg_ex_wer(tg_ex_errors e);
+double tg_ex_wer_any(tg_ex_errors e);
 
 // Shuffles idx[0..n-1] in place (Fisher-Yates with the given generator).
 void tg_ex_shuffle(int *idx, int n, tg_rng *rng);
