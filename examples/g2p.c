@@ -43,6 +43,7 @@ typedef struct {
     tg_seq2seq net;
     double indrnn_bound[2]; // IndRNN only: |weight_hh| bounds of encoder and decoder (0: no clamp)
     tg_param_average *avg;  // --average: the weights' moving average, evaluated and saved (NULL: none)
+    const tg_seq2seq *partner; // --ensemble: a second net the beam search decodes with (NULL: none)
 } model;
 
 // The average a checkpoint's config records: its decay (0: saved without one) and updates.
@@ -189,11 +190,14 @@ static tg_decode_opts decode_opts(int src_len, int beam) {
     return (tg_decode_opts){.max_len = max_len < MAX_TOKENS ? max_len : MAX_TOKENS, .beam_size = beam};
 }
 
-// The best hypothesis of a beam search over letters ids [n]; valid until g is reset.
+// The best hypothesis of a beam search over letters ids [n] (with --ensemble, of both nets
+// together); valid until g is reset.
 static tg_hypothesis decode_word(tg_graph *g, const model *m, const int32_t *ids, int n, int beam) {
     tg_hypothesis h = {0};
     tg_decode_opts o = decode_opts(n, beam);
-    if (tg_seq2seq_beam_search(g, &m->net, tg_from_data(g, TG_I32, tg_shape1(n), ids), &o, &h, 1) < 1)
+    const tg_seq2seq *nets[2] = {&m->net, m->partner};
+    tg_tensor *src = tg_from_data(g, TG_I32, tg_shape1(n), ids);
+    if (tg_seq2seq_beam_search_ensemble(g, nets, m->partner ? 2 : 1, src, &o, &h, 1) < 1)
         h = (tg_hypothesis){0};
     return h;
 }
@@ -419,6 +423,7 @@ typedef struct {
     bool pronounce, stress;
     const char *cell, *heatmap, *curve; // heatmap and curve NULL: not drawn
     const char *schedule;               // of the learning rate: "plateau" or "cosine"
+    const char *ensemble;               // a second saved model to decode with (NULL: none)
     int batch, workers, beam, eval_every, patience, show;
     uint64_t max_steps;
     double lr, clip, dropout;
@@ -455,6 +460,8 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
          "N"},
         {"steps", TG_EX_U64, &st->max_steps, "stop after this many steps, whatever the time (0: no limit)", 0, 0, "N"},
         {"beam", TG_EX_INT, &st->beam, "beam size for the test words and --pronounce", 1, 64, "K"},
+        {"ensemble", TG_EX_STRING, &st->ensemble, "a second saved model, whose probabilities the beam search "
+         "averages with --load's (no training)", 0, 0, "FILE"},
         {"show", TG_EX_INT, &st->show, "test words to show with their predicted pronunciation", 0, 1000, "N"},
         {"heatmap", TG_EX_STRING, &st->heatmap, "SVG of the attention for one word (\"\": none)", 0, 0, "FILE"},
         {"curve", TG_EX_STRING, &st->curve, "SVG of training loss and dev error by step (\"\": none)", 0, 0, "FILE"},
@@ -700,6 +707,25 @@ static tg_optim *build_model(model *m, const settings *st, const tg_ex_common *c
     return opt;
 }
 
+// --ensemble: the second model, from its checkpoint (its sizes may differ from m's, its
+// letters and phonemes may not), decoded together with m.
+static bool load_partner(const char *path, model *m, model *partner) {
+    plateau pl;
+    average_state saved = {0, 0};
+    bool has_state;
+    tg_rng rng;
+    tg_rng_seed(&rng, 1); // the weights are then read over the initial ones
+    if (!load_config(path, partner, &pl, &saved, &has_state) || !model_init(partner, 0, 0, &rng) ||
+        !load_checkpoint(partner, path, 0, saved, NULL, NULL, NULL))
+        return false;
+    if (!tg_ex_vocab_equal(m->letters, partner->letters) || !tg_ex_vocab_equal(m->phones, partner->phones))
+        return fprintf(stderr, "g2p: %s has other letters or phonemes than the --load model\n", path), false;
+    m->partner = &partner->net;
+    printf("ensemble with %s: %s, embed %d, hidden %d x %d layer(s)\n", path, partner->s.cell, partner->s.embed,
+           partner->s.hidden, partner->s.layers);
+    return true;
+}
+
 static void model_free(model *m) {
     tg_param_average_free(m->avg);
     tg_params_free(m->params);
@@ -713,8 +739,9 @@ int main(int argc, char **argv) {
     int n_words = tg_ex_take_args(&argc, argv, "--pronounce");
     char **words = argv + argc;
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 2);
-    model m = {.s = {"lstm", 64, 128, 1, 0}};
-    settings st = {false, false, "lstm", "g2p_attention.svg", "g2p_curve.svg", "plateau", 64, 1, 5, 0, 2, 10, 0, 3e-3, 5, 0.3, 0, 0};
+    model m = {.s = {"lstm", 64, 128, 1, 0}}, partner = {0};
+    settings st = {false, false, "lstm", "g2p_attention.svg", "g2p_curve.svg", "plateau", NULL, 64, 1, 5, 0, 2, 10, 0,
+                   3e-3, 5, 0.3, 0, 0};
     tg_ex_parse_result parsed = parse_settings(argc, argv, &common, &m, &st);
     if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
     if (st.pronounce != (n_words > 0)) return fprintf(stderr, "g2p: --pronounce takes the words after it\n"), 2;
@@ -725,7 +752,9 @@ int main(int argc, char **argv) {
     bool has_state = false;
     average_state saved = {0, 0}; // the checkpoint's average
     if (common.load && !load_config(common.load, &m, &pr.pl, &saved, &has_state)) return 1;
-    if (common.load && st.pronounce && !minutes_given) common.minutes = 0;
+    if (common.load && (st.pronounce || st.ensemble) && !minutes_given) common.minutes = 0;
+    if (st.ensemble && (!common.load || common.minutes > 0))
+        return fprintf(stderr, "g2p: --ensemble needs --load, and does not train\n"), model_free(&m), 2;
     bool trains = common.minutes > 0, tests = !st.pronounce;
     corpus c = {0};
     if ((trains || tests) && !load_corpus(common.data, &m, &c)) return model_free(&m), 1;
@@ -735,7 +764,8 @@ int main(int argc, char **argv) {
     tg_rng rng;
     tg_rng_seed(&rng, common.seed);
     tg_optim *opt = build_model(&m, &st, &common, has_state && trains, &rng, has_state ? &pr.step : NULL, saved);
-    if (!opt) return corpus_free(&c), model_free(&m), 1;
+    if (!opt || (st.ensemble && !load_partner(st.ensemble, &m, &partner)))
+        return tg_optim_free(opt), corpus_free(&c), model_free(&m), model_free(&partner), 1;
 
     tg_graph *g = tg_graph_new();
     tg_ex_saver saver = tg_ex_saver_make("g2p", &common, NULL, NULL, 0); // the vocabularies are in the config
@@ -755,5 +785,6 @@ int main(int argc, char **argv) {
     tg_graph_free(g);
     tg_optim_free(opt);
     model_free(&m);
+    model_free(&partner);
     return ok ? 0 : 1;
 }

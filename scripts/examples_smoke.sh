@@ -9,7 +9,9 @@
 # run with --load must carry on from the step of the last checkpoint the killed run reported
 # (g2p's with --label-smoothing and --average, whose checkpoint holds two sets of weights).
 # And data-parallel training: postag on 2 worker threads (--workers 2, dropout on) learns, and
-# a second run with the same seed ends in the same RESULT line.
+# a second run with the same seed ends in the same RESULT line. And g2p's --ensemble: a model
+# decoded together with itself scores exactly as alone; without --load, with training, or
+# with another program's checkpoint it is refused.
 #
 #   scripts/examples_smoke.sh                 build/, 0.1 minutes each
 #   scripts/examples_smoke.sh build-asan      any build folder (a sanitizer build, say)
@@ -152,5 +154,33 @@ workers() {
     echo "ok   $name --workers 2: a second run with the same seed ends the same"
 }
 if workers postag; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+
+# ensemble: g2p's checkpoint of the loop above, decoded as an ensemble of itself and refused.
+ensemble() {
+    local bin="$build/examples/g2p" ck="$tmp/g2p.safetensors" log="$tmp/g2p.ensemble.log" fields
+    [[ -f $ck && -f $tmp/charlm.safetensors ]] || { echo "FAIL g2p --ensemble: no checkpoints from the runs above"; return 1; }
+    "$bin" --minutes 0 --threads 1 --load "$ck" --ensemble "$ck" --show 0 --heatmap "" --curve "" > "$log" 2>&1 ||
+        { echo "FAIL g2p --ensemble: exit status $?"; tail -n 5 "$log" | sed 's/^/    /'; return 1; }
+    fields() { tail -n 1 "$1" | grep -o ' \(per\|wer\|wer_any\)=[^ ]*' | tr -d '\n'; }
+    fields=$(fields "$log")
+    if [[ -z $fields || $fields != "$(fields "$tmp/g2p.load.log")" ]]; then
+        echo "FAIL g2p --ensemble of a model with itself scored${fields:- nothing}, alone$(fields "$tmp/g2p.load.log")"
+        return 1
+    fi
+    local refused=("--ensemble $ck:2:needs --load" "--load $ck --ensemble $ck --minutes 0.1:2:does not train"
+        "--load $ck --ensemble $tmp/charlm.safetensors:1:was not written by g2p") case args status message
+    for case in "${refused[@]}"; do
+        IFS=: read -r args status message <<< "$case"
+        # shellcheck disable=SC2086 # the arguments are words without spaces
+        "$bin" $args --threads 1 --show 0 --heatmap "" --curve "" > "$log" 2>&1
+        local got=$?
+        if [[ $got -ne $status ]] || ! grep -q -- "$message" "$log"; then
+            echo "FAIL g2p $args: exit status $got, expected $status and \"$message\":"; tail -n 3 "$log" | sed 's/^/    /'
+            return 1
+        fi
+    done
+    echo "ok   g2p --ensemble: a model with itself scores$fields as alone; ${#refused[@]} misuses refused"
+}
+if ensemble; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 echo "examples smoke: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
