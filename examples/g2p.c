@@ -13,6 +13,7 @@
 //   build/examples/g2p --minutes 60 --data data/full --hidden 192 --threads 2 --save g2p.safetensors
 //   build/examples/g2p --load g2p.safetensors --data data/full --minutes 0   # score it, no training
 //   build/examples/g2p --load g2p.safetensors --pronounce hello world tapegrad
+//   build/examples/g2p --load a.safetensors --ensemble b.safetensors --data data/full  # two models together
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
@@ -324,7 +325,7 @@ static tg_ex_errors test_words(tg_graph *g, const model *m, const example *ex, c
     tg_ex_errors e = {0};
     int every = show ? (n + show - 1) / show : 0;
     bool drawn = false; // the heatmap: the first word shown with letters enough to be interesting
-    if (show) printf("%-16s %-28s %s\n", "test word", "predicted", "dictionary (first pronunciation)");
+    if (show) printf("%-16s %-28s %s\n", "word", "predicted", "dictionary (first pronunciation)");
     for (int i = 0; i < n; i++) {
         const example *x = &ex[idx[i]];
         if (i % 64 == 0) tg_graph_reset(g); // not every word: the graph keeps its transposed weights
@@ -424,6 +425,7 @@ typedef struct {
     const char *cell, *heatmap, *curve; // heatmap and curve NULL: not drawn
     const char *schedule;               // of the learning rate: "plateau" or "cosine"
     const char *ensemble;               // a second saved model to decode with (NULL: none)
+    const char *split;                  // the words the beam search scores at the end: "test" or "dev"
     int batch, workers, beam, eval_every, patience, show;
     uint64_t max_steps;
     double lr, clip, dropout;
@@ -462,7 +464,9 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
         {"beam", TG_EX_INT, &st->beam, "beam size for the test words and --pronounce", 1, 64, "K"},
         {"ensemble", TG_EX_STRING, &st->ensemble, "a second saved model, whose probabilities the beam search "
          "averages with --load's (no training)", 0, 0, "FILE"},
-        {"show", TG_EX_INT, &st->show, "test words to show with their predicted pronunciation", 0, 1000, "N"},
+        {"split", TG_EX_STRING, &st->split, "the words the beam search scores at the end: test, or dev (to compare "
+         "settings without looking at the test words)", 0, 0, "NAME"},
+        {"show", TG_EX_INT, &st->show, "scored words to show with their predicted pronunciation", 0, 1000, "N"},
         {"heatmap", TG_EX_STRING, &st->heatmap, "SVG of the attention for one word (\"\": none)", 0, 0, "FILE"},
         {"curve", TG_EX_STRING, &st->curve, "SVG of training loss and dev error by step (\"\": none)", 0, 0, "FILE"},
     };
@@ -476,6 +480,8 @@ static tg_ex_parse_result parse_settings(int argc, char **argv, tg_ex_common *co
     m->s.stress = st->stress;
     if (strcmp(st->schedule, "plateau") && strcmp(st->schedule, "cosine"))
         return fprintf(stderr, "g2p: --schedule is plateau or cosine\n"), TG_EX_PARSE_ERROR;
+    if (strcmp(st->split, "test") && strcmp(st->split, "dev"))
+        return fprintf(stderr, "g2p: --split is test or dev\n"), TG_EX_PARSE_ERROR;
     if (st->heatmap && !*st->heatmap) st->heatmap = NULL; // --heatmap "": none
     if (st->curve && !*st->curve) st->curve = NULL;
     return TG_EX_PARSE_OK;
@@ -640,30 +646,33 @@ static void train(tg_graph *g, model *m, const corpus *c, tg_optim *opt, tg_rng 
     free(order), free(start);
 }
 
-// Beam search over the test words; their error rates and the RESULT line. PER and the first
+// Beam search over the test words (or --split dev's); their error rates and the RESULT line. PER and the first
 // WER (wer=) score against each word's first pronunciation, as before the alternates were
 // read; wer_any= against any of its pronunciations (nan without cmudict-alternates.tsv).
 static void test(tg_graph *g, const model *m, const corpus *c, const settings *st, const progress *pr,
                  double seconds) {
     double t0 = tg_ex_now();
-    tg_ex_errors e = test_words(g, m, c->ex, c->dict.items, c->split[TG_EX_TEST], c->n_split[TG_EX_TEST], st->beam,
-                          st->show, st->heatmap);
+    tg_ex_split split = strcmp(st->split, "dev") ? TG_EX_TEST : TG_EX_DEV;
+    const char *name = tg_ex_split_name(split);
+    tg_ex_errors e = test_words(g, m, c->ex, c->dict.items, c->split[split], c->n_split[split], st->beam, st->show,
+                                st->heatmap);
     double any = c->dict.has_alternates ? tg_ex_wer_any(e) : NAN;
-    printf("test: %lld words, beam %d, against each word's first pronunciation: phoneme error rate %.4f, word error "
+    printf("%s: %lld words, beam %d, against each word's first pronunciation: phoneme error rate %.4f, word error "
            "rate %.4f (%.0f s)\n",
-           (long long)e.words, st->beam, tg_ex_per(e), tg_ex_wer(e), tg_ex_now() - t0);
+           name, (long long)e.words, st->beam, tg_ex_per(e), tg_ex_wer(e), tg_ex_now() - t0);
     if (c->dict.has_alternates)
-        printf("test: against any of a word's pronunciations (%lld of the %lld words have alternates): word error rate "
+        printf("%s: against any of a word's pronunciations (%lld of the %lld words have alternates): word error rate "
                "%.4f\n",
-               (long long)e.with_alternates, (long long)e.words, any);
+               name, (long long)e.with_alternates, (long long)e.words, any);
     else
-        printf("test: word error rate against any pronunciation not measured: %s/cmudict/cmudict-alternates.tsv is "
+        printf("%s: word error rate against any pronunciation not measured: %s/cmudict/cmudict-alternates.tsv is "
                "missing (scripts/fetch_data.sh cmudict adds it)\n",
-               c->data_dir);
+               name, c->data_dir);
     tg_ex_result(NULL,
-                 "per=%.4f wer=%.4f dev_per=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f wer_any=%.4f",
+                 "per=%.4f wer=%.4f dev_per=%.4f first_loss=%.4f last_loss=%.4f steps=%lld seconds=%.0f wer_any=%.4f "
+                 "split=%s",
                  tg_ex_per(e), tg_ex_wer(e), pr->c.n ? pr->c.dev[pr->c.n - 1] : NAN, pr->first_loss, pr->last_loss,
-                 (long long)(pr->step - pr->start_step), seconds, any);
+                 (long long)(pr->step - pr->start_step), seconds, any, name);
 }
 
 // --load: the weights (the averaged ones, of a checkpoint saved with --average) and, when opt
@@ -740,8 +749,8 @@ int main(int argc, char **argv) {
     char **words = argv + argc;
     tg_ex_common common = tg_ex_common_defaults(TG_DATA_DIR, 2);
     model m = {.s = {"lstm", 64, 128, 1, 0}}, partner = {0};
-    settings st = {false, false, "lstm", "g2p_attention.svg", "g2p_curve.svg", "plateau", NULL, 64, 1, 5, 0, 2, 10, 0,
-                   3e-3, 5, 0.3, 0, 0};
+    settings st = {false, false, "lstm", "g2p_attention.svg", "g2p_curve.svg", "plateau", NULL, "test", 64, 1, 5, 0,
+                   2, 10, 0, 3e-3, 5, 0.3, 0, 0};
     tg_ex_parse_result parsed = parse_settings(argc, argv, &common, &m, &st);
     if (parsed != TG_EX_PARSE_OK) return parsed == TG_EX_PARSE_HELP ? 0 : 2;
     if (st.pronounce != (n_words > 0)) return fprintf(stderr, "g2p: --pronounce takes the words after it\n"), 2;

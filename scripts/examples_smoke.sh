@@ -11,7 +11,7 @@
 # And data-parallel training: postag on 2 worker threads (--workers 2, dropout on) learns, and
 # a second run with the same seed ends in the same RESULT line. And g2p's --ensemble: a model
 # decoded together with itself scores exactly as alone; without --load, with training, or
-# with another program's checkpoint it is refused.
+# with another program's checkpoint it is refused; --split dev scores the dev words.
 #
 #   scripts/examples_smoke.sh                 build/, 0.1 minutes each
 #   scripts/examples_smoke.sh build-asan      any build folder (a sanitizer build, say)
@@ -20,7 +20,7 @@
 # Exits non-zero when any check fails; the last line is "examples smoke: N passed, M failed".
 set -uo pipefail
 
-usage() { sed -n '2,16s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
 case "${1:-}" in -h | --help) usage; exit 0 ;; esac
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${1:-build}
@@ -161,14 +161,20 @@ ensemble() {
     [[ -f $ck && -f $tmp/charlm.safetensors ]] || { echo "FAIL g2p --ensemble: no checkpoints from the runs above"; return 1; }
     "$bin" --minutes 0 --threads 1 --load "$ck" --ensemble "$ck" --show 0 --heatmap "" --curve "" > "$log" 2>&1 ||
         { echo "FAIL g2p --ensemble: exit status $?"; tail -n 5 "$log" | sed 's/^/    /'; return 1; }
-    fields() { tail -n 1 "$1" | grep -o ' \(per\|wer\|wer_any\)=[^ ]*' | tr -d '\n'; }
-    fields=$(fields "$log")
-    if [[ -z $fields || $fields != "$(fields "$tmp/g2p.load.log")" ]]; then
-        echo "FAIL g2p --ensemble of a model with itself scored${fields:- nothing}, alone$(fields "$tmp/g2p.load.log")"
+    scores_of() { tail -n 1 "$1" | grep -o ' \(per\|wer\|wer_any\)=[^ ]*' | tr -d '\n'; }
+    fields=$(scores_of "$log")
+    if [[ -z $fields || $fields != "$(scores_of "$tmp/g2p.load.log")" ]]; then
+        echo "FAIL g2p --ensemble of a model with itself scored${fields:- nothing}, alone$(scores_of "$tmp/g2p.load.log")"
+        return 1
+    fi
+    "$bin" --minutes 0 --threads 1 --load "$ck" --split dev --show 0 --heatmap "" --curve "" > "$log" 2>&1
+    if [[ $(tail -n 1 "$log") != RESULT\ *split=dev || $(grep -c "^dev: [0-9]* words, beam" "$log") -ne 1 ]]; then
+        echo "FAIL g2p --split dev: not a score of the dev words:"; tail -n 3 "$log" | sed 's/^/    /'
         return 1
     fi
     local refused=("--ensemble $ck:2:needs --load" "--load $ck --ensemble $ck --minutes 0.1:2:does not train"
-        "--load $ck --ensemble $tmp/charlm.safetensors:1:was not written by g2p") case args status message
+        "--load $ck --ensemble $tmp/charlm.safetensors:1:was not written by g2p" "--split train:2:is test or dev")
+    local case args status message
     for case in "${refused[@]}"; do
         IFS=: read -r args status message <<< "$case"
         # shellcheck disable=SC2086 # the arguments are words without spaces
@@ -179,7 +185,8 @@ ensemble() {
             return 1
         fi
     done
-    echo "ok   g2p --ensemble: a model with itself scores$fields as alone; ${#refused[@]} misuses refused"
+    echo "ok   g2p --ensemble: a model with itself scores$fields as alone; --split dev scores dev;" \
+        "${#refused[@]} misuses refused"
 }
 if ensemble; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 echo "examples smoke: $passed passed, $failed failed"

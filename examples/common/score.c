@@ -43,7 +43,8 @@ static bool says(const int32_t *hyp, int n_hyp, const tg_ex_phones *alt, const t
 void tg_ex_errors_count_any(tg_ex_errors *e, const int32_t *hyp, int n_hyp, bool finished, bool wrong_first,
                             const tg_ex_pron *p, const tg_ex_vocab *symbols) {
     bool right = !wrong_first;
-    for (int k = 0; k < p->n_alternates && !right && finished; k++) right = says(hyp, n_hyp, &p->alternates[k], symbols);
+    for (int k = 0; k < p->n_alternates && !right && finished; k++)
+        right = says(hyp, n_hyp, &p->alternates[k], symbols);
     e->wrong_any += !right;
     e->with_alternates += p->n_alternates > 0;
 }
