@@ -234,6 +234,19 @@ Test(score, vocabularies_equal_by_tokens_and_ids_not_counts) {
     tg_ex_vocab_free(a), tg_ex_vocab_free(b), tg_ex_vocab_free(c);
 }
 
+Test(score, tokens_joined_by_spaces_and_cut_to_the_buffer) {
+    tg_ex_vocab *v = tg_ex_vocab_new();
+    int32_t ids[] = {tg_ex_vocab_add(v, "HH"), tg_ex_vocab_add(v, "AH"), tg_ex_vocab_add(v, "L"), 0};
+    ids[3] = tg_ex_vocab_add(v, "OW");
+    char buf[32], small[6];
+    cr_assert_str_eq(tg_ex_vocab_join(v, ids, 4, buf, sizeof buf), "HH AH L OW");
+    cr_assert_str_eq(tg_ex_vocab_join(v, ids, 0, buf, sizeof buf), "");
+    cr_assert_str_eq(tg_ex_vocab_join(v, ids, 4, small, sizeof small), "HH AH"); // 5 characters and the NUL
+    int32_t unknown = 999;
+    cr_assert_str_eq(tg_ex_vocab_join(v, &unknown, 1, buf, sizeof buf), "<unk>");
+    tg_ex_vocab_free(v);
+}
+
 Test(cmudict, alternates_grouped_by_word_in_file_order_and_optional) {
     const char *alternates = "READ\tR IY1 D\nA\tEY1\r\n\nREAD\tR EH2 D\n";
     char *dir = temp_cmudict_dir("A\tAH0\nREAD\tR EH1 D\nZED\tZ EH1 D\n", alternates, strlen(alternates));

@@ -162,3 +162,31 @@ Test(parallel_for, two_threads_run_at_once) {
     tg_ex_parallel_for(2, 2, wait_for_the_other, &l);
     cr_assert(atomic_load(&l.overlap), "the two tasks never ran at the same time");
 }
+
+// A graph per thread: the caller's on its own thread, others elsewhere; two tasks running at
+// once never share one, and each graph works (a tensor made on it).
+typedef struct {
+    tg_graph *graph_of[64]; // [tasks]: the graph the task got
+    atomic_int started;
+} graph_log;
+
+static void log_graph(void *user, int task, tg_graph *g) {
+    graph_log *l = user;
+    l->graph_of[task] = tg_zeros(g, TG_F32, tg_shape1(4)) ? g : NULL;
+    atomic_fetch_add(&l->started, 1);
+    for (int ms = 0; ms < 10000 && atomic_load(&l->started) < 2; ms++) nanosleep(&(struct timespec){0, 1000000}, NULL);
+}
+
+Test(parallel_for, a_graph_per_thread) {
+    tg_graph *g = tg_graph_new();
+    static graph_log l;
+    memset(&l, 0, sizeof l);
+    cr_assert(tg_ex_parallel_for_graphs(g, 1, 5, log_graph, &l));
+    for (int t = 0; t < 5; t++) cr_assert_eq(l.graph_of[t], g, "one thread: every task on the caller's graph");
+    memset(&l, 0, sizeof l);
+    cr_assert(tg_ex_parallel_for_graphs(g, 2, 2, log_graph, &l)); // the two wait for each other: both threads run
+    cr_assert(l.graph_of[0] && l.graph_of[1] && l.graph_of[0] != l.graph_of[1], "two threads shared a graph");
+    cr_assert(l.graph_of[0] == g || l.graph_of[1] == g, "the caller's graph went unused");
+    cr_assert(tg_ex_parallel_for_graphs(g, 4, 0, log_graph, NULL)); // nothing to run: fn is never called
+    tg_graph_free(g);
+}

@@ -636,6 +636,14 @@ const char *tg_ex_vocab_token(const tg_ex_vocab *v, int id) {
 
 int tg_ex_vocab_size(const tg_ex_vocab *v) { return v->size; }
 
+const char *tg_ex_vocab_join(const tg_ex_vocab *v, const int32_t *ids, int n, char *buf, size_t size) {
+    size_t at = 0;
+    if (size) buf[0] = 0;
+    for (int i = 0; i < n && at < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? " " : "", tg_ex_vocab_token(v, ids[i]));
+    return buf;
+}
+
 bool tg_ex_vocab_equal(const tg_ex_vocab *a, const tg_ex_vocab *b) {
     bool same = a->size == b->size;
     for (int i = 0; same && i < a->size; i++) same = !strcmp(a->tokens[i], b->tokens[i]);

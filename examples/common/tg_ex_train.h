@@ -54,6 +54,11 @@ double tg_ex_shard_token_weight(const tg_shard *shard, int64_t shard_tokens, int
 // reads what is shared and writes its task's own slot, such as scoring dev with a graph per
 // thread. A thread that cannot start leaves its tasks to the others.
 void tg_ex_parallel_for(int threads, int tasks, void (*fn)(void *user, int task, int thread), void *user);
+// The same with a graph per thread: fn(user, task, g) gets its thread's graph, the caller's g
+// on the calling thread and a new one (freed at the end) on each other; when a graph cannot
+// be made, fewer threads run the same tasks. False when out of memory (nothing ran).
+bool tg_ex_parallel_for_graphs(tg_graph *g, int threads, int tasks, void (*fn)(void *user, int task, tg_graph *g),
+                               void *user);
 
 // --- The loop of epochs -----------------------------------------------------------------
 

@@ -223,6 +223,9 @@ void tg_ex_vocab_prune(tg_ex_vocab *vocab, int64_t min_count);
 bool tg_ex_vocab_save(const tg_ex_vocab *vocab, const char *path, tg_ex_error *err);
 // Reads what tg_ex_vocab_save wrote; NULL with a message when the file is missing or damaged.
 tg_ex_vocab *tg_ex_vocab_load(const char *path, tg_ex_error *err);
+// The tokens of ids [n] joined by spaces ("HH AH L OW") into buf [size], cut short when it is
+// full; returns buf.
+const char *tg_ex_vocab_join(const tg_ex_vocab *vocab, const int32_t *ids, int n, char *buf, size_t size);
 // True when a and b hold the same tokens under the same ids (counts aside).
 bool tg_ex_vocab_equal(const tg_ex_vocab *a, const tg_ex_vocab *b);
 

@@ -194,3 +194,29 @@ void tg_ex_parallel_for(int threads, int tasks, void (*fn)(void *user, int task,
     for (int t = 1; t < threads; t++)
         if (started[t]) pthread_join(ids[t], NULL);
 }
+
+typedef struct {
+    void (*fn)(void *user, int task, tg_graph *g);
+    void *user;
+    tg_graph **graphs; // [threads]
+} graph_tasks;
+
+static void run_with_graph(void *arg, int task, int thread) {
+    graph_tasks *t = arg;
+    t->fn(t->user, task, t->graphs[thread]);
+}
+
+bool tg_ex_parallel_for_graphs(tg_graph *g, int threads, int tasks, void (*fn)(void *user, int task, tg_graph *g),
+                               void *user) {
+    threads = threads < 1 ? 1 : threads > tasks ? (tasks > 0 ? tasks : 1) : threads;
+    tg_graph **graphs = malloc(sizeof *graphs * (size_t)threads);
+    if (!graphs) return false;
+    graphs[0] = g;
+    for (int t = 1; t < threads; t++)
+        if (!(graphs[t] = tg_graph_new())) threads = t; // fewer threads, the same tasks
+    graph_tasks job = {fn, user, graphs};
+    tg_ex_parallel_for(threads, tasks, run_with_graph, &job);
+    for (int t = 1; t < threads; t++) tg_graph_free(graphs[t]);
+    free(graphs);
+    return true;
+}
