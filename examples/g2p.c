@@ -206,37 +206,29 @@ static tg_hypothesis decode_word(tg_graph *g, const model *m, const int32_t *ids
 // Phones of a hypothesis, EOS left out.
 static int phones_of(const tg_hypothesis *h) { return h->length - (h->length > 0 && h->finished); }
 
-// "HH AH L OW" into buf.
-static const char *format_phones(char *buf, size_t size, const tg_ex_vocab *phones, const int32_t *ids, int n) {
-    size_t at = 0;
-    buf[0] = 0;
-    for (int i = 0; i < n && at < size; i++)
-        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? " " : "", tg_ex_vocab_token(phones, ids[i]));
-    return buf;
-}
-
 // A hypothesis scored against a word's first pronunciation (tg_ex_errors); returns whether
 // it was wrong.
 static bool count(tg_ex_errors *e, const tg_hypothesis *h, const example *ex) {
     return tg_ex_errors_count(e, h->tokens, phones_of(h), h->finished, ex->tgt, ex->tgt_len - 1);
 }
 
-// Greedy decoding of words idx[0..n) (sorted by length, so batches pad little), 256 at a time,
-// a batch a task on `threads` threads, each with its own graph (graphs[0] is the caller's).
-enum { GREEDY_BATCH = 256 };
+// Words idx[0..n) scored on `threads` threads, a task of words at a time, each thread with its
+// own graph (tg_ex_parallel_for_graphs): greedily in batches of 256 against the first
+// pronunciation (prons NULL; idx sorted by length, so batches pad little), or by beam search
+// word by word, 64 a task, against the first and any (prons: the dictionary's entries, as ex).
+enum { GREEDY_BATCH = 256, BEAM_TASK = 64 };
 typedef struct {
-    tg_graph **graphs; // [threads]
     const model *m;
     const example *ex;
+    const tg_ex_pron *prons; // NULL: greedy
     const int *idx;
-    int n;
-    tg_ex_errors *e; // [tasks]: each batch's own
-} greedy_job;
+    int n, beam;
+    tg_ex_errors *e; // [tasks]: each task's own
+} score_job;
 
-static void score_greedy_batch(void *user, int task, int thread) {
-    greedy_job *job = user;
+static void score_greedy_batch(void *user, int task, tg_graph *g) {
+    score_job *job = user;
     tg_hypothesis hyps[GREEDY_BATCH];
-    tg_graph *g = job->graphs[thread];
     int at = task * GREEDY_BATCH, b = job->n - at < GREEDY_BATCH ? job->n - at : GREEDY_BATCH;
     tg_tensor *src, *len, *tgt;
     tg_graph_reset(g);
@@ -246,20 +238,27 @@ static void score_greedy_batch(void *user, int task, int thread) {
     for (int i = 0; i < b; i++) count(&job->e[task], &hyps[i], &job->ex[job->idx[at + i]]);
 }
 
-static tg_ex_errors score_greedy(tg_graph *g, int threads, const model *m, const example *ex, const int *idx, int n) {
-    int tasks = (n + GREEDY_BATCH - 1) / GREEDY_BATCH;
-    threads = threads < tasks ? threads : tasks > 0 ? tasks : 1;
-    tg_graph **graphs = malloc(sizeof *graphs * (size_t)threads);
-    greedy_job job = {graphs, m, ex, idx, n, calloc((size_t)tasks + 1, sizeof(tg_ex_errors))};
-    if (!graphs || !job.e) return free(graphs), free(job.e), fprintf(stderr, "g2p: out of memory\n"), (tg_ex_errors){0};
-    graphs[0] = g;
-    for (int t = 1; t < threads; t++)
-        if (!(graphs[t] = tg_graph_new())) threads = t; // fewer threads, the same score
-    tg_ex_parallel_for(threads, tasks, score_greedy_batch, &job);
+static void score_beam_task(void *user, int task, tg_graph *g) {
+    score_job *job = user;
+    tg_graph_reset(g); // once a task, not a word: the graph keeps its transposed weights
+    for (int i = task * BEAM_TASK; i < job->n && i < (task + 1) * BEAM_TASK; i++) {
+        const example *x = &job->ex[job->idx[i]];
+        tg_hypothesis h = decode_word(g, job->m, x->src, x->src_len, job->beam);
+        bool wrong = count(&job->e[task], &h, x);
+        tg_ex_errors_count_any(&job->e[task], h.tokens, phones_of(&h), h.finished, wrong, &job->prons[job->idx[i]],
+                               job->m->phones);
+    }
+}
+
+static tg_ex_errors score_words(tg_graph *g, int threads, const model *m, const example *ex, const tg_ex_pron *prons,
+                                const int *idx, int n, int beam) {
+    int per_task = prons ? BEAM_TASK : GREEDY_BATCH, tasks = (n + per_task - 1) / per_task;
+    score_job job = {m, ex, prons, idx, n, beam, calloc((size_t)tasks + 1, sizeof(tg_ex_errors))};
     tg_ex_errors e = {0};
-    for (int k = 0; k < tasks; k++) tg_ex_errors_add(&e, &job.e[k]);
-    for (int t = 1; t < threads; t++) tg_graph_free(graphs[t]);
-    free(graphs), free(job.e);
+    if (!job.e || !tg_ex_parallel_for_graphs(g, threads, tasks, prons ? score_beam_task : score_greedy_batch, &job))
+        fprintf(stderr, "g2p: out of memory scoring %d words\n", n);
+    for (int k = 0; job.e && k < tasks; k++) tg_ex_errors_add(&e, &job.e[k]);
+    free(job.e);
     return e;
 }
 
@@ -307,7 +306,7 @@ static void pronounce_words(tg_graph *g, const model *m, char **words, int n_wor
         tg_graph_reset(g);
         tg_hypothesis h = n ? decode_word(g, m, ids, n, beam) : (tg_hypothesis){0};
         char said[1024];
-        printf("%-16s %s", words[w], format_phones(said, sizeof said, m->phones, h.tokens, phones_of(&h)));
+        printf("%-16s %s", words[w], tg_ex_vocab_join(m->phones, h.tokens, phones_of(&h), said, sizeof said));
         if (unknown)
             printf("   (%d character%s never seen in training, read as <unk>)", unknown, unknown > 1 ? "s" : "");
         printf("\n");
@@ -316,30 +315,30 @@ static void pronounce_words(tg_graph *g, const model *m, char **words, int n_wor
     }
 }
 
-// Beam search over the test words idx[0..n), none seen in training: their errors against the
-// first pronunciation and against any (prons: the dictionary's entries, as ex). Shows `show` of
-// them, evenly spread, beside the first pronunciation (* wrong; "= an alternate" when the
-// prediction is one of the others); the heatmap shows one of those.
-static tg_ex_errors test_words(tg_graph *g, const model *m, const example *ex, const tg_ex_pron *prons, const int *idx,
-                         int n, int beam, int show, const char *heatmap) {
-    tg_ex_errors e = {0};
+// Beam search over the test words idx[0..n), none seen in training, on `threads` threads
+// (score_words). Then shows `show` of them, evenly spread, beside the first pronunciation
+// (* wrong; "= an alternate" when the prediction is one of the others), decoded again; the
+// heatmap shows one of those (with show 0: the first word long enough to be interesting).
+static tg_ex_errors test_words(tg_graph *g, int threads, const model *m, const example *ex, const tg_ex_pron *prons,
+                               const int *idx, int n, int beam, int show, const char *heatmap) {
+    tg_ex_errors e = score_words(g, threads, m, ex, prons, idx, n, beam);
     int every = show ? (n + show - 1) / show : 0;
-    bool drawn = false; // the heatmap: the first word shown with letters enough to be interesting
+    bool drawn = !heatmap;
     if (show) printf("%-16s %-28s %s\n", "word", "predicted", "dictionary (first pronunciation)");
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && (every || !drawn); i += every ? every : 1) {
         const example *x = &ex[idx[i]];
-        if (i % 64 == 0) tg_graph_reset(g); // not every word: the graph keeps its transposed weights
+        if (!every && x->src_len < 7) continue;
+        tg_graph_reset(g);
         tg_hypothesis h = decode_word(g, m, x->src, x->src_len, beam);
-        int64_t wrong = e.wrong, wrong_any = e.wrong_any;
-        tg_ex_errors_count_any(&e, h.tokens, phones_of(&h), h.finished, count(&e, &h, x), &prons[idx[i]], m->phones);
-        if (!drawn && heatmap && x->src_len >= 7 && h.length && (!every || i % every == 0))
-            write_heatmap(heatmap, m, x->word, x->src, &h), drawn = true;
-        if (every && i % every == 0) {
-            char said[1024], ref[1024];
-            const char *mark = e.wrong == wrong ? "" : e.wrong_any > wrong_any ? "   *" : "   * (= an alternate)";
-            printf("%-16s %-28s %s%s\n", x->word, format_phones(said, sizeof said, m->phones, h.tokens, phones_of(&h)),
-                   format_phones(ref, sizeof ref, m->phones, x->tgt, x->tgt_len - 1), mark);
-        }
+        if (!drawn && x->src_len >= 7 && h.length) write_heatmap(heatmap, m, x->word, x->src, &h), drawn = true;
+        if (!every) continue;
+        tg_ex_errors one = {0};
+        bool wrong = count(&one, &h, x);
+        tg_ex_errors_count_any(&one, h.tokens, phones_of(&h), h.finished, wrong, &prons[idx[i]], m->phones);
+        const char *mark = !one.wrong ? "" : one.wrong_any ? "   *" : "   * (= an alternate)";
+        char said[1024], ref[1024];
+        printf("%-16s %-28s %s%s\n", x->word, tg_ex_vocab_join(m->phones, h.tokens, phones_of(&h), said, sizeof said),
+               tg_ex_vocab_join(m->phones, x->tgt, x->tgt_len - 1, ref, sizeof ref), mark);
     }
     return e;
 }
@@ -585,7 +584,8 @@ static void dev_point(tg_graph *g, const model *m, const corpus *c, tg_optim *op
                       double mean_loss, bool tty, progress *pr) {
     double t0 = tg_ex_now();
     tg_param_average_use(m->avg, true);
-    double dev = tg_ex_per(score_greedy(g, st->workers, m, c->ex, c->split[TG_EX_DEV], c->n_split[TG_EX_DEV]));
+    const int *words = c->split[TG_EX_DEV];
+    double dev = tg_ex_per(score_words(g, st->workers, m, c->ex, NULL, words, c->n_split[TG_EX_DEV], 1));
     tg_param_average_use(m->avg, false);
     pr->last_loss = mean_loss;
     tg_plot_curve_add(&pr->c, (double)pr->step, mean_loss, dev); // a point short when out of memory
@@ -654,8 +654,8 @@ static void test(tg_graph *g, const model *m, const corpus *c, const settings *s
     double t0 = tg_ex_now();
     tg_ex_split split = strcmp(st->split, "dev") ? TG_EX_TEST : TG_EX_DEV;
     const char *name = tg_ex_split_name(split);
-    tg_ex_errors e = test_words(g, m, c->ex, c->dict.items, c->split[split], c->n_split[split], st->beam, st->show,
-                                st->heatmap);
+    tg_ex_errors e = test_words(g, st->workers, m, c->ex, c->dict.items, c->split[split], c->n_split[split], st->beam,
+                                st->show, st->heatmap);
     double any = c->dict.has_alternates ? tg_ex_wer_any(e) : NAN;
     printf("%s: %lld words, beam %d, against each word's first pronunciation: phoneme error rate %.4f, word error "
            "rate %.4f (%.0f s)\n",

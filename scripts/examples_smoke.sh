@@ -11,7 +11,8 @@
 # And data-parallel training: postag on 2 worker threads (--workers 2, dropout on) learns, and
 # a second run with the same seed ends in the same RESULT line. And g2p's --ensemble: a model
 # decoded together with itself scores exactly as alone; without --load, with training, or
-# with another program's checkpoint it is refused; --split dev scores the dev words.
+# with another program's checkpoint it is refused; --split dev scores the dev words; 2 threads
+# score the test words as one does.
 #
 #   scripts/examples_smoke.sh                 build/, 0.1 minutes each
 #   scripts/examples_smoke.sh build-asan      any build folder (a sanitizer build, say)
@@ -20,7 +21,7 @@
 # Exits non-zero when any check fails; the last line is "examples smoke: N passed, M failed".
 set -uo pipefail
 
-usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,21s/^# \{0,1\}//p' "$0"; }
 case "${1:-}" in -h | --help) usage; exit 0 ;; esac
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${1:-build}
@@ -167,6 +168,11 @@ ensemble() {
         echo "FAIL g2p --ensemble of a model with itself scored${fields:- nothing}, alone$(scores_of "$tmp/g2p.load.log")"
         return 1
     fi
+    "$bin" --minutes 0 --threads 1 --load "$ck" --workers 2 --show 0 --heatmap "" --curve "" > "$log" 2>&1
+    if [[ $(scores_of "$log") != "$fields" ]]; then
+        echo "FAIL g2p --workers 2 scored$(scores_of "$log"), one thread$fields"
+        return 1
+    fi
     "$bin" --minutes 0 --threads 1 --load "$ck" --split dev --show 0 --heatmap "" --curve "" > "$log" 2>&1
     if [[ $(tail -n 1 "$log") != RESULT\ *split=dev || $(grep -c "^dev: [0-9]* words, beam" "$log") -ne 1 ]]; then
         echo "FAIL g2p --split dev: not a score of the dev words:"; tail -n 3 "$log" | sed 's/^/    /'
@@ -185,7 +191,7 @@ ensemble() {
             return 1
         fi
     done
-    echo "ok   g2p --ensemble: a model with itself scores$fields as alone; --split dev scores dev;" \
+    echo "ok   g2p --ensemble: a model with itself scores$fields as alone, and so do 2 threads; --split dev scores dev;" \
         "${#refused[@]} misuses refused"
 }
 if ensemble; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
