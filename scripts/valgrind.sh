@@ -13,7 +13,8 @@
 # upstream BLIS 0.9.0 over-read, frame for frame; nothing of tapegrad's. Child processes
 # are followed (Criterion re-executes the test binary for each test), except shells and
 # python3. The examples train on a tiny copy of data/ for about a second each, save a
-# checkpoint and (those that take --load) start a second run from it, on two threads.
+# checkpoint and (those that take --load) start a second run from it, on two threads; g2p
+# also decodes with that checkpoint twice over (--ensemble) on two worker threads.
 #
 # An example whose source is missing is skipped with a note; one that does not build counts
 # as a failure. Logs: build-valgrind/valgrind/NAME.log. Exits 1 unless every run is clean.
@@ -164,6 +165,10 @@ for name in "${runs[@]}"; do
             # The second run also uses two BLIS threads, so OpenMP's pool is checked too.
             run "$name --load" "$logs/$name-load.log" "$build/examples/$name" "${args[@]}" --load "$ckpt" \
                 --minutes 0.01 --threads 2
+            if [[ $name == g2p ]]; then # the ensemble beam search, scored on two worker threads
+                run "g2p --ensemble" "$logs/g2p-ensemble.log" "$build/examples/g2p" "${args[@]}" --load "$ckpt" \
+                    --ensemble "$ckpt" --minutes 0 --workers 2
+            fi
         else
             run "$name" "$logs/$name.log" "$build/examples/$name" "${args[@]}"
         fi
