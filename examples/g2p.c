@@ -646,9 +646,10 @@ static void train(tg_graph *g, model *m, const corpus *c, tg_optim *opt, tg_rng 
     free(order), free(start);
 }
 
-// Beam search over the test words (or --split dev's); their error rates and the RESULT line. PER and the first
-// WER (wer=) score against each word's first pronunciation, as before the alternates were
-// read; wer_any= against any of its pronunciations (nan without cmudict-alternates.tsv).
+// Beam search over the test words (or --split dev's); their error rates and the RESULT line.
+// PER and the first WER (wer=) score against each word's first pronunciation, as before the
+// alternates were read; wer_any= against any of its pronunciations (nan without
+// cmudict-alternates.tsv); split= names the words.
 static void test(tg_graph *g, const model *m, const corpus *c, const settings *st, const progress *pr,
                  double seconds) {
     double t0 = tg_ex_now();

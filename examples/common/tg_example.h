@@ -1,6 +1,7 @@
 // tg_example.h: what the examples share, so each of them stays about its model: readers for
 // the bundled data sets (formats in data/README.md), deterministic train/dev/test splits by
-// hash, a vocabulary, table-driven command-line options, progress reporting and a time budget.
+// hash, a vocabulary, the error rates of predicted sequences (score.c), table-driven
+// command-line options, progress reporting and a time budget.
 //
 // Readers never exit and never crash on bad input: they return false and leave a message in
 // a tg_ex_error that names the file (and line) and says how to get good data. Everything a
