@@ -460,8 +460,9 @@ int (tg_seq2seq_beam_search_ensemble)(tg_graph *g, const tg_seq2seq *const *mode
             }
         }
         n_live = n_next;
-        for (int i = 0; ok && i < n_models && n_live > 0 && n_done < k; i++)
-            ok = (tg_seq2seq_state_select)(g, models[i], &st[i], tg_from_data(g, TG_I32, tg_shape1(n_live), rows), &st[i]);
+        tg_tensor *kept = n_live > 0 && n_done < k ? tg_from_data(g, TG_I32, tg_shape1(n_live), rows) : NULL;
+        for (int i = 0; ok && kept && i < n_models; i++) // every model's state follows the surviving rows
+            ok = (tg_seq2seq_state_select)(g, models[i], &st[i], kept, &st[i]);
     }
     int *order = tg_graph_alloc(g, (size_t)k * sizeof *order); // done[] by normalised score, best first
     for (int i = 0; i < n_done; i++) {
