@@ -7,8 +7,13 @@
 #      tapegrad::tapegrad (shared) and tapegrad::tapegrad_static;
 #   2. with `pkg-config --cflags --libs tapegrad` from the installed tapegrad.pc, and
 #      statically with `pkg-config --static --libs tapegrad` and libtapegrad.a.
-# Each program must print the gradient of y = tanh(x*w) at x=0.5, w=2. Exits non-zero on
-# any failure. A sanitizer build (TG_SANITIZE in BUILD_DIR's cache) is consumed with the
+# Each program must print the gradient of y = tanh(x*w) at x=0.5, w=2. With TG_MPIEXEC set
+# (the path of mpiexec; the test sets it for a build with TG_MPI), also:
+#   3. mpi_consumer.c, built with find_package(tapegrad COMPONENTS mpi) and linking
+#      tapegrad::tapegrad_mpi, and again with mpicc, -ltapegrad_mpi and
+#      `pkg-config --static --libs tapegrad`, each run on 2 ranks, must print the loss and
+#      gradient its header derives.
+# Exits non-zero on any failure. A sanitizer build (TG_SANITIZE in BUILD_DIR's cache) is consumed with the
 # same -fsanitize flags, as it has to be. KEEP_TMP=1 keeps the temporary directory.
 set -euo pipefail
 
@@ -101,5 +106,32 @@ quiet "linking the consumer statically with pkg-config --static flags ($static_l
     ${CC:-cc} -std=c11 $san_flags "$here/consumer.c" -o "$tmp/consumer_pc_static" \
     $(pkg-config --cflags tapegrad) $static_libs
 check_run "pkg-config --static" "$tmp/consumer_pc_static"
+
+# --- 3. the component mpi, under mpirun ---
+if [[ -n "${TG_MPIEXEC:-}" ]]; then
+    expected_mpi="2 ranks: loss=0.773222 dL/dw=0.153195"
+    check_mpi_run() {
+        local what=$1 exe=$2 out
+        out=$(LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+            timeout -k 5 60 "$TG_MPIEXEC" --oversubscribe -n 2 "$exe" 2>&1) ||
+            fail "$what: mpiexec -n 2 $exe exited with an error: $out"
+        [[ "$out" == *"$expected_mpi"* ]] || fail "$what: expected '$expected_mpi', got '$out'"
+        echo "ok: $what: $out"
+    }
+    [[ -f "$prefix/include/tg_mpi.h" ]] || fail "tg_mpi.h was not installed in $prefix/include"
+    [[ -f "$libdir/libtapegrad_mpi.a" ]] || fail "no libtapegrad_mpi.a in $libdir"
+    quiet "configuring the consumer with find_package(tapegrad COMPONENTS mpi)" \
+        cmake -S "$here" -B "$tmp/build-mpi" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DTG_CONSUMER_MPI=ON "-DCMAKE_C_FLAGS=$san_flags" \
+        "-DCMAKE_EXE_LINKER_FLAGS=$san_flags"
+    quiet "building the consumer against tapegrad::tapegrad_mpi" cmake --build "$tmp/build-mpi" -j 2
+    check_mpi_run "find_package COMPONENTS mpi, tapegrad::tapegrad_mpi" "$tmp/build-mpi/mpi_consumer"
+    mpicc=$(dirname "$TG_MPIEXEC")/mpicc
+    # shellcheck disable=SC2046,SC2086 # flags are word lists
+    quiet "linking the consumer with $mpicc -ltapegrad_mpi and pkg-config --static flags" \
+        "$mpicc" -std=c11 -Wall -Wextra -Werror $san_flags "$here/mpi_consumer.c" -o "$tmp/mpi_consumer_pc" \
+        $(pkg-config --cflags tapegrad) -L"$libdir" -l:libtapegrad_mpi.a $static_libs
+    check_mpi_run "mpicc and pkg-config --static" "$tmp/mpi_consumer_pc"
+fi
 
 echo "install check passed"
