@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # test.sh: installs what is missing (scripts/deps.sh), builds tapegrad in build/ (Release)
 # and runs its tests, then builds it again in build-asan/ with AddressSanitizer and
-# UndefinedBehaviorSanitizer and runs the tests there too, and in build-tsan/ with
-# ThreadSanitizer, where only the thread tests run (test_threads: graphs on several threads,
-# the data-parallel trainer), so that any data race fails the suite. With Open MPI installed
-# (deps.sh installs it), the Release and ASan builds also run the MPI trainer's tests under
-# mpirun (tests/test_mpi.c, tests/mpi_fault.sh).
+# UndefinedBehaviorSanitizer and runs the tests there too (the examples' included), and in
+# build-tsan/ with ThreadSanitizer, where only the thread tests run (test_threads: graphs on
+# several threads, the data-parallel trainer), so that any data race fails the suite. With
+# Open MPI installed (deps.sh installs it), the Release and ASan builds also run the MPI
+# trainer's tests under mpirun (tests/test_mpi.c, tests/mpi_fault.sh).
 #
 #   scripts/test.sh                  all three builds
 #   scripts/test.sh --no-sanitize    build/ only
@@ -69,8 +69,9 @@ run() {
 
 run "release" build -DCMAKE_BUILD_TYPE=Release
 if [[ $sanitize -eq 1 ]]; then
+    # With the examples: their tests and short training runs (examples_smoke) under the sanitizers.
     run "asan+ubsan" build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_SANITIZE=address,undefined \
-        -DTG_BUILD_EXAMPLES=OFF -DTG_BUILD_BENCH=OFF
+        -DTG_BUILD_EXAMPLES=ON -DTG_BUILD_BENCH=OFF
     # tests/CMakeLists.txt defines only test_threads in a TSan build.
     run "tsan" build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_SANITIZE=thread \
         -DTG_BUILD_EXAMPLES=OFF -DTG_BUILD_BENCH=OFF
