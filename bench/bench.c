@@ -10,7 +10,8 @@
 //   fused ops.
 //   --workers N: data-parallel steps over N worker threads (tg_parallel.h), the global batch
 //   split between them; tokens/s is the whole job's. --shards S splits it in S shards that
-//   the workers claim as they come free (default: one per worker).
+//   the workers claim as they come free (default: one per worker). --merge-alone runs a step
+//   the calling thread runs alone (the cores busy) as one shard (tg_data_parallel_opts).
 //   --seconds S: time at least S seconds of steps (default 2, as torch_bench.py).
 //
 // --roofline adds the step's matrix-product FLOPs (counted as BLIS runs them, backward
@@ -254,12 +255,13 @@ static double gemm_rate(void) {
 // Times steps like torch_bench.py's bench(): 2 warm-up steps, then at least 3 steps and
 // min_seconds (2 s unless --seconds asks for more).
 static double min_seconds = 2.0;
+static bool merge_alone; // --merge-alone: tg_data_parallel_opts.merge_alone
 static void run(const config *c, int threads, int workers, int shards, bool roofline, double rate) {
     model m;
     model_init(&m, c);
     tg_graph *g = tg_graph_new();
     tg_data_parallel *dp = NULL;
-    tg_data_parallel_opts opts = {.workers = workers, .seed = 0, .shards = shards};
+    tg_data_parallel_opts opts = {.workers = workers, .seed = 0, .shards = shards, .merge_alone = merge_alone};
     if ((workers > 1 || shards > 1) && !(dp = tg_data_parallel_new(m.p, opts))) {
         fprintf(stderr, "tg-bench: cannot start %d workers\n", workers);
         exit(1);
@@ -282,8 +284,9 @@ static void run(const config *c, int threads, int workers, int shards, bool roof
     printf(" %9.2f ms/step %10.0f tokens/s", s * 1e3, toks / s);
     if (dp) {
         tg_data_parallel_stats st = tg_data_parallel_get_stats(dp);
-        printf("  steps_together=%lld steps_alone=%lld cores=%.2f", (long long)st.steps_together,
-               (long long)st.steps_alone, st.last_cores);
+        printf("  steps_together=%lld steps_alone=%lld", (long long)st.steps_together, (long long)st.steps_alone);
+        if (merge_alone) printf(" merged=%lld", (long long)st.steps_merged);
+        printf(" cores=%.2f", st.last_cores);
     }
     if (roofline) {
         struct rusage ru;
@@ -301,7 +304,7 @@ static void run(const config *c, int threads, int workers, int shards, bool roof
 #include "bench_mpi.h" // tg-bench --mpi: run_mpi, bench_mpi_main
 
 static void usage(void) {
-    printf("usage: tg-bench CONFIG... [--threads N] [--workers N [--shards S]] [--roofline] [--seconds S]\n"
+    printf("usage: tg-bench CONFIG... [--threads N] [--workers N [--shards S] [--merge-alone]] [--roofline] [--seconds S]\n"
            "       mpirun -np N tg-bench --mpi CONFIG... [--threads T]    tg-bench --grad-sizes [CONFIG...]\n"
            "       tg-bench --cell " BENCH_CELLS " --layers L --hidden H --embed E --vocab V --seq T --batch B\n"
            "                [--bidirectional] [--threads N] [--workers N [--shards S]] [--roofline]\nconfigs:");
@@ -329,6 +332,8 @@ int main(int argc, char **argv) {
             mpi = true;
         } else if (!strcmp(a, "--grad-sizes")) {
             grad_sizes = true;
+        } else if (!strcmp(a, "--merge-alone")) {
+            merge_alone = true;
         } else if (!strcmp(a, "--composite")) {
             composite = true;
         } else if (!strcmp(a, "--bidirectional")) {

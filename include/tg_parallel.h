@@ -54,6 +54,12 @@ typedef struct {
     int workers;   // N >= 1; worker 0 runs on the thread that calls tg_data_parallel_backward
     uint64_t seed; // shard k's generator starts at tg_data_parallel_shard_seed(seed, k)
     int shards;    // S >= 1, or 0 for one per worker; each holds a copy of every gradient
+    // A step the calling thread runs alone (another process holds the cores, see
+    // tg_data_parallel_stats; or workers == 1) runs the whole batch as one shard, shard 0's
+    // generator drawing its dropout: as fast as one graph on one thread, where S shards one
+    // after the other cost 2-12% more (smaller products). The price: the bits of a run then
+    // depend on which steps ran alone, so on the machine's load. false keeps them fixed.
+    bool merge_alone;
 } tg_data_parallel_opts;
 
 // A trainer over the parameters p, which must not gain parameters afterwards; starts the
@@ -67,7 +73,8 @@ void tg_data_parallel_free(tg_data_parallel *dp);
 // global mean loss to the parameters' gradients (+=, as tg_backward; zero them first) and
 // returns that loss. With fewer examples than shards, the last shards sit out. NAN when
 // a shard's loss function or backward failed (reported through the error path, which
-// worker threads take from the calling thread); the parameters' gradients are then as before.
+// worker threads take from the calling thread); the parameters' gradients are then as
+// before (after a merged step's failed backward, as after tg_backward's).
 double tg_data_parallel_backward(tg_data_parallel *dp, int64_t batch, tg_shard_loss_fn loss, void *user);
 // The number of workers (0 for NULL).
 int tg_data_parallel_workers(const tg_data_parallel *dp);
@@ -81,6 +88,7 @@ int tg_data_parallel_shards(const tg_data_parallel *dp);
 typedef struct {
     int64_t steps_together; // steps whose shards ran on all the workers
     int64_t steps_alone;    // steps whose shards all ran on the calling thread
+    int64_t steps_merged;   // of those, steps run as one shard (opts.merge_alone)
     double last_cores;      // the workers' CPU time over the wall time, in the last step together
 } tg_data_parallel_stats;
 // The trainer's counts so far (zeros for NULL).

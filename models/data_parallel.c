@@ -19,7 +19,9 @@
 // measures, on every step it runs together, how many cores the workers really had (their
 // threads' CPU time over the step's wall time); after two steps with less than
 // TOGETHER_MIN_CORES, the calling thread runs every shard alone for a stretch of steps,
-// then tries together again. Which thread runs a shard never changes its bits.
+// then tries together again. Which thread runs a shard never changes its bits. With
+// opts.merge_alone, a step alone runs the whole batch as one shard instead, as fast as one
+// thread, at the price of bits that depend on the machine's load.
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -64,6 +66,7 @@ struct tg_data_parallel {
     int n_params;
     int64_t numel; // elements over all parameters: the range JOB_SUM splits
     int n_workers, n_shards;
+    bool merge_alone; // opts.merge_alone: a step alone runs the whole batch as one shard
     worker *w;         // [n_workers]
     shard_state *s;    // [n_shards]
     const void **slot; // [slot_cap]: open addressing, parameter tensor -> index in index[]
@@ -125,6 +128,24 @@ static void use_shadows(tg_data_parallel *dp, tg_graph *g, tg_tensor *shadow) {
     }
 }
 
+// The loss function's result for shard on g, or NULL (reported) when it failed or is not a
+// float scalar.
+static tg_tensor *shard_loss(tg_data_parallel *dp, tg_graph *g, const tg_shard *shard, tg_rng *rng) {
+    tg_graph_reset(g);
+    tg_tensor *loss = dp->loss_fn(g, shard, rng, dp->user);
+    if (!loss) {
+        if (!tg_graph_last_error(g))
+            tg_fail(g, "data_parallel_backward", "the loss function returned NULL for shard %d", shard->index);
+        return NULL;
+    }
+    if (loss->numel != 1 || loss->dtype == TG_I32) {
+        tg_fail(g, "data_parallel_backward", "shard %d's loss has shape %s and dtype %s; it must be a float scalar",
+                shard->index, TG_SHAPE_STR(loss->shape), tg_dtype_name(loss->dtype));
+        return NULL;
+    }
+    return loss;
+}
+
 // One shard, forward and backward on the worker's graph, into the shard's shadows' gradients.
 static void run_shard(tg_data_parallel *dp, worker *w, shard_state *st) {
     st->ok = false;
@@ -137,18 +158,8 @@ static void run_shard(tg_data_parallel *dp, worker *w, shard_state *st) {
         s->requires_grad = p->requires_grad;
         memset(s->grad, 0, (size_t)s->numel * tg_dtype_size(s->dtype));
     }
-    tg_graph_reset(w->g);
-    tg_tensor *loss = dp->loss_fn(w->g, &st->shard, &st->rng, dp->user);
-    if (!loss) {
-        if (!tg_graph_last_error(w->g))
-            tg_fail(w->g, "data_parallel_backward", "the loss function returned NULL for shard %d", st->shard.index);
-        return;
-    }
-    if (loss->numel != 1 || loss->dtype == TG_I32) {
-        tg_fail(w->g, "data_parallel_backward", "shard %d's loss has shape %s and dtype %s; it must be a float scalar",
-                st->shard.index, TG_SHAPE_STR(loss->shape), tg_dtype_name(loss->dtype));
-        return;
-    }
+    tg_tensor *loss = shard_loss(dp, w->g, &st->shard, &st->rng);
+    if (!loss) return;
     use_shadows(dp, w->g, st->shadow);
     // d(global mean)/d(shard mean) = count / batch, rounded to the loss's dtype.
     double weight = (double)st->shard.count / (double)st->shard.batch;
@@ -330,6 +341,7 @@ tg_data_parallel *tg_data_parallel_new(tg_params *p, tg_data_parallel_opts opts)
     dp->numel = tg_params_numel(p);
     dp->n_workers = opts.workers;
     dp->n_shards = opts.shards ? opts.shards : opts.workers;
+    dp->merge_alone = opts.merge_alone;
     dp->alone_stretch = ALONE_FIRST;
     if (!allocate(dp, opts.seed)) {
         destroy(dp, 0);
@@ -362,6 +374,19 @@ static void judge_together(tg_data_parallel *dp, int64_t wall_ns) {
     dp->alone_stretch = dp->alone_stretch * 2 < ALONE_MAX ? dp->alone_stretch * 2 : ALONE_MAX;
 }
 
+// A step alone with opts.merge_alone: the whole batch as one shard on the calling thread's
+// graph (dropout from shard 0's generator), backward straight into the parameters'
+// gradients, as one graph on one thread would run it: no smaller products, no shadows to
+// zero and sum. Its bits differ from the shards' (sums over the batch in another order).
+static double merged_step(tg_data_parallel *dp, int64_t batch) {
+    if (dp->alone_left > 0) dp->alone_left--;
+    dp->stats.steps_alone++;
+    dp->stats.steps_merged++;
+    tg_shard whole = {.worker = 0, .begin = 0, .count = batch, .batch = batch, .index = 0};
+    tg_tensor *loss = shard_loss(dp, dp->w[0].g, &whole, &dp->s[0].rng);
+    return loss && tg_backward(dp->w[0].g, loss) ? tg_tensor_get(loss, 0) : NAN;
+}
+
 double tg_data_parallel_backward(tg_data_parallel *dp, int64_t batch, tg_shard_loss_fn loss, void *user) {
     if (!dp || !loss) {
         tg_fail(NULL, "data_parallel_backward", "%s is NULL", dp ? "the loss function" : "the trainer");
@@ -386,6 +411,7 @@ double tg_data_parallel_backward(tg_data_parallel *dp, int64_t batch, tg_shard_l
         begin += count;
     }
     bool together = dp->n_workers > 1 && dp->n_active > 1 && dp->alone_left == 0;
+    if (!together && dp->merge_alone && dp->n_active > 1) return merged_step(dp, batch);
     int64_t start = wall_ns();
     run_all(dp, JOB_BACKWARD, together);
     if (together) judge_together(dp, wall_ns() - start);

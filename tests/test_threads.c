@@ -275,6 +275,62 @@ Test(data_parallel, one_cpu_runs_alone) {
     tg_params_free(free_run.params);
 }
 
+// With merge_alone, a step the calling thread runs alone is the whole batch on one graph:
+// one worker over 2 shards then repeats the plain loop on one graph bit for bit, dropout
+// drawn from shard 0's generator; and held to one CPU, 2 workers merge the steps they run
+// alone.
+Test(data_parallel, merge_alone_is_one_graph) {
+    tagger merged, plain;
+    tagger_init(&merged, TG_F32, 0.3, 7);
+    tagger_init(&plain, TG_F32, 0.3, 7);
+    const int64_t batch = 7;
+    tg_optim *opt = tg_optim_adam(plain.params, (tg_adam_opts){.lr = 0.05});
+    tg_graph *g = tg_graph_new();
+    tg_rng rng;
+    tg_rng_seed(&rng, tg_data_parallel_shard_seed(42, 0));
+    for (int i = 0; i < 4; i++) {
+        tg_graph_reset(g);
+        tg_optim_zero_grad(opt);
+        tg_shard whole = {.begin = 0, .count = batch, .batch = batch};
+        cr_assert(tg_backward(g, tagger_loss(g, &whole, &rng, &plain)));
+        tg_optim_step(opt);
+    }
+    tg_graph_free(g);
+    tg_optim_free(opt);
+
+    opt = tg_optim_adam(merged.params, (tg_adam_opts){.lr = 0.05});
+    tg_data_parallel_opts opts = {.workers = 1, .seed = 42, .shards = 2, .merge_alone = true};
+    tg_data_parallel *dp = tg_data_parallel_new(merged.params, opts);
+    for (int i = 0; i < 4; i++) {
+        tg_optim_zero_grad(opt);
+        cr_assert(isfinite(tg_data_parallel_backward(dp, batch, tagger_loss, &merged)));
+        tg_optim_step(opt);
+    }
+    cr_assert_eq(tg_data_parallel_get_stats(dp).steps_merged, 4);
+    cr_assert(params_identical(merged.params, plain.params), "merged steps differ from one graph");
+    tg_data_parallel_free(dp);
+    tg_optim_free(opt);
+
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0); // this test's own process
+    opt = tg_optim_adam(merged.params, (tg_adam_opts){.lr = 0.05});
+    dp = tg_data_parallel_new(merged.params, (tg_data_parallel_opts){.workers = 2, .seed = 5, .merge_alone = true});
+    for (int i = 0; i < 12; i++) {
+        tg_optim_zero_grad(opt);
+        cr_assert(isfinite(tg_data_parallel_backward(dp, 8, tagger_loss, &merged)));
+        tg_optim_step(opt);
+    }
+    tg_data_parallel_stats st = tg_data_parallel_get_stats(dp);
+    cr_assert(st.steps_merged >= 8 && st.steps_merged == st.steps_alone, "%lld steps merged, %lld alone, of 12",
+              (long long)st.steps_merged, (long long)st.steps_alone);
+    tg_data_parallel_free(dp);
+    tg_optim_free(opt);
+    tg_params_free(merged.params);
+    tg_params_free(plain.params);
+}
+
 // --- Separate models on separate threads ---
 
 typedef struct {
