@@ -304,7 +304,8 @@ static void run(const config *c, int threads, int workers, int shards, bool roof
 #include "bench_mpi.h" // tg-bench --mpi: run_mpi, bench_mpi_main
 
 static void usage(void) {
-    printf("usage: tg-bench CONFIG... [--threads N] [--workers N [--shards S] [--merge-alone]] [--roofline] [--seconds S]\n"
+    printf("usage: tg-bench CONFIG... [--threads N] [--workers N [--shards S] [--merge-alone]] [--roofline]\n"
+           "                [--seconds S]\n"
            "       mpirun -np N tg-bench --mpi CONFIG... [--threads T]    tg-bench --grad-sizes [CONFIG...]\n"
            "       tg-bench --cell " BENCH_CELLS " --layers L --hidden H --embed E --vocab V --seq T --batch B\n"
            "                [--bidirectional] [--threads N] [--workers N [--shards S]] [--roofline]\nconfigs:");

@@ -13,8 +13,9 @@
 #      tapegrad::tapegrad_mpi, and again with mpicc, -ltapegrad_mpi and
 #      `pkg-config --static --libs tapegrad`, each run on 2 ranks, must print the loss and
 #      gradient its header derives.
-# Exits non-zero on any failure. A sanitizer build (TG_SANITIZE in BUILD_DIR's cache) is consumed with the
-# same -fsanitize flags, as it has to be. KEEP_TMP=1 keeps the temporary directory.
+# Exits non-zero on any failure. A sanitizer build (TG_SANITIZE in BUILD_DIR's cache) is
+# consumed with the same -fsanitize flags, as it has to be. KEEP_TMP=1 keeps the temporary
+# directory.
 set -euo pipefail
 
 if [[ $# -ne 1 || ! -f "$1/CMakeCache.txt" ]]; then
